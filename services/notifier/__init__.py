@@ -1,0 +1,1 @@
+"""PainCare notifier: Confirmations, reminders and care-team alerts."""

@@ -1,0 +1,1 @@
+"""PainCare referrals: Referrals in, triage, care pathway and status workflow."""

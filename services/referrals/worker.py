@@ -1,0 +1,20 @@
+"""The referrals worker: its outbox relay and its event consumers (python -m services.referrals.worker)."""
+
+from services.referrals.wiring import build_runtime
+from shared import ops
+from shared.kafka import Subscription
+from shared.runtime import Runtime
+from shared.worker import run_worker
+
+
+def subscriptions(runtime: Runtime) -> list[Subscription]:
+    return [ops.ping_subscription()]
+
+
+def main() -> None:
+    runtime = build_runtime()
+    run_worker(runtime, subscriptions(runtime))
+
+
+if __name__ == "__main__":
+    main()

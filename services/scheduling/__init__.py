@@ -1,0 +1,1 @@
+"""PainCare scheduling: Providers, rooms, availability, appointments and multi-specialty itineraries."""

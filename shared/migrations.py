@@ -1,0 +1,94 @@
+"""Per-service schema migrations with Alembic.
+
+Each service keeps its revisions in `services/<name>/migrations/`; one shared env.py
+runs them on the service's own connection. Make a new revision from the models with
+`python -m shared.migrations revision SERVICE "what changed"`.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from alembic import command
+from alembic.config import Config
+
+if TYPE_CHECKING:
+    from shared.runtime import Runtime
+
+SCRIPT_LOCATION = Path(__file__).resolve().parent / "alembic"
+
+
+def _config(runtime: Runtime) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(SCRIPT_LOCATION))
+    cfg.set_main_option("version_locations", str(runtime.migrations))
+    cfg.set_main_option("path_separator", "os")
+    cfg.attributes["target_metadata"] = runtime.metadata
+    return cfg
+
+
+def _has_revisions(runtime: Runtime) -> bool:
+    return runtime.migrations.is_dir() and any(runtime.migrations.glob("*.py"))
+
+
+def upgrade(runtime: Runtime) -> None:
+    if not _has_revisions(runtime):
+        runtime.metadata.create_all(runtime.db.engine)
+        return
+    cfg = _config(runtime)
+    with runtime.db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def revision(runtime: Runtime, message: str) -> None:
+    runtime.migrations.mkdir(parents=True, exist_ok=True)
+    cfg = _config(runtime)
+    with runtime.db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        if _has_revisions(runtime):
+            command.upgrade(cfg, "head")
+        command.revision(cfg, message=message, autogenerate=True,
+                         version_path=str(runtime.migrations))
+
+
+def _runtime_for(service: str, database_url: str | None = None) -> Runtime:
+    from importlib import import_module
+
+    from shared.config import Settings
+
+    module = import_module(f"services.{service}.wiring")
+    settings = Settings.for_service(service)
+    if database_url:
+        from dataclasses import replace
+
+        settings = replace(settings, database_url=database_url)
+    return module.build_runtime(settings)
+
+
+def main(argv: list[str]) -> int:
+    from shared.topics import SERVICES
+
+    if len(argv) >= 2 and argv[0] == "upgrade":
+        names = SERVICES if argv[1] == "all" else [argv[1]]
+        for name in names:
+            try:
+                runtime = _runtime_for(name)
+            except ModuleNotFoundError:
+                continue
+            upgrade(runtime)
+            print(f"migrated {name}")
+        return 0
+    if len(argv) == 3 and argv[0] == "revision":
+        with tempfile.TemporaryDirectory() as tmp:
+            revision(_runtime_for(argv[1], f"sqlite:///{tmp}/autogen.db"), argv[2])
+        return 0
+    print("usage: python -m shared.migrations upgrade SERVICE|all | revision SERVICE MESSAGE")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

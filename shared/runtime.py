@@ -1,0 +1,78 @@
+"""One service's wiring in one place: its settings, database, messaging tables, outbox,
+inbox and audit trail. The app factory and the worker both build on it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import MetaData
+from sqlalchemy.orm import Session
+
+from shared import metrics
+from shared.audit import AuditTrail
+from shared.config import Settings
+from shared.db import Database
+from shared.events import Envelope, new_event
+from shared.kafka import add_relay_lease_table, kafka_reachable
+from shared.messaging import Inbox, Outbox, add_messaging_tables
+
+
+class Runtime:
+    def __init__(self, settings: Settings, metadata: MetaData, *, topic: str,
+                 migrations: Path) -> None:
+        """`metadata` is the service's own; the shared tables are added to it once.
+        `migrations` is the folder of the service's Alembic revisions."""
+        self.settings = settings
+        self.migrations = migrations
+        self.metadata = metadata
+        self.topic = topic
+        if "outbox" not in metadata.tables:
+            add_messaging_tables(metadata)
+            add_relay_lease_table(metadata)
+        from shared.messaging import MessagingTables
+
+        self.tables = MessagingTables(metadata.tables["outbox"], metadata.tables["inbox"],
+                                      metadata.tables["audit_log"])
+        self.lease = metadata.tables["outbox_relay_lease"]
+        self.db = Database(settings.database_url)
+        self.outbox = Outbox(self.tables)
+        self.inbox = Inbox(self.tables)
+        self.audit = AuditTrail(self.tables)
+
+    def emit(self, session: Session, event_type: str, payload: dict, *, key: str,
+             version: int = 1, topic: str | None = None) -> Envelope:
+        """Validate, wrap and stage an event in the caller's transaction. It goes to the
+        service's own topic unless another is named (system events)."""
+        envelope = new_event(event_type, payload, producer=self.settings.service,
+                             version=version)
+        self.outbox.add(session, envelope, topic=topic or self.topic, key=key)
+        return envelope
+
+    def create_schema(self) -> None:
+        """Bring the database to the newest migration (Alembic)."""
+        from shared.migrations import upgrade
+
+        upgrade(self)
+
+    def ready_checks(self) -> list[Callable[[], None]]:
+        def database() -> None:
+            self.db.ping()
+
+        def kafka() -> None:
+            if self.settings.kafka_enabled and not kafka_reachable(self.settings):
+                raise ConnectionError(f"Kafka not reachable at {self.settings.kafka_bootstrap}")
+
+        def outbox_backlog() -> None:
+            pass
+
+        def refresh() -> None:
+            try:
+                with self.db.transaction() as s:
+                    metrics.OUTBOX_BACKLOG.labels(self.settings.service).set(
+                        self.outbox.backlog(s))
+            except Exception:
+                pass
+
+        outbox_backlog.refresh_metrics = refresh  # type: ignore[attr-defined]
+        return [database, kafka, outbox_backlog]

@@ -1,0 +1,244 @@
+"""The Flask side every service shares: app factory pieces, problem+json errors,
+authentication, request/correlation ids, health, readiness, metrics and API docs."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from functools import wraps
+from typing import Any, TypeVar
+
+import marshmallow as ma
+from flask import Flask, Response, g, jsonify, request
+from flask_smorest import Api, Blueprint
+from werkzeug.exceptions import HTTPException
+
+from shared import correlation, logs, metrics
+from shared.auth import Principal, verify_token
+from shared.config import Settings
+from shared.errors import ClinicError, Unauthorized
+
+log = logging.getLogger(__name__)
+
+PROBLEM = "application/problem+json"
+PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/static/")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """webargs' nested {"json": {"patient": {"name": [...]}}} -> {"patient.name": [...]}."""
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return {prefix or "body": messages}
+    if isinstance(messages, dict):
+        out: dict[str, list[str]] = {}
+        for key, value in messages.items():
+            if not prefix and key in ("json", "query", "form", "headers", "view_args", "files"):
+                name = "" if key == "json" else str(key)
+            else:
+                name = f"{prefix}.{key}" if prefix else str(key)
+            out.update(_flatten(value, name))
+        return out
+    return {prefix or "body": [str(messages)]}
+
+
+def problem(status: int, title: str, detail: str, *,
+            errors: dict[str, Any] | None = None, **extra: Any) -> Response:
+    body: dict[str, Any] = {"type": "about:blank", "status": status, "title": title,
+                            "detail": detail, "instance": request.path if request else None}
+    if errors:
+        flat = _flatten(errors)
+        body["errors"] = flat
+        body["invalid_params"] = [{"name": k, "reason": "; ".join(v)} for k, v in flat.items()]
+    if correlation.request_id():
+        body["request_id"] = correlation.request_id()
+    body.update(extra)
+    resp = jsonify(body)
+    resp.status_code = status
+    resp.mimetype = PROBLEM
+    return resp
+
+
+class ClinicApi(Api):
+    """flask-smorest's Api answering every HTTP error as application/problem+json."""
+
+    def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
+        data = getattr(error, "data", None) or {}
+        errors = data.get("errors") or data.get("messages")
+        status = error.code or 500
+        if status == 422 and errors:
+            detail = "The request has invalid fields: " + ", ".join(sorted(_flatten(errors)))
+        else:
+            detail = data.get("message") or error.description or error.name
+        resp = problem(status, error.name, str(detail), errors=errors)
+        for k, v in (data.get("headers") or {}).items():
+            resp.headers[k] = v
+        return resp
+
+
+def current_principal() -> Principal:
+    principal = getattr(g, "principal", None)
+    if principal is None:
+        raise Unauthorized("a bearer token is required")
+    return principal
+
+
+def roles(*allowed: str) -> Callable[[F], F]:
+    """Route decorator: only these roles may call it (admins always may)."""
+    allowed_set = set(allowed) | {"admin"}
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            current_principal().require(*allowed_set)
+            return view(*args, **kwargs)
+
+        wrapper._paincare_roles = sorted(allowed_set)  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def create_service_app(settings: Settings, *, title: str, description: str,
+                       blueprints: Iterable[Blueprint],
+                       ready_checks: Iterable[Callable[[], None]] = (),
+                       extensions: dict[str, Any] | None = None) -> Flask:
+    """The app every service builds on; the service adds its blueprints and extensions."""
+    logs.configure(settings.service, settings.log_level)
+    app = Flask(settings.service)
+    app.config.update(
+        API_TITLE=title,
+        API_VERSION="1.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="/static/swagger-ui/",
+        API_SPEC_OPTIONS={
+            "info": {"description": description},
+            "components": {"securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+            "security": [{"bearer": []}],
+        },
+        JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=1024 * 1024,
+    )
+    app.extensions["paincare.settings"] = settings
+    for name, ext in (extensions or {}).items():
+        app.extensions[name] = ext
+    api = ClinicApi(app)
+    for bp in blueprints:
+        api.register_blueprint(bp)
+    _serve_swagger_assets(app)
+    _install_request_hooks(app, settings)
+    _install_probes(app, settings, list(ready_checks))
+
+    @app.errorhandler(ClinicError)
+    def _clinic_error(exc: ClinicError) -> Response:
+        return problem(exc.status, exc.title, exc.detail, errors=exc.errors or None)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        if isinstance(exc, HTTPException):
+            return api.handle_http_exception(exc)
+        log.exception("unhandled error")
+        return problem(500, "Internal server error",
+                       "Something went wrong on our side; it has been logged.")
+
+    return app
+
+
+def _serve_swagger_assets(app: Flask) -> None:
+    """The interactive docs use Swagger UI from a Python package, not a CDN: clinics may
+    have no internet."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:  # pragma: no cover
+        return
+    from flask import send_from_directory
+
+    @app.get("/static/swagger-ui/<path:filename>")
+    def _swagger_asset(filename: str) -> Response:
+        return send_from_directory(swagger_ui_path, filename)
+
+
+def _install_request_hooks(app: Flask, settings: Settings) -> None:
+    @app.before_request
+    def _identify() -> Response | None:
+        g.started = time.perf_counter()
+        rid = request.headers.get("X-Request-ID") or str(uuid.uuid4())
+        cid = request.headers.get("X-Correlation-ID") or rid
+        correlation.set_request(rid[:64], cid[:64])
+        g.principal = None
+        if request.path.startswith(PUBLIC_PATHS) or request.method == "OPTIONS":
+            return None
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return problem(401, "Unauthorized", "a bearer token is required")
+        try:
+            g.principal = verify_token(token.strip(), settings.jwt_secret,
+                                       issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+        except ClinicError as exc:
+            return problem(exc.status, exc.title, exc.detail)
+        return None
+
+    @app.after_request
+    def _measure(resp: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        metrics.HTTP_REQUESTS.labels(settings.service, request.method, route,
+                                     str(resp.status_code)).inc()
+        metrics.HTTP_SECONDS.labels(settings.service, request.method, route).observe(elapsed)
+        if resp.status_code >= 500:
+            metrics.HTTP_ERRORS.labels(settings.service, route).inc()
+        resp.headers["X-Request-ID"] = correlation.request_id() or ""
+        resp.headers["X-Correlation-ID"] = correlation.correlation_id() or ""
+        if resp.status_code == 401:
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="paincare"'
+        if not request.path.startswith(("/metrics", "/healthz", "/readyz")):
+            log.info("request", extra={"method": request.method, "route": route,
+                                       "status": resp.status_code,
+                                       "ms": round(elapsed * 1000, 1)})
+        return resp
+
+    @app.teardown_request
+    def _forget(_exc: BaseException | None) -> None:
+        correlation.clear()
+
+
+def _install_probes(app: Flask, settings: Settings, checks: list[Callable[[], None]]) -> None:
+    @app.get("/healthz")
+    def _healthz() -> Response:
+        return jsonify(status="alive", service=settings.service)
+
+    @app.get("/readyz")
+    def _readyz() -> Response:
+        failures: dict[str, str] = {}
+        for check in checks:
+            try:
+                check()
+            except Exception as exc:
+                failures[getattr(check, "__name__", "check")] = str(exc)[:200]
+        if failures:
+            resp = jsonify(status="not ready", service=settings.service, failures=failures)
+            resp.status_code = 503
+            return resp
+        return jsonify(status="ready", service=settings.service)
+
+    @app.get("/metrics")
+    def _metrics() -> Response:
+        for check in checks:
+            refresh = getattr(check, "refresh_metrics", None)
+            if refresh:
+                refresh()
+        return Response(metrics.exposition(), mimetype="text/plain; version=0.0.4")
+
+
+class PageArgs(ma.Schema):
+    """Paging for every list route: ?limit=&offset=."""
+
+    limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
+    offset = ma.fields.Integer(load_default=0, validate=ma.validate.Range(min=0))

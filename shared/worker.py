@@ -1,0 +1,78 @@
+"""A service's worker process: its outbox relay and its consumers, each in a thread,
+stopped cleanly on SIGTERM/SIGINT. Tests run the same `Worker` in their own process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterable
+
+from prometheus_client import start_http_server
+
+from shared import logs, topics
+from shared.kafka import EventConsumer, OutboxRelay, Subscription, ensure_topics
+from shared.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, runtime: Runtime, subscriptions: Iterable[Subscription],
+                 *, relay: bool = True,
+                 extra_loops: Iterable[Callable[[threading.Event], None]] = ()) -> None:
+        self.runtime = runtime
+        self.stop_event = threading.Event()
+        self.relay = OutboxRelay(runtime.settings, runtime.db, runtime.tables,
+                                 runtime.lease) if relay else None
+        self.consumers = [EventConsumer(runtime.settings, runtime.db, runtime.tables, s)
+                          for s in subscriptions]
+        self.extra_loops = list(extra_loops)
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> Worker:
+        loops: list[tuple[str, Callable[[threading.Event], None]]] = []
+        if self.relay:
+            loops.append(("relay", self.relay.run))
+        loops += [(c.group, c.run) for c in self.consumers]
+        loops += [(getattr(f, "__name__", "loop"), f) for f in self.extra_loops]
+        for name, loop in loops:
+            t = threading.Thread(target=loop, args=(self.stop_event,), name=name, daemon=True)
+            t.start()
+            self.threads.append(t)
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(timeout)
+
+    def __enter__(self) -> Worker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def run_worker(runtime: Runtime, subscriptions: Iterable[Subscription], **kw: object) -> None:
+    """The worker entry point: migrate, make topics, run until told to stop."""
+    settings = runtime.settings
+    logs.configure(settings.service + "-worker", settings.log_level)
+    port = os.environ.get("WORKER_METRICS_PORT")
+    if port:
+        start_http_server(int(port), addr="127.0.0.1")
+    runtime.create_schema()
+    ensure_topics(settings, topics.ALL_TOPICS)
+    worker = Worker(runtime, subscriptions, **kw)  # type: ignore[arg-type]
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("worker stopping", extra={"signal": signum})
+        worker.stop_event.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    worker.start()
+    log.info("worker started", extra={"consumers": [c.group for c in worker.consumers]})
+    worker.stop_event.wait()
+    worker.stop()

@@ -1,0 +1,1 @@
+"""What the tests share: the real broker and databases, tokens, waiting, processes."""
