@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -13,7 +14,6 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
 HTTP_REQUESTS = Counter("paincare_http_requests_total", "HTTP requests",
                         ["service", "method", "route", "status"])

@@ -1,1 +1,1 @@
-"""PainCare care notes: Shared care notes, outcome measures, signing, addenda and care-team access."""
+"""PainCare care notes: shared notes, outcome measures, signing and care-team access."""

@@ -1,4 +1,4 @@
-"""The notes worker: its outbox relay and its event consumers (python -m services.notes.worker)."""
+"""The notes worker: its outbox relay and its event consumers, in their own process."""
 
 from services.notes.wiring import build_runtime
 from shared import ops

@@ -1,4 +1,4 @@
-"""The notifier worker: its outbox relay and its event consumers (python -m services.notifier.worker)."""
+"""The notifier worker: its outbox relay and its event consumers, in their own process."""
 
 from services.notifier.wiring import build_runtime
 from shared import ops

@@ -1,4 +1,4 @@
-"""The referrals worker: its outbox relay and its event consumers (python -m services.referrals.worker)."""
+"""The referrals worker: its outbox relay and its event consumers, in their own process."""
 
 from services.referrals.wiring import build_runtime
 from shared import ops

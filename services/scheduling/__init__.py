@@ -1,1 +1,1 @@
-"""PainCare scheduling: Providers, rooms, availability, appointments and multi-specialty itineraries."""
+"""PainCare scheduling: providers, rooms, availability, appointments, itineraries."""

@@ -1,4 +1,4 @@
-"""App factory for the scheduling service's HTTP API (gunicorn: services.scheduling.app:create_app())."""
+"""App factory for the scheduling service's HTTP API, served by gunicorn."""
 
 from flask import Flask
 

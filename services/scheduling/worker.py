@@ -1,4 +1,4 @@
-"""The scheduling worker: its outbox relay and its event consumers (python -m services.scheduling.worker)."""
+"""The scheduling worker: its outbox relay and its event consumers, in their own process."""
 
 from services.scheduling.wiring import build_runtime
 from shared import ops

@@ -4,6 +4,7 @@ Producers and consumers validate through the same schemas. Importing this packag
 loads every domain's catalogue, so the registry is complete wherever it is used.
 """
 
+from shared.events import catalog  # noqa: F401  (registers every schema)
 from shared.events.envelope import (
     MAX_EVENT_BYTES,
     Envelope,
@@ -15,8 +16,6 @@ from shared.events.envelope import (
     register,
     registered_types,
 )
-
-from shared.events import catalog  # noqa: E402,F401  (registers every schema)
 
 __all__ = [
     "MAX_EVENT_BYTES",

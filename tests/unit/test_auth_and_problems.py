@@ -24,7 +24,8 @@ def test_a_specialist_token_carries_the_discipline():
 @pytest.mark.parametrize("make, message", [
     (lambda: mint_token(SECRET, subject="x", role="admin",
                         now=datetime.now(UTC) - timedelta(days=2)), "expired"),
-    (lambda: mint_token("another-secret-long-enough-for-hs256-sha", subject="x", role="admin"), "not valid"),
+    (lambda: mint_token("another-secret-long-enough-for-hs256-sha", subject="x",
+                        role="admin"), "not valid"),
     (lambda: mint_token(SECRET, subject="x", role="admin", audience="elsewhere"), "not valid"),
 ])
 def test_bad_tokens_are_refused(make, message):

@@ -1,0 +1,36 @@
+# PainCare: the two commands are `make up` (the whole clinic) and `make test` (every test).
+SHELL := /bin/bash
+PY := .venv/bin/python
+
+.PHONY: up down status test bootstrap kafka postgres lint unit integration e2e bench proof
+
+up: bootstrap                ## Kafka, every service (web + worker), demo data; prints the URLs
+	BROWSER=0 $(PY) scripts/clinic.py up
+
+down:                        ## stop the services and Kafka
+	-$(PY) scripts/clinic.py down
+	-scripts/kafka.sh stop
+
+status:
+	$(PY) scripts/clinic.py status
+
+bootstrap:
+	BROWSER=$${BROWSER:-1} scripts/bootstrap.sh
+
+kafka:
+	scripts/kafka.sh start
+
+postgres:
+	scripts/postgres.sh start
+
+lint: bootstrap
+	.venv/bin/ruff check shared services tests scripts bench
+
+test: bootstrap kafka postgres lint   ## unit, integration and e2e tests, on SQLite and PostgreSQL, real Kafka
+	$(PY) -m pytest tests -p no:cacheprovider $(PYTEST_ARGS)
+
+unit: bootstrap
+	$(PY) -m pytest tests/unit -q
+
+bench: bootstrap kafka      ## benchmarks: figures and ratios against a baseline in the same run
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
