@@ -23,6 +23,6 @@ if [ "${BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null; then
   echo "bootstrap: installing Debian's chromium for the browser tests ..."
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
+  apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
 fi
 echo "bootstrap: ready"
