@@ -3,6 +3,7 @@ through the project's own scripts."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -11,13 +12,17 @@ from kafka import KafkaAdminClient
 from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5433/postgres"
+# The same variables the scripts read, so a second copy of the project (a CI dry run on
+# this machine) can use its own broker and server beside a running one.
+KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+PG_PORT = os.environ.get("PG_PORT", "5433")
+PG_ADMIN_URL = f"postgresql+psycopg://postgres@127.0.0.1:{PG_PORT}/postgres"
 
 
 def ensure_kafka() -> str:
     if subprocess.run([ROOT / "scripts/kafka.sh", "status"], capture_output=True).returncode:
         subprocess.run([ROOT / "scripts/kafka.sh", "start"], check=True)
-    return "127.0.0.1:9092"
+    return KAFKA_BOOTSTRAP
 
 
 def restart_kafka() -> None:
@@ -54,7 +59,7 @@ def drop_pg_database(name: str) -> None:
 
 
 def pg_url(name: str) -> str:
-    return f"postgresql+psycopg://postgres@127.0.0.1:5433/{name}"
+    return f"postgresql+psycopg://postgres@127.0.0.1:{PG_PORT}/{name}"
 
 
 def delete_topics(bootstrap: str, prefix: str) -> None:
