@@ -24,7 +24,7 @@ postgres:
 	scripts/postgres.sh start
 
 lint: bootstrap
-	.venv/bin/ruff check shared services tests scripts bench
+	.venv/bin/ruff check .
 
 test: bootstrap kafka postgres lint   ## unit, integration and e2e tests, on SQLite and PostgreSQL, real Kafka
 	$(PY) -m pytest tests -p no:cacheprovider $(PYTEST_ARGS)
