@@ -1,0 +1,28 @@
+"""Health probe for containers that have no curl: exits 0 when the URL answers 2xx.
+
+    python deploy/docker/probe.py http://127.0.0.1:8001/readyz
+
+Used by docker-compose health checks and by the worker's exec probes on Kubernetes (the
+worker serves /metrics on 127.0.0.1:$WORKER_METRICS_PORT only, so only an in-container
+probe can reach it)."""
+
+from __future__ import annotations
+
+import sys
+import urllib.request
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: probe.py URL", file=sys.stderr)
+        return 2
+    try:
+        with urllib.request.urlopen(argv[0], timeout=3) as resp:  # noqa: S310 (local URL)
+            return 0 if 200 <= resp.status < 300 else 1
+    except Exception as exc:  # any failure is "not healthy"
+        print(f"probe {argv[0]}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
