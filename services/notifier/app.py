@@ -2,6 +2,7 @@
 
 from flask import Flask
 
+from services.notifier.api import blp
 from services.notifier.wiring import build_runtime
 from shared import ops
 from shared.config import Settings
@@ -16,7 +17,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         runtime.settings,
         title="PainCare notifier",
         description="Confirmations, reminders and care-team alerts.",
-        blueprints=[ops.blp],
+        blueprints=[ops.blp, blp],
         ready_checks=runtime.ready_checks(),
         extensions={"paincare.runtime": runtime},
     )

@@ -1,7 +1,210 @@
-"""The notifier service's tables. Only this service reads or writes them."""
+"""The notifier service's tables and the queries on them. Only this service reads or
+writes them.
 
-from sqlalchemy.orm import DeclarativeBase
+- `recipients`: the directory (patients from referral.received, providers from
+  provider.registered, preferences and opt-outs from the API).
+- `notifications`: one row per (dedupe key, recipient, channel); the unique constraint is
+  what makes redelivered events and racing workers harmless. `dedupe_key` is the event id,
+  or for reminders the appointment, its start and the offset.
+- `source_events`: the event each notification came from, kept to dead-letter it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from services.notifier.domain import Contact, Planned
 
 
 class Base(DeclarativeBase):
     pass
+
+
+class Recipient(Base):
+    __tablename__ = "recipients"
+
+    recipient_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    preferred_channel: Mapped[str] = mapped_column(String(20), default="email")
+    language: Mapped[str] = mapped_column(String(10), default="en")
+    opted_out: Mapped[str] = mapped_column(String(60), default="")  # "sms,email"
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def contact(self) -> Contact:
+        return Contact(self.recipient_id, self.kind, self.name, self.email, self.phone,
+                       self.preferred_channel, self.language,
+                       frozenset(c for c in self.opted_out.split(",") if c))
+
+
+class SourceEvent(Base):
+    __tablename__ = "source_events"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(80))
+    topic: Mapped[str] = mapped_column(String(200))
+    message_key: Mapped[str] = mapped_column(String(200))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Notification(Base):
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key", "recipient_id", "channel",
+                         name="uq_notification_once"),
+        Index("ix_notifications_due", "status", "next_attempt_at"),
+        Index("ix_notifications_appointment", "appointment_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200))
+    event_id: Mapped[str] = mapped_column(String(36), index=True)
+    event_type: Mapped[str] = mapped_column(String(80))
+    recipient_id: Mapped[str] = mapped_column(String(64), index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    template: Mapped[str] = mapped_column(String(60))
+    language: Mapped[str] = mapped_column(String(10))
+    address: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    appointment_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    status: Mapped[str] = mapped_column(String(20))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_holder: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    dead_lettered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                              nullable=True)
+
+
+def aware(at: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything here is UTC."""
+    if at is None:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _insert(session: Session, table):  # type: ignore[no-untyped-def]
+    return (postgresql.insert(table) if session.get_bind().dialect.name == "postgresql"
+            else sqlite.insert(table))
+
+
+# --------------------------------------------------------------------------- directory
+
+def lookup(session: Session, recipient_id: str) -> Contact | None:
+    row = session.get(Recipient, recipient_id)
+    return row.contact() if row else None
+
+
+def upsert_recipient(session: Session, contact: Contact, now: datetime, *,
+                     keep_preferences: bool = True) -> None:
+    """Contact details from events; preferences changed over the API are kept."""
+    row = session.get(Recipient, contact.recipient_id)
+    if row is None:
+        session.add(Recipient(recipient_id=contact.recipient_id, kind=contact.kind,
+                              name=contact.name, email=contact.email, phone=contact.phone,
+                              preferred_channel=contact.preferred_channel,
+                              language=contact.language,
+                              opted_out=",".join(sorted(contact.opted_out)), updated_at=now))
+        session.flush()
+        return
+    row.kind, row.name, row.email, row.phone = (contact.kind, contact.name, contact.email,
+                                                contact.phone)
+    if not keep_preferences:
+        row.preferred_channel, row.language = contact.preferred_channel, contact.language
+    row.updated_at = now
+
+
+# ------------------------------------------------------------------------ notifications
+
+def remember_event(session: Session, event_id: str, event_type: str, topic: str, key: str,
+                   body: bytes) -> None:
+    stmt = _insert(session, SourceEvent.__table__).values(
+        event_id=event_id, event_type=event_type, topic=topic, message_key=key, body=body)
+    session.execute(stmt.on_conflict_do_nothing())
+
+
+def add_planned(session: Session, event_id: str, event_type: str,
+                planned: Sequence[Planned], now: datetime) -> int:
+    """Insert each planned notification once. A reminder cancelled earlier and planned
+    again (a visit moved away and back) comes back to life."""
+    table = Notification.__table__
+    added = 0
+    for p in planned:
+        values = dict(id=str(uuid.uuid4()), dedupe_key=p.dedupe_key, event_id=event_id,
+                      event_type=event_type, recipient_id=p.recipient_id, channel=p.channel,
+                      template=p.template, language=p.language, address=p.address[:320],
+                      subject=p.subject[:300], body=p.body, appointment_id=p.appointment_id,
+                      status="pending", due_at=p.due_at, next_attempt_at=p.due_at, attempts=0,
+                      created_at=now)
+        stmt = _insert(session, table).values(**values).on_conflict_do_nothing()
+        if session.execute(stmt.returning(table.c.id)).first() is not None:
+            added += 1
+        elif p.appointment_id:
+            session.execute(update(table).where(
+                table.c.dedupe_key == p.dedupe_key, table.c.recipient_id == p.recipient_id,
+                table.c.channel == p.channel, table.c.status == "cancelled")
+                .values(status="pending", next_attempt_at=p.due_at, attempts=0,
+                        last_error=None))
+    return added
+
+
+def cancel_reminders(session: Session, appointment_ids: Sequence[str]) -> int:
+    """Reminders not yet sent for visits that were cancelled or moved."""
+    if not appointment_ids:
+        return 0
+    table = Notification.__table__
+    result = session.execute(update(table).where(
+        table.c.appointment_id.in_(list(appointment_ids)), table.c.status == "pending",
+        table.c.template == "appointment_reminder").values(status="cancelled"))
+    return result.rowcount or 0
+
+
+def claim_due(session: Session, now: datetime, holder: str, lease_until: datetime,
+              limit: int) -> list[Notification]:
+    """Take up to `limit` due notifications for this worker: pending ones whose time has
+    come and ones whose previous holder's lease ran out (it died mid-send). PostgreSQL
+    skips rows another worker is claiming; SQLite's BEGIN IMMEDIATE serialises claims."""
+    n = Notification
+    query = (select(n).where(or_(
+        and_(n.status == "pending", n.next_attempt_at <= now),
+        and_(n.status == "sending", n.lease_until < now)))
+        .order_by(n.next_attempt_at).limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = list(session.scalars(query))
+    for row in rows:
+        row.status, row.lease_holder, row.lease_until = "sending", holder, lease_until
+    session.flush()
+    return rows
+
+
+def counts_by_status(session: Session) -> dict[str, int]:
+    n = Notification
+    return dict(session.execute(select(n.status, func.count()).group_by(n.status)).all())

@@ -1,15 +1,80 @@
-"""Wires the notifier service together in one place (settings, database, messaging)."""
+"""Wires the notifier service together in one place: settings, database, messaging, the
+rules' configuration, the channels and the clock. Tests swap the clock or a channel
+here rather than patching."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from services.notifier.db import Base
+from services.notifier.domain import SCHEDULERS, TRIAGE_LEAD, Contact, Rules, parse_offsets
 from shared.config import Settings
 from shared.runtime import Runtime
 from shared.topics import NOTIFICATIONS
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class NotifierConfig:
+    """The notifier's own settings (environment, or `Settings.extra` in tests)."""
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_timeout: float = 10.0
+    email_from: str = "PainCare <no-reply@paincare.local>"
+    sms_gateway_url: str = "http://127.0.0.1:8099/sms"
+    sms_timeout: float = 5.0
+    max_attempts: int = 5
+    retry_backoff_seconds: float = 2.0
+    lease_seconds: float = 60.0
+    batch: int = 100
+    poll_seconds: float = 0.2
+    reminder_offsets: str = "48h,2h"
+    triage_lead_email: str | None = "triage-lead@paincare.local"
+    schedulers_email: str | None = "schedulers@paincare.local"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> NotifierConfig:
+        d = cls()
+
+        def get(name: str, default: object) -> str:
+            return settings.setting(name, str(default) if default is not None else "")
+
+        return cls(
+            smtp_host=get("SMTP_HOST", d.smtp_host),
+            smtp_port=int(get("SMTP_PORT", d.smtp_port)),
+            smtp_timeout=float(get("SMTP_TIMEOUT", d.smtp_timeout)),
+            email_from=get("NOTIFIER_EMAIL_FROM", d.email_from),
+            sms_gateway_url=get("SMS_GATEWAY_URL", d.sms_gateway_url),
+            sms_timeout=float(get("SMS_TIMEOUT", d.sms_timeout)),
+            max_attempts=int(get("NOTIFIER_MAX_ATTEMPTS", d.max_attempts)),
+            retry_backoff_seconds=float(get("NOTIFIER_RETRY_BACKOFF_SECONDS",
+                                            d.retry_backoff_seconds)),
+            lease_seconds=float(get("NOTIFIER_LEASE_SECONDS", d.lease_seconds)),
+            batch=int(get("NOTIFIER_BATCH", d.batch)),
+            poll_seconds=float(get("NOTIFIER_POLL_SECONDS", d.poll_seconds)),
+            reminder_offsets=get("NOTIFIER_REMINDER_OFFSETS", d.reminder_offsets),
+            triage_lead_email=get("TRIAGE_LEAD_EMAIL", d.triage_lead_email) or None,
+            schedulers_email=get("SCHEDULERS_EMAIL", d.schedulers_email) or None,
+        )
+
+    def rules(self, timezone: str) -> Rules:
+        return Rules(
+            reminder_offsets=parse_offsets(self.reminder_offsets), timezone=timezone,
+            triage_lead=Contact(TRIAGE_LEAD, "role", "Triage lead", email=self.triage_lead_email),
+            schedulers=Contact(SCHEDULERS, "role", "Schedulers", email=self.schedulers_email))
+
 
 def build_runtime(settings: Settings | None = None) -> Runtime:
-    return Runtime(settings or Settings.for_service("notifier"), Base.metadata, topic=NOTIFICATIONS,
-                   migrations=MIGRATIONS)
+    return Runtime(settings or Settings.for_service("notifier"), Base.metadata,
+                   topic=NOTIFICATIONS, migrations=MIGRATIONS)

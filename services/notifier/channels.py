@@ -1,0 +1,102 @@
+"""The ways a notification leaves the clinic: email over SMTP, SMS through an HTTP
+gateway, and the in-app feed (which is the notifications table itself).
+
+Each carries the notification's id (Message-ID, Idempotency-Key) so that a receiver able
+to de-duplicate can close the one window where we might send twice: a crash after the
+send and before the row is marked sent.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Protocol
+
+import requests
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    notification_id: str
+    channel: str
+    address: str
+    subject: str
+    body: str
+
+
+class Channel(Protocol):
+    def send(self, message: Outgoing) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ChannelError(Exception):
+    """The channel refused or could not be reached; the notification will be retried."""
+
+
+class SmtpMailer:
+    """Email through a real SMTP server; one connection reused across a batch."""
+
+    def __init__(self, host: str, port: int, sender: str, timeout: float = 10.0) -> None:
+        self.host, self.port, self.sender, self.timeout = host, port, sender, timeout
+        self._smtp: smtplib.SMTP | None = None
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._smtp is None:
+            self._smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        return self._smtp
+
+    def send(self, message: Outgoing) -> None:
+        mail = EmailMessage()
+        mail["From"] = self.sender
+        mail["To"] = message.address
+        mail["Subject"] = message.subject
+        mail["Message-ID"] = f"<{message.notification_id}@paincare.local>"
+        mail["X-PainCare-Notification"] = message.notification_id
+        mail.set_content(message.body)
+        try:
+            self._connection().send_message(mail)
+        except (OSError, smtplib.SMTPException) as exc:
+            self.close()
+            raise ChannelError(f"SMTP {self.host}:{self.port}: {exc!r}"[:900]) from exc
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+            self._smtp = None
+
+
+class SmsGateway:
+    """SMS through an HTTP gateway: POST JSON, any 2xx is accepted."""
+
+    def __init__(self, url: str, timeout: float = 5.0) -> None:
+        self.url, self.timeout = url, timeout
+        self._http = requests.Session()
+
+    def send(self, message: Outgoing) -> None:
+        try:
+            resp = self._http.post(self.url, timeout=self.timeout,
+                                   headers={"Idempotency-Key": message.notification_id},
+                                   json={"to": message.address, "message": message.body,
+                                         "notification_id": message.notification_id})
+        except requests.RequestException as exc:
+            raise ChannelError(f"SMS gateway unreachable: {exc!r}"[:900]) from exc
+        if resp.status_code // 100 != 2:
+            raise ChannelError(f"SMS gateway answered {resp.status_code}")
+
+    def close(self) -> None:
+        pass
+
+
+class InAppFeed:
+    """The feed is read from the notifications table; delivering is marking it sent."""
+
+    def send(self, message: Outgoing) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

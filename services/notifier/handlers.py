@@ -1,0 +1,65 @@
+"""Events in: keep the recipient directory and plan notifications. Runs inside the
+consumer's inbox transaction, so planning and "handled" commit together; nothing is
+sent from here (delivery is the delivery loop's job)."""
+
+from __future__ import annotations
+
+from services.notifier import db
+from services.notifier.domain import HANDLED_EVENTS, Contact, Rules, plan
+from services.notifier.wiring import Clock
+from shared import topics
+from shared.events import Envelope
+from shared.kafka import Subscription
+from shared.runtime import Runtime
+
+SOURCE_TOPICS = {"referral": topics.REFERRALS, "note": topics.NOTES}
+
+
+def source_topic(event_type: str) -> str:
+    """The topic an event came from (scheduling's events have several prefixes)."""
+    return SOURCE_TOPICS.get(event_type.split(".")[0], topics.SCHEDULING)
+
+
+def message_key(event: Envelope) -> str:
+    p = event.payload
+    return str(p.get("patient_id") or p.get("referral_id") or p.get("provider_id") or event.id)
+
+
+class NotificationPlanner:
+    """The consumer's handler: one event in, rows in `notifications` out."""
+
+    def __init__(self, rules: Rules, now: Clock) -> None:
+        self.rules = rules
+        self.now = now
+
+    def handle(self, session, event: Envelope) -> None:  # type: ignore[no-untyped-def]
+        now = self.now()
+        self._keep_directory(session, event)
+        result = plan(event.id, event.type, event.payload,
+                      lambda rid: db.lookup(session, rid), self.rules, now)
+        db.cancel_reminders(session, result.cancel_reminders_for)
+        if result.notifications:
+            db.remember_event(session, event.id, event.type, source_topic(event.type),
+                              message_key(event), event.to_bytes())
+            db.add_planned(session, event.id, event.type, result.notifications, now)
+
+    def _keep_directory(self, session, event: Envelope) -> None:  # type: ignore[no-untyped-def]
+        p = event.payload
+        if event.type == "referral.received":
+            pt = p["patient"]
+            db.upsert_recipient(session, Contact(
+                pt["patient_id"], "patient", pt["name"], pt.get("email"), pt.get("phone"),
+                pt.get("preferred_channel") or "email", pt.get("language") or "en"),
+                self.now())
+        elif event.type == "provider.registered":
+            db.upsert_recipient(session, Contact(
+                p["provider_id"], "provider", p["name"], p.get("email"), p.get("phone"),
+                "email" if p.get("email") else "in_app"), self.now())
+
+
+def subscription(runtime: Runtime, rules: Rules, now: Clock) -> Subscription:
+    planner = NotificationPlanner(rules, now)
+    handled = (*HANDLED_EVENTS, "provider.registered")
+    return Subscription("notifications",
+                        (topics.REFERRALS, topics.SCHEDULING, topics.NOTES),
+                        dict.fromkeys(handled, planner.handle))
