@@ -1,0 +1,352 @@
+"""The dashboard's read model, as pure rules: how each clinic event changes the records
+the dashboard keeps, and how the clinic's figures follow from those records.
+
+Nothing here touches Flask, SQLAlchemy or Kafka. The worker applies `changes()` through
+the database; `Snapshot.apply()` applies the very same rules in memory, which is how a
+test proves that a rebuild from the topics gives the same figures.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from shared.events.vocabulary import CHANNELS, DISCIPLINES, PRIORITIES, REFERRAL_STATUSES
+
+CLOSED_STATUSES = ("discharged", "rejected", "cancelled")
+NO_SHOW_WINDOW_DAYS = 30
+ATTENDANCE_OUTCOMES = ("checked_in", "completed", "no_show")
+
+APPOINTMENT_STATUS = {
+    "appointment.booked": "booked",
+    "appointment.rescheduled": "booked",
+    "appointment.cancelled": "cancelled",
+    "appointment.checked_in": "checked_in",
+    "appointment.completed": "completed",
+    "appointment.no_show": "no_show",
+}
+
+# Every event type the read model listens to, by the topic's domain.
+REFERRAL_EVENTS = ("referral.received", "referral.status_changed")
+SCHEDULING_EVENTS = (*APPOINTMENT_STATUS, "itinerary.booked", "provider.registered")
+NOTIFICATION_EVENTS = ("notification.sent", "notification.failed")
+EVENT_TYPES = REFERRAL_EVENTS + SCHEDULING_EVENTS + NOTIFICATION_EVENTS
+
+
+def as_utc(value: datetime | str) -> datetime:
+    """Events carry ISO strings; SQLite hands back naive datetimes. Both mean UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def as_date(value: date | str | None) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(value)
+
+
+@dataclass(frozen=True)
+class Referral:
+    referral_id: str
+    status: str
+    priority: str | None
+    condition: str
+    received_at: datetime
+    due_by: date | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Appointment:
+    appointment_id: str
+    patient_id: str
+    referral_id: str | None
+    provider_id: str
+    provider_name: str
+    discipline: str
+    start: datetime
+    end: datetime
+    status: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Provider:
+    provider_id: str
+    name: str
+    discipline: str
+    active: bool
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Notification:
+    notification_id: str
+    outcome: str
+    channel: str
+    event_type: str
+    reason: str
+    updated_at: datetime
+
+
+Record = Referral | Appointment | Provider | Notification
+Lookup = Callable[[type, str], Any]
+
+
+def _newer(current: Record | None, at: datetime) -> bool:
+    """Last writer wins by the event's time, so a late or replayed older event is inert."""
+    return current is None or at >= current.updated_at
+
+
+def changes(event_type: str, payload: Mapping[str, Any], occurred_at: datetime,
+            lookup: Lookup) -> list[Record]:
+    """The records an event creates or replaces; `lookup(kind, id)` gives what is known."""
+    at = as_utc(occurred_at)
+    if event_type == "referral.received":
+        current = lookup(Referral, payload["referral_id"])
+        if current is not None:
+            return []  # a status change already said more than receipt does
+        return [Referral(payload["referral_id"], "received", None, payload["condition"],
+                         as_utc(payload["received_at"]), None, at)]
+    if event_type == "referral.status_changed":
+        current = lookup(Referral, payload["referral_id"])
+        if not _newer(current, at):
+            return []
+        return [Referral(payload["referral_id"], payload["to_status"],
+                         payload.get("priority") or (current.priority if current else None),
+                         payload["condition"], as_utc(payload["received_at"]),
+                         as_date(payload.get("due_by")) or (current.due_by if current else None),
+                         at)]
+    if event_type in APPOINTMENT_STATUS:
+        current = lookup(Appointment, payload["appointment_id"])
+        if not _newer(current, at):
+            return []
+        return [_appointment(payload, APPOINTMENT_STATUS[event_type], at, current)]
+    if event_type == "itinerary.booked":
+        made: list[Record] = []
+        for visit in payload["visits"]:
+            if visit.get("appointment_id") and lookup(Appointment,
+                                                      visit["appointment_id"]) is None:
+                made.append(_appointment({**visit, "patient_id": payload["patient_id"],
+                                          "referral_id": payload.get("referral_id")},
+                                         "booked", at, None))
+        return made
+    if event_type == "provider.registered":
+        if not _newer(lookup(Provider, payload["provider_id"]), at):
+            return []
+        return [Provider(payload["provider_id"], payload["name"], payload["discipline"],
+                         bool(payload.get("active", True)), at)]
+    if event_type in NOTIFICATION_EVENTS:
+        if not _newer(lookup(Notification, payload["notification_id"]), at):
+            return []
+        outcome = "sent" if event_type == "notification.sent" else "failed"
+        return [Notification(payload["notification_id"], outcome, payload["channel"],
+                             payload["event_type"], payload.get("reason", ""), at)]
+    return []
+
+
+def _appointment(visit: Mapping[str, Any], status: str, at: datetime,
+                 current: Appointment | None) -> Appointment:
+    return Appointment(
+        visit["appointment_id"], visit["patient_id"],
+        visit.get("referral_id") or (current.referral_id if current else None),
+        visit["provider_id"], visit.get("provider_name") or "", visit["discipline"],
+        as_utc(visit["start"]), as_utc(visit["end"]), status, at)
+
+
+@dataclass
+class Snapshot:
+    """Every record of the read model, by kind and id."""
+
+    referrals: dict[str, Referral] = field(default_factory=dict)
+    appointments: dict[str, Appointment] = field(default_factory=dict)
+    providers: dict[str, Provider] = field(default_factory=dict)
+    notifications: dict[str, Notification] = field(default_factory=dict)
+
+    def _table(self, kind: type) -> dict[str, Any]:
+        return {Referral: self.referrals, Appointment: self.appointments,
+                Provider: self.providers, Notification: self.notifications}[kind]
+
+    def lookup(self, kind: type, key: str) -> Any:
+        return self._table(kind).get(key)
+
+    def put(self, record: Record) -> None:
+        self._table(type(record))[_key(record)] = record
+
+    def apply(self, event_type: str, payload: Mapping[str, Any], occurred_at: datetime) -> None:
+        for record in changes(event_type, payload, occurred_at, self.lookup):
+            self.put(record)
+
+    @classmethod
+    def of(cls, records: Iterable[Record]) -> Snapshot:
+        snap = cls()
+        for record in records:
+            snap.put(record)
+        return snap
+
+
+def _key(record: Record) -> str:
+    if isinstance(record, Referral):
+        return record.referral_id
+    if isinstance(record, Appointment):
+        return record.appointment_id
+    if isinstance(record, Provider):
+        return record.provider_id
+    return record.notification_id
+
+
+# --------------------------------------------------------------------- the figures
+
+def first_visits(snap: Snapshot) -> dict[str, datetime]:
+    """Each referral's earliest visit that is not cancelled."""
+    found: dict[str, datetime] = {}
+    for appt in snap.appointments.values():
+        if appt.referral_id and appt.status != "cancelled":
+            known = found.get(appt.referral_id)
+            if known is None or appt.start < known:
+                found[appt.referral_id] = appt.start
+    return found
+
+
+def past_target(referral: Referral, first_visit: datetime | None, today: date,
+                tz: ZoneInfo) -> bool:
+    """Still open, its target date has gone by, and no first visit on or before it."""
+    if referral.status in CLOSED_STATUSES or referral.due_by is None:
+        return False
+    if referral.due_by >= today:
+        return False
+    return first_visit is None or first_visit.astimezone(tz).date() > referral.due_by
+
+
+def week_of(day: date) -> tuple[date, date]:
+    monday = day - timedelta(days=day.weekday())
+    return monday, monday + timedelta(days=7)
+
+
+def clinic_figures(snap: Snapshot, *, now: datetime, tz: ZoneInfo,
+                   weekly_hours: float) -> dict[str, Any]:
+    """The clinic's figures for the dashboard, all from the read model's records."""
+    now = as_utc(now)
+    today = now.astimezone(tz).date()
+    firsts = first_visits(snap)
+
+    by_status = dict.fromkeys(REFERRAL_STATUSES, 0)
+    open_by_priority = dict.fromkeys((*PRIORITIES, "untriaged"), 0)
+    late = 0
+    waits: list[float] = []
+    for ref in snap.referrals.values():
+        by_status[ref.status] = by_status.get(ref.status, 0) + 1
+        first = firsts.get(ref.referral_id)
+        if ref.status not in CLOSED_STATUSES:
+            open_by_priority[ref.priority or "untriaged"] += 1
+        if past_target(ref, first, today, tz):
+            late += 1
+        if first is not None:
+            waits.append((first - ref.received_at).total_seconds() / 86400)
+
+    live = [a for a in snap.appointments.values() if a.status != "cancelled"]
+    today_by_discipline = dict.fromkeys(DISCIPLINES, 0)
+    for appt in live:
+        if appt.start.astimezone(tz).date() == today:
+            today_by_discipline[appt.discipline] += 1
+
+    week_start, week_end = week_of(today)
+    booked_by_provider: dict[str, float] = {}
+    for appt in live:
+        if week_start <= appt.start.astimezone(tz).date() < week_end:
+            hours = (appt.end - appt.start).total_seconds() / 3600
+            booked_by_provider[appt.provider_id] = booked_by_provider.get(
+                appt.provider_id, 0.0) + hours
+    providers: dict[str, tuple[str, str]] = {
+        p.provider_id: (p.name, p.discipline) for p in snap.providers.values() if p.active}
+    for appt in live:
+        providers.setdefault(appt.provider_id, (appt.provider_name or appt.provider_id,
+                                                appt.discipline))
+    by_provider = []
+    discipline_hours = dict.fromkeys(DISCIPLINES, 0.0)
+    discipline_capacity = dict.fromkeys(DISCIPLINES, 0.0)
+    for pid, (name, discipline) in sorted(providers.items(), key=lambda kv: (kv[1][1], kv[1][0])):
+        hours = booked_by_provider.get(pid, 0.0)
+        discipline_hours[discipline] += hours
+        discipline_capacity[discipline] += weekly_hours
+        by_provider.append({"provider_id": pid, "name": name, "discipline": discipline,
+                            "booked_hours": round(hours, 2),
+                            "utilisation": _ratio(hours, weekly_hours)})
+    by_discipline = [{"discipline": d, "booked_hours": round(discipline_hours[d], 2),
+                      "capacity_hours": round(discipline_capacity[d], 2),
+                      "utilisation": _ratio(discipline_hours[d], discipline_capacity[d])}
+                     for d in DISCIPLINES]
+
+    since = now - timedelta(days=NO_SHOW_WINDOW_DAYS)
+    outcomes = [a for a in snap.appointments.values()
+                if a.status in ATTENDANCE_OUTCOMES and since <= a.start <= now]
+    no_shows = sum(1 for a in outcomes if a.status == "no_show")
+
+    by_channel = {c: {"sent": 0, "failed": 0} for c in CHANNELS}
+    for n in snap.notifications.values():
+        by_channel.setdefault(n.channel, {"sent": 0, "failed": 0})[n.outcome] += 1
+    failures = sorted((n for n in snap.notifications.values() if n.outcome == "failed"),
+                      key=lambda n: (n.updated_at, n.notification_id), reverse=True)[:5]
+
+    return {
+        "as_of": now.isoformat(),
+        "today": today.isoformat(),
+        "referrals": {
+            "total": len(snap.referrals),
+            "by_status": by_status,
+            "open_by_priority": open_by_priority,
+            "past_target": late,
+            "median_days_to_first_visit": round(statistics.median(waits), 1) if waits else None,
+            "first_visits_measured": len(waits),
+        },
+        "appointments_today": {"by_discipline": today_by_discipline,
+                               "total": sum(today_by_discipline.values())},
+        "utilisation": {"week_start": week_start.isoformat(), "weekly_hours": weekly_hours,
+                        "by_discipline": by_discipline, "by_provider": by_provider},
+        "no_show": {"window_days": NO_SHOW_WINDOW_DAYS, "no_shows": no_shows,
+                    "attended_or_missed": len(outcomes),
+                    "rate": _ratio(no_shows, len(outcomes))},
+        "notifications": {
+            "sent": sum(v["sent"] for v in by_channel.values()),
+            "failed": sum(v["failed"] for v in by_channel.values()),
+            "by_channel": by_channel,
+            "latest_failures": [{"event_type": n.event_type, "channel": n.channel,
+                                 "reason": n.reason, "at": n.updated_at.isoformat()}
+                                for n in failures],
+        },
+    }
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+# --------------------------------------------------------------------- the platform
+
+def service_of_group(group_id: str, prefix: str, services: Iterable[str]) -> str | None:
+    """Consumer groups are named `<prefix><service>.<subscription>`."""
+    if not group_id.startswith(prefix):
+        return None
+    service = group_id[len(prefix):].split(".", 1)[0]
+    return service if service in set(services) else None
+
+
+def group_lag(end_offsets: Mapping[Any, int], committed: Mapping[Any, int]) -> int:
+    """Messages a group has still to handle: end offset minus committed, over its
+    partitions (a partition it has never committed counts from 0)."""
+    return sum(max(0, end - committed.get(tp, 0)) for tp, end in end_offsets.items())
+
+
+def throughput(previous: tuple[float, int] | None, current: tuple[float, int]) -> float | None:
+    """Messages per second between two samples of (monotonic time, end offset total)."""
+    if previous is None:
+        return None
+    elapsed = current[0] - previous[0]
+    if elapsed <= 0:
+        return None
+    return round(max(0, current[1] - previous[1]) / elapsed, 2)
