@@ -2,6 +2,7 @@
 
 from flask import Flask
 
+from services.referrals.api import blp, targets_blp
 from services.referrals.wiring import build_runtime
 from shared import ops
 from shared.config import Settings
@@ -10,13 +11,14 @@ from shared.web import create_service_app
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Flask:
+    """The API over a runtime (built from the environment unless a test hands one in)."""
     runtime = runtime or build_runtime(settings)
     runtime.create_schema()
     return create_service_app(
         runtime.settings,
         title="PainCare referrals",
         description="Referrals in, triage, care pathway and status workflow.",
-        blueprints=[ops.blp],
+        blueprints=[blp, targets_blp, ops.blp],
         ready_checks=runtime.ready_checks(),
         extensions={"paincare.runtime": runtime},
     )

@@ -1,7 +1,295 @@
-"""The referrals service's tables. Only this service reads or writes them."""
+"""The referrals service's tables and the repository that maps them to the domain.
+Only this service reads or writes them."""
 
-from sqlalchemy.orm import DeclarativeBase
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    and_,
+    case,
+    func,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from services.referrals import domain
+from services.referrals.domain import Move, PathwayStep, PriorityTargets, Referral, Screening
+from shared.errors import NotFound
 
 
 class Base(DeclarativeBase):
     pass
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back naive; every time in this service is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+class ReferralRow(Base):
+    __tablename__ = "referrals"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(120))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
+
+    patient_id: Mapped[str] = mapped_column(String(64), index=True)
+    patient_name: Mapped[str] = mapped_column(String(200))
+    patient_date_of_birth: Mapped[date] = mapped_column(Date)
+    patient_email: Mapped[str | None] = mapped_column(String(254))
+    patient_phone: Mapped[str | None] = mapped_column(String(40))
+    preferred_channel: Mapped[str] = mapped_column(String(10))
+    language: Mapped[str] = mapped_column(String(10))
+
+    referrer_name: Mapped[str] = mapped_column(String(200))
+    referrer_organisation: Mapped[str] = mapped_column(String(200))
+    referrer_email: Mapped[str | None] = mapped_column(String(254))
+    referrer_phone: Mapped[str | None] = mapped_column(String(40))
+    referrer_key: Mapped[str] = mapped_column(String(402))
+
+    condition: Mapped[str] = mapped_column(String(40), index=True)
+    condition_detail: Mapped[str | None] = mapped_column(String(500))
+    pain_duration_value: Mapped[int] = mapped_column(Integer)
+    pain_duration_unit: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str] = mapped_column(Text)
+    medications: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    urgency_requested: Mapped[str | None] = mapped_column(String(10))
+
+    held_from: Mapped[str | None] = mapped_column(String(20))
+    priority: Mapped[str | None] = mapped_column(String(10), index=True)
+    target_days: Mapped[int | None] = mapped_column(Integer)
+    due_by: Mapped[date | None] = mapped_column(Date, index=True)
+    screening_tool: Mapped[str | None] = mapped_column(String(20))
+    screening_score: Mapped[int | None] = mapped_column(Integer)
+    pathway: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    triaged_by: Mapped[str | None] = mapped_column(String(120))
+    triaged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_by: Mapped[str | None] = mapped_column(String(120))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_reason: Mapped[str | None] = mapped_column(Text)
+    first_visit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_referrals_duplicates", "patient_id", "condition", "received_at"),)
+
+
+class HistoryRow(Base):
+    __tablename__ = "referral_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), index=True)
+    action: Mapped[str] = mapped_column(String(20))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(120))
+    actor_role: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str | None] = mapped_column(Text)
+    event_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class PriorityTargetRow(Base):
+    """The clinic's own target days per priority; a missing row means the default."""
+
+    __tablename__ = "priority_targets"
+
+    priority: Mapped[str] = mapped_column(String(10), primary_key=True)
+    target_days: Mapped[int] = mapped_column(Integer)
+    updated_by: Mapped[str] = mapped_column(String(120))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# ------------------------------------------------------------------------ mapping
+
+def to_domain(row: ReferralRow) -> Referral:
+    screening = (Screening(row.screening_tool, row.screening_score)
+                 if row.screening_tool is not None and row.screening_score is not None
+                 else None)
+    return Referral(
+        id=row.id, patient_id=row.patient_id, condition=row.condition,
+        received_at=aware(row.received_at), status=row.status,  # type: ignore[arg-type]
+        urgency_requested=row.urgency_requested, held_from=row.held_from,
+        priority=row.priority, target_days=row.target_days, due_by=row.due_by,
+        screening=screening, pathway=tuple(pathway_from_json(row.pathway or [])),
+        triaged_by=row.triaged_by, triaged_at=aware(row.triaged_at),
+        decided_by=row.decided_by, decided_at=aware(row.decided_at),
+        closed_reason=row.closed_reason, first_visit_at=aware(row.first_visit_at))
+
+
+def pathway_to_json(steps: Sequence[PathwayStep]) -> list[dict[str, Any]]:
+    return [{"discipline": s.discipline, "visit_minutes": s.visit_minutes,
+             "sessions": s.sessions, "interval_days": s.interval_days, "after": list(s.after)}
+            for s in steps]
+
+
+def pathway_from_json(items: Sequence[dict[str, Any]]) -> list[PathwayStep]:
+    return [PathwayStep(i["discipline"], i["visit_minutes"], i["sessions"], i["interval_days"],
+                        tuple(i.get("after") or ())) for i in items]
+
+
+def apply(row: ReferralRow, referral: Referral, *, now: datetime) -> None:
+    """Copy what the workflow changed back onto the row."""
+    row.status = referral.status
+    row.held_from = referral.held_from
+    row.priority = referral.priority
+    row.target_days = referral.target_days
+    row.due_by = referral.due_by
+    row.screening_tool = referral.screening.tool if referral.screening else None
+    row.screening_score = referral.screening.score if referral.screening else None
+    row.pathway = pathway_to_json(referral.pathway)
+    row.triaged_by = referral.triaged_by
+    row.triaged_at = referral.triaged_at
+    row.decided_by = referral.decided_by
+    row.decided_at = referral.decided_at
+    row.closed_reason = referral.closed_reason
+    row.first_visit_at = referral.first_visit_at
+    row.updated_at = now
+
+
+# --------------------------------------------------------------------- repository
+
+@dataclass(frozen=True)
+class ListFilters:
+    status: str | None = None
+    priority: str | None = None
+    condition: str | None = None
+    referrer: str | None = None
+    patient_id: str | None = None
+    overdue: bool | None = None
+
+
+class Referrals:
+    """Reads and writes of referrals, within the caller's transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, referral_id: str, *, for_update: bool = False) -> ReferralRow:
+        stmt = select(ReferralRow).where(ReferralRow.id == referral_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = self.session.scalars(stmt).first()
+        if row is None:
+            raise NotFound(f"no referral {referral_id}")
+        return row
+
+    def find(self, referral_id: str, *, for_update: bool = False) -> ReferralRow | None:
+        try:
+            return self.get(referral_id, for_update=for_update)
+        except NotFound:
+            return None
+
+    def by_idempotency_key(self, key: str) -> ReferralRow | None:
+        return self.session.scalars(
+            select(ReferralRow).where(ReferralRow.idempotency_key == key)).first()
+
+    def lock_duplicates(self, lock_key: str) -> None:
+        """Serialise two submissions that could be duplicates of each other. SQLite
+        already has (BEGIN IMMEDIATE); PostgreSQL takes a transaction advisory lock."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(text("select pg_advisory_xact_lock(hashtext(:k))"),
+                                 {"k": lock_key})
+
+    def open_candidates(self, patient_id: str, condition: str
+                        ) -> list[tuple[str, str, datetime]]:
+        rows = self.session.execute(
+            select(ReferralRow.id, ReferralRow.referrer_key, ReferralRow.received_at)
+            .where(ReferralRow.patient_id == patient_id, ReferralRow.condition == condition,
+                   ReferralRow.status.not_in(tuple(domain.CLOSED))))
+        return [(r.id, r.referrer_key, aware(r.received_at)) for r in rows]  # type: ignore[misc]
+
+    def add(self, row: ReferralRow) -> None:
+        self.session.add(row)
+        self.session.flush()
+
+    def record(self, referral_id: str, step: Move, *, event_id: str | None = None) -> None:
+        self.session.add(HistoryRow(
+            referral_id=referral_id, action=step.action, from_status=step.from_status,
+            to_status=step.to_status, at=step.at, actor=step.actor.id,
+            actor_role=step.actor.role, reason=step.reason, event_id=event_id))
+        self.session.flush()
+
+    def history(self, referral_id: str) -> list[HistoryRow]:
+        return list(self.session.scalars(
+            select(HistoryRow).where(HistoryRow.referral_id == referral_id)
+            .order_by(HistoryRow.id)))
+
+    def _filtered(self, f: ListFilters, today: date):  # type: ignore[no-untyped-def]
+        conds = []
+        if f.status:
+            conds.append(ReferralRow.status == f.status)
+        if f.priority:
+            conds.append(ReferralRow.priority == f.priority)
+        if f.condition:
+            conds.append(ReferralRow.condition == f.condition)
+        if f.patient_id:
+            conds.append(ReferralRow.patient_id == f.patient_id)
+        if f.referrer:
+            like = f"%{f.referrer.casefold()}%"
+            conds.append(or_(func.lower(ReferralRow.referrer_name).like(like),
+                             func.lower(ReferralRow.referrer_organisation).like(like)))
+        overdue = and_(ReferralRow.status.in_(domain.WAITING), ReferralRow.due_by < today)
+        if f.overdue is True:
+            conds.append(overdue)
+        elif f.overdue is False:
+            conds.append(~overdue | ReferralRow.due_by.is_(None))
+        return and_(*conds) if conds else None
+
+    def page(self, f: ListFilters, *, today: date, limit: int, offset: int
+             ) -> tuple[list[ReferralRow], int]:
+        where = self._filtered(f, today)
+        stmt = select(ReferralRow)
+        count = select(func.count()).select_from(ReferralRow)
+        if where is not None:
+            stmt, count = stmt.where(where), count.where(where)
+        rows = self.session.scalars(
+            stmt.order_by(ReferralRow.received_at.desc(), ReferralRow.id)
+            .limit(limit).offset(offset))
+        return list(rows), self.session.execute(count).scalar_one()
+
+    def triage_queue(self, *, limit: int, offset: int) -> tuple[list[ReferralRow], int]:
+        """Ordered as domain.queue_order says, in SQL so that paging is right."""
+        effective = func.coalesce(ReferralRow.priority, ReferralRow.urgency_requested)
+        rank = case({"urgent": 0, "soon": 1}, value=effective, else_=2)
+        waiting = ReferralRow.status.in_(domain.AWAITING_SPECIALIST)
+        rows = self.session.scalars(
+            select(ReferralRow).where(waiting)
+            .order_by(rank, ReferralRow.received_at, ReferralRow.id).limit(limit).offset(offset))
+        total = self.session.execute(
+            select(func.count()).select_from(ReferralRow).where(waiting)).scalar_one()
+        return list(rows), total
+
+    def targets(self, defaults: PriorityTargets) -> PriorityTargets:
+        days = dict(defaults.days)
+        for row in self.session.scalars(select(PriorityTargetRow)):
+            days[row.priority] = row.target_days
+        return PriorityTargets(days)
+
+    def set_target(self, priority: str, days: int, *, by: str, now: datetime) -> None:
+        row = self.session.get(PriorityTargetRow, priority)
+        if row is None:
+            self.session.add(PriorityTargetRow(priority=priority, target_days=days,
+                                               updated_by=by, updated_at=now))
+        else:
+            row.target_days, row.updated_by, row.updated_at = days, by, now
+        self.session.flush()

@@ -1,0 +1,55 @@
+"""Events in: scheduling tells the referral desk when a patient's itinerary is booked and
+when their first visit has happened."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from services.referrals import use_cases
+from services.referrals.db import Referrals
+from services.referrals.domain import Actor
+from shared.events import Envelope
+from shared.kafka import Handler, PermanentFailure
+from shared.runtime import Runtime
+
+
+def _actor(envelope: Envelope) -> Actor:
+    return Actor(id=envelope.producer, role="service")
+
+
+def _referral_id(session: Session, envelope: Envelope) -> str | None:
+    """The referral an event is about; None if it is about no referral (a follow-up
+    booked by hand). A referral we never had is a data error: dead-letter it."""
+    referral_id = envelope.payload.get("referral_id")
+    if not referral_id:
+        return None
+    if Referrals(session).find(referral_id) is None:
+        raise PermanentFailure(f"{envelope.type} names unknown referral {referral_id}")
+    return referral_id
+
+
+def handlers(runtime: Runtime) -> dict[str, Handler]:
+    def on_itinerary_booked(session: Session, envelope: Envelope) -> None:
+        """The whole pathway is booked: the referral is scheduled."""
+        referral_id = _referral_id(session, envelope)
+        if referral_id is None:
+            return
+        starts = [datetime.fromisoformat(v["start"]) for v in envelope.payload["visits"]]
+        use_cases.itinerary_booked(
+            runtime, session, referral_id, itinerary_id=envelope.payload["itinerary_id"],
+            first_visit_at=min(starts) if starts else None, actor=_actor(envelope),
+            now=datetime.now(UTC), event_id=envelope.id)
+
+    def on_appointment_completed(session: Session, envelope: Envelope) -> None:
+        """The first completed visit takes the patient into care; later ones do nothing."""
+        referral_id = _referral_id(session, envelope)
+        if referral_id is None:
+            return
+        use_cases.appointment_completed(
+            runtime, session, referral_id, appointment_id=envelope.payload["appointment_id"],
+            actor=_actor(envelope), now=datetime.now(UTC), event_id=envelope.id)
+
+    return {"itinerary.booked": on_itinerary_booked,
+            "appointment.completed": on_appointment_completed}
