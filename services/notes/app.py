@@ -1,7 +1,8 @@
-"""App factory for the notes service's HTTP API, served by gunicorn."""
+"""App factory for the notes service's HTTP API, served by gunicorn (docs at /docs)."""
 
 from flask import Flask
 
+from services.notes.api import admin_blp, blp
 from services.notes.wiring import build_runtime
 from shared import ops
 from shared.config import Settings
@@ -16,7 +17,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         runtime.settings,
         title="PainCare care notes",
         description="Shared care notes, outcome measures, signing, addenda and care-team access.",
-        blueprints=[ops.blp],
+        blueprints=[blp, admin_blp, ops.blp],
         ready_checks=runtime.ready_checks(),
         extensions={"paincare.runtime": runtime},
     )

@@ -1,5 +1,6 @@
 """The notes worker: its outbox relay and its event consumers, in their own process."""
 
+from services.notes.handlers import care_team_subscription
 from services.notes.wiring import build_runtime
 from shared import ops
 from shared.kafka import Subscription
@@ -8,7 +9,7 @@ from shared.worker import run_worker
 
 
 def subscriptions(runtime: Runtime) -> list[Subscription]:
-    return [ops.ping_subscription()]
+    return [ops.ping_subscription(), care_team_subscription()]
 
 
 def main() -> None:

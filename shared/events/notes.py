@@ -55,3 +55,17 @@ class PatientSafetyAlertV1(Schema):
     measure = fields.String(required=True, validate=validate.Length(max=40))
     value = fields.Float(required=True)
     raised_at = fields.AwareDateTime(required=True)
+
+
+@register("patient.break_glass", 1)
+class PatientBreakGlassV1(Schema):
+    """A clinician outside the care team opened a patient's notes in an emergency; for
+    admins to review. The reason stays in the notes service (it is free text)."""
+
+    access_id = _id
+    patient_id = _id
+    actor_id = _id
+    discipline = fields.String(load_default=None, allow_none=True,
+                               validate=validate.OneOf(DISCIPLINES))
+    opened_at = fields.AwareDateTime(required=True)
+    expires_at = fields.AwareDateTime(required=True)
