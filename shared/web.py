@@ -164,6 +164,16 @@ def _serve_swagger_assets(app: Flask) -> None:
         return send_from_directory(swagger_ui_path, filename)
 
 
+def _declared_roles(app: Flask, endpoint: str | None, method: str) -> list[str] | None:
+    """The roles `@roles` put on the view (or on a MethodView's method), if any."""
+    view = app.view_functions.get(endpoint) if endpoint else None
+    allowed = getattr(view, "_paincare_roles", None)
+    view_class = getattr(view, "view_class", None)
+    if allowed is None and view_class is not None:
+        allowed = getattr(getattr(view_class, method.lower(), None), "_paincare_roles", None)
+    return allowed
+
+
 def _install_request_hooks(app: Flask, settings: Settings) -> None:
     @app.before_request
     def _identify() -> Response | None:
@@ -181,6 +191,11 @@ def _install_request_hooks(app: Flask, settings: Settings) -> None:
         try:
             g.principal = verify_token(token.strip(), settings.jwt_secret,
                                        issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+            # A role the route does not allow is refused before its arguments are parsed:
+            # otherwise it gets a 422 that describes the request schema instead of a 403.
+            allowed = _declared_roles(app, request.endpoint, request.method)
+            if allowed is not None:
+                g.principal.require(*allowed)
         except ClinicError as exc:
             return problem(exc.status, exc.title, exc.detail)
         return None
