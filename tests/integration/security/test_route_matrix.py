@@ -1,0 +1,246 @@
+"""The role-by-route matrix: every route of every service, asked with no token, with tokens
+that must not be accepted, and with each role of the clinic.
+
+Generic on purpose: it walks each app's `url_map` as it is when the suite runs, so a route
+added tomorrow is covered without touching this file. A route answers 401 problem+json to
+every unusable token, never 500 to anyone, and 403 problem+json to a role its `@roles`
+does not name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+from flask import Flask
+
+from shared.auth import DISCIPLINES, mint_token
+from shared.config import Settings
+from shared.launcher import available_services
+from shared.web import PROBLEM, PUBLIC_PATHS
+from tests.proof.report import record
+
+SERVICES = available_services()
+BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+@dataclass(frozen=True)
+class Route:
+    rule: str
+    method: str
+    endpoint: str
+    allowed: frozenset[str] | None  # None: the route declares no roles
+
+    @property
+    def public(self) -> bool:
+        return self.rule.startswith(PUBLIC_PATHS)
+
+
+def _roles_of(app: Flask, endpoint: str, method: str) -> frozenset[str] | None:
+    """`shared.web.roles` marks the view; a MethodView carries it on its method."""
+    view = app.view_functions[endpoint]
+    allowed = getattr(view, "_paincare_roles", None)
+    view_class = getattr(view, "view_class", None)
+    if allowed is None and view_class is not None:
+        allowed = getattr(getattr(view_class, method.lower(), None), "_paincare_roles", None)
+    return frozenset(allowed) if allowed is not None else None
+
+
+def routes(app: Flask) -> list[Route]:
+    out = []
+    for rule in app.url_map.iter_rules():
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            out.append(Route(rule.rule, method, rule.endpoint,
+                             _roles_of(app, rule.endpoint, method)))
+    return out
+
+
+def concrete_path(app: Flask, route: Route) -> str:
+    """Fill each path parameter with a random id of the converter's kind."""
+    rule = next(r for r in app.url_map.iter_rules() if r.rule == route.rule
+                and r.endpoint == route.endpoint)
+    values: dict[str, object] = {}
+    for name, converter in rule._converters.items():
+        kind = type(converter).__name__
+        if kind == "IntegerConverter":
+            values[name] = random.randint(10**6, 10**9)
+        elif kind == "FloatConverter":
+            values[name] = random.random() * 1000
+        else:
+            values[name] = str(uuid.uuid4())
+    with app.test_request_context():
+        from flask import url_for
+
+        return url_for(route.endpoint, **values, _method=route.method)
+
+
+def principals(settings: Settings) -> Iterator[tuple[str, str, str]]:
+    """(label, role, token) for every role, a specialist of each discipline."""
+    def make(role: str, **claims: str) -> str:
+        return mint_token(settings.jwt_secret, subject=f"{role}-{uuid.uuid4().hex[:6]}",
+                          role=role, issuer=settings.jwt_issuer,
+                          audience=settings.jwt_audience, **claims)
+
+    yield "scheduler", "scheduler", make("scheduler")
+    for d in DISCIPLINES:
+        yield f"specialist:{d}", "specialist", make("specialist", discipline=d,
+                                                    provider_id=str(uuid.uuid4()))
+    yield "admin", "admin", make("admin")
+    yield "service", "service", make("service")
+
+
+def unusable_tokens(settings: Settings) -> Iterator[tuple[str, dict[str, str]]]:
+    """Headers that must never get past authentication."""
+    def mint(**kw: object) -> str:
+        args: dict[str, object] = {"subject": "mallory", "role": "admin",
+                                   "issuer": settings.jwt_issuer,
+                                   "audience": settings.jwt_audience}
+        args.update(kw)
+        secret = str(args.pop("secret", settings.jwt_secret))
+        return mint_token(secret, **args)  # type: ignore[arg-type]
+
+    now = datetime.now(UTC)
+    yield "no token", {}
+    yield "expired", {"Authorization": "Bearer " + mint(
+        now=now - timedelta(hours=2), ttl=timedelta(minutes=5))}
+    forged = mint(secret="not-the-clinic-secret-but-as-long-as-a-real-one")
+    yield "wrong signature", {"Authorization": "Bearer " + forged}
+    yield "wrong audience", {"Authorization": "Bearer " + mint(audience="another-app")}
+    yield "wrong issuer", {"Authorization": "Bearer " + mint(issuer="evil-idp")}
+    unsigned = jwt.encode({"sub": "mallory", "role": "admin", "iss": settings.jwt_issuer,
+                           "aud": settings.jwt_audience,
+                           "exp": now + timedelta(hours=1)}, key=None, algorithm="none")
+    yield "alg none", {"Authorization": "Bearer " + unsigned}
+    no_role = jwt.encode({"sub": "mallory", "role": "superuser", "iss": settings.jwt_issuer,
+                          "aud": settings.jwt_audience, "exp": now + timedelta(hours=1)},
+                         settings.jwt_secret, algorithm="HS256")
+    yield "unknown role", {"Authorization": "Bearer " + no_role}
+    yield "garbage", {"Authorization": "Bearer not.a.jwt"}
+    yield "basic scheme", {"Authorization": "Basic YWRtaW46YWRtaW4="}
+
+
+def _call(client, route: Route, path: str, headers: dict[str, str]):  # type: ignore[no-untyped-def]
+    kw: dict[str, object] = {"headers": headers}
+    if route.method in BODY_METHODS:
+        kw["json"] = {}
+    return client.open(path, method=route.method, **kw)
+
+
+def _is_problem(resp) -> bool:  # type: ignore[no-untyped-def]
+    return resp.mimetype == PROBLEM and isinstance(resp.get_json(silent=True), dict) \
+        and resp.get_json()["status"] == resp.status_code
+
+
+@pytest.fixture(params=SERVICES)
+def service_app(request: pytest.FixtureRequest, settings_for) -> Flask:
+    name = request.param
+    module = importlib.import_module(f"services.{name}.app")
+    app = module.create_app(settings_for(name))
+    app.config["TESTING"] = False  # errors must go through the error handlers, as live
+    return app
+
+
+def test_every_route_refuses_unusable_tokens_and_unlisted_roles(service_app: Flask) -> None:
+    app = service_app
+    settings: Settings = app.extensions["paincare.settings"]
+    client = app.test_client()
+    all_routes = routes(app)
+    guarded = [r for r in all_routes if not r.public]
+    assert guarded, "a service with no guarded routes: the matrix would prove nothing"
+    failures: list[str] = []
+
+    undeclared = [f"{r.method} {r.rule}" for r in guarded if r.allowed is None]
+    failures += [f"{r}: no @roles on a non-public route" for r in undeclared]
+
+    auth_tried = auth_held = 0
+    for route in guarded:
+        path = concrete_path(app, route)
+        for label, headers in unusable_tokens(settings):
+            auth_tried += 1
+            resp = _call(client, route, path, headers)
+            if resp.status_code == 401 and _is_problem(resp) \
+                    and "Bearer" in resp.headers.get("WWW-Authenticate", ""):
+                auth_held += 1
+            else:
+                failures.append(f"{route.method} {path} [{label}] -> {resp.status_code} "
+                                f"{resp.mimetype}")
+    record("security", f"{settings.service}: unusable tokens x guarded routes",
+           tried=auth_tried, held=auth_held, detail=f"{len(guarded)} routes")
+
+    role_tried = role_held = 0
+    for route in guarded:
+        path = concrete_path(app, route)
+        for label, role, token in principals(settings):
+            role_tried += 1
+            resp = _call(client, route, path, {"Authorization": f"Bearer {token}"})
+            allowed = route.allowed is not None and role in route.allowed
+            ok = resp.status_code < 500 and (
+                (allowed and resp.status_code not in (401, 403))
+                or (not allowed and resp.status_code == 403 and _is_problem(resp)))
+            if resp.status_code >= 400 and not _is_problem(resp):
+                ok = False
+            if ok:
+                role_held += 1
+            else:
+                failures.append(f"{route.method} {path} [{label}, allowed="
+                                f"{sorted(route.allowed or [])}] -> {resp.status_code} "
+                                f"{resp.mimetype}")
+    record("security", f"{settings.service}: roles x guarded routes", tried=role_tried,
+           held=role_held, detail="403 when not allowed, never 500")
+
+    public_tried = public_held = 0
+    for route in (r for r in all_routes if r.public and "<" not in r.rule):
+        public_tried += 1
+        resp = client.open(route.rule, method=route.method)
+        if resp.status_code < 500 or route.rule == "/readyz":
+            public_held += 1
+        else:
+            failures.append(f"public {route.method} {route.rule} -> {resp.status_code}")
+    record("security", f"{settings.service}: public routes answer without a token",
+           tried=public_tried, held=public_held)
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_matrix_sees_a_route_without_roles_and_a_forged_token(service: str) -> None:
+    """The matrix itself can fail: a bare route is reported, a forged token is refused, and a
+    role a route does not allow gets 403, not a 422 describing the body it would need."""
+    import marshmallow as ma
+    from flask_smorest import Blueprint
+
+    from shared.web import create_service_app, roles
+
+    settings = Settings.for_service(service, database_url="sqlite://", kafka_enabled=False)
+    bare = Blueprint(f"bare_{service}", __name__, url_prefix="/bare")
+
+    @bare.get("/<thing_id>")
+    def _bare(thing_id: str) -> dict:
+        return {"id": thing_id}
+
+    class Needs(ma.Schema):
+        patient_id = ma.fields.UUID(required=True)
+
+    @bare.post("/")
+    @bare.arguments(Needs)
+    @bare.response(201)
+    @roles("specialist")
+    def _guarded(body: dict) -> dict:
+        return {}
+
+    app = create_service_app(settings, title="t", description="d", blueprints=[bare])
+    found = [r for r in routes(app) if r.rule == "/bare/<thing_id>"]
+    assert found and found[0].allowed is None and not found[0].public
+    forged = dict(unusable_tokens(settings))["wrong signature"]
+    resp = app.test_client().get(concrete_path(app, found[0]), headers=forged)
+    assert resp.status_code == 401 and _is_problem(resp)
+    scheduler = dict((label, token) for label, _r, token in principals(settings))["scheduler"]
+    resp = app.test_client().post("/bare/", json={},
+                                  headers={"Authorization": f"Bearer {scheduler}"})
+    assert resp.status_code == 403 and _is_problem(resp), resp.get_json()
+    assert "patient_id" not in resp.get_data(as_text=True)
