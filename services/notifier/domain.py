@@ -162,7 +162,7 @@ TEMPLATES: dict[tuple[str, str], tuple[str, str]] = {
         "A {kind} note ({note_id}) in {discipline} was signed for patient {patient_id} by "
         "{author_id}. Open the care notes to read it."),
     ("waitlist_offered", "en"): (
-        "A {discipline} appointment is free on {date} at {time}",
+        "Free {discipline} appointment on {date} at {time}",
         "An earlier {discipline} appointment is free on {date} at {time}. The offer "
         "({waitlist_id}) holds until {expires}."),
     ("waitlist_offered", "fr"): (

@@ -1,0 +1,167 @@
+"""Planning and delivery on a real database (SQLite and PostgreSQL), a real SMTP server
+and a real SMS gateway, on a clock the test moves."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from services.notifier.delivery import wait_idle
+from tests.integration.notifier.clinic_events import (
+    appointment_event,
+    itinerary_booked,
+    provider_registered,
+    referral_received,
+    visit,
+)
+from tests.integration.notifier.local_servers import SmtpServer
+
+ANA = "ana@example.org"
+
+
+def _clinic(notifier, **contact: object) -> list[dict]:
+    """Given Ana referred (email), a provider per discipline, and three visits next week."""
+    notifier.receive(referral_received("pat-1", email=ANA, phone="+447700900001", **contact))
+    notifier.receive(*[provider_registered(f"prov-{d}", d, f"{d}@clinic.test")
+                       for d in ("pain_medicine", "physical_therapy", "psychology")])
+    start = notifier.clock() + timedelta(days=7)
+    return [visit(0, start, "pain_medicine"),
+            visit(1, start + timedelta(hours=1), "physical_therapy"),
+            visit(2, start + timedelta(days=14), "psychology")]
+
+
+def test_a_booked_itinerary_is_one_email_with_every_visit_and_reminders_fall_due_on_time(
+        notifier):
+    visits = _clinic(notifier)
+    booked = itinerary_booked("pat-1", visits)
+    notifier.receive(booked)
+    notifier.receive(*[appointment_event("appointment.booked", "pat-1", v) for v in visits])
+    wait_idle(notifier.deliverer())
+    mails = notifier.smtp.to(ANA)
+    assert len(mails) == 1
+    body = notifier.smtp.text(mails[0])
+    for room in ("Room 0", "Room 1", "Room 2"):
+        assert room in body
+    assert "Your glucose diary" in body
+    assert [m["To"] for m in notifier.smtp.messages].count("lead@clinic.test") == 1
+    reminders = notifier.rows(template="appointment_reminder")
+    assert len(reminders) == 6  # 3 visits x (48 h, 2 h), once though booked twice over
+    first_due = min(r.due_at for r in reminders)
+    notifier.clock.set(first_due - timedelta(seconds=1))
+    wait_idle(notifier.deliverer())
+    assert len(notifier.smtp.to(ANA)) == 1
+    notifier.clock.set(first_due)
+    wait_idle(notifier.deliverer())
+    assert [m["Subject"] for m in notifier.smtp.to(ANA)][1].startswith("Reminder: Pain")
+    assert "notification.sent" in notifier.outbox_types()
+
+
+def test_reminders_are_dropped_for_a_cancelled_visit_and_moved_with_a_rescheduled_one(notifier):
+    visits = _clinic(notifier)
+    notifier.receive(itinerary_booked("pat-1", visits))
+    notifier.receive(appointment_event("appointment.cancelled", "pat-1", visits[0],
+                                       reason="provider ill", by="sched-1"))
+    old, new = visits[1]["start"], notifier.clock() + timedelta(days=10)
+    moved = {**visits[1], "start": new.isoformat(),
+             "end": (new + timedelta(minutes=45)).isoformat()}
+    notifier.receive(appointment_event("appointment.rescheduled", "pat-1", moved,
+                                       previous_start=old, previous_end=visits[1]["end"],
+                                       by="sched-1"))
+    by_appt = {}
+    for r in notifier.rows(template="appointment_reminder"):
+        by_appt.setdefault((r.appointment_id, r.status), []).append(r.due_at)
+    assert len(by_appt[("appt-0", "cancelled")]) == 2
+    assert ("appt-0", "pending") not in by_appt
+    assert sorted(by_appt[("appt-1", "pending")]) == [new - timedelta(hours=48),
+                                                      new - timedelta(hours=2)]
+    notifier.clock.set(new + timedelta(days=30))  # far past everything
+    wait_idle(notifier.deliverer())
+    subjects = [m["Subject"] for m in notifier.smtp.to(ANA)]
+    assert sum(s.startswith("Reminder: Pain") for s in subjects) == 0
+    assert sum(s.startswith("Reminder: Physical") for s in subjects) == 2
+    assert sum(s.startswith("Appointment cancelled") for s in subjects) == 1
+    assert len(notifier.smtp.to("pain_medicine@clinic.test")) == 1  # the provider is told
+
+
+def test_reminders_are_sent_once_with_several_delivery_workers_racing(notifier):
+    visits = _clinic(notifier)
+    notifier.receive(itinerary_booked("pat-1", visits))
+    notifier.clock.set(notifier.clock() + timedelta(days=60))
+    workers = [notifier.deliverer() for _ in range(3)]
+    threads = [threading.Thread(target=wait_idle, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    ids = notifier.smtp.ids()
+    assert len(ids) == len(set(ids)) == 1 + 1 + 6  # confirmation, triage lead, reminders
+    assert {r.status for r in notifier.rows()} == {"sent"}
+
+
+def test_the_same_event_handed_twice_is_planned_and_sent_once(notifier):
+    visits = _clinic(notifier)
+    booked = itinerary_booked("pat-1", visits)
+    notifier.receive(booked, booked)
+    wait_idle(notifier.deliverer())
+    notifier.receive(booked)
+    wait_idle(notifier.deliverer())
+    assert len(notifier.smtp.to(ANA)) == 1
+    assert len(notifier.rows(event_id=booked.id, template="itinerary_booked")) == 1
+
+
+def test_smtp_down_then_up_delivers_once_after_retries(settings_for, sms):
+    from tests.integration.notifier.conftest import make_notifier
+
+    smtp = SmtpServer()  # not started: the port refuses connections
+    notifier = make_notifier(settings_for, smtp, sms, extra={"NOTIFIER_MAX_ATTEMPTS": "5"})
+    try:
+        visits = _clinic(notifier)
+        booked = itinerary_booked("pat-1", visits)
+        notifier.receive(booked)
+        deliverer = notifier.deliverer()
+        wait_idle(deliverer)
+        (row,) = notifier.rows(event_id=booked.id, template="itinerary_booked")
+        assert (row.status, row.attempts) == ("pending", 1)
+        assert "SMTP" in row.last_error
+        wait_idle(deliverer)  # backoff not over: not tried again
+        assert notifier.rows(event_id=booked.id, template="itinerary_booked")[0].attempts == 1
+        notifier.clock.advance(seconds=60)
+        wait_idle(deliverer)
+        assert notifier.rows(event_id=booked.id, template="itinerary_booked")[0].attempts == 2
+        smtp.start()
+        notifier.clock.advance(seconds=120)
+        wait_idle(deliverer)
+        notifier.clock.advance(seconds=600)
+        wait_idle(deliverer)
+        (row,) = notifier.rows(event_id=booked.id, template="itinerary_booked")
+        assert (row.status, row.attempts) == ("sent", 3)
+        assert len(smtp.to(ANA)) == 1
+    finally:
+        smtp.stop()
+        notifier.runtime.db.dispose()
+
+
+def test_sms_goes_through_the_gateway_with_the_notification_id(notifier):
+    visits = _clinic(notifier, channel="sms")
+    notifier.receive(itinerary_booked("pat-1", visits))
+    wait_idle(notifier.deliverer())
+    (sms,) = notifier.sms.received
+    assert sms["to"] == "+447700900001" and "Room 2" in sms["message"]
+    (row,) = notifier.rows(channel="sms", template="itinerary_booked")
+    assert sms["idempotency_key"] == row.id and row.status == "sent"
+    assert notifier.smtp.to(ANA) == []
+
+
+def test_a_worker_that_died_holding_rows_loses_them_only_until_its_lease_ends(notifier):
+    _clinic(notifier)
+    now = notifier.clock()
+    from services.notifier import db
+
+    with notifier.runtime.db.transaction() as s:  # a worker claims, then dies
+        claimed = db.claim_due(s, now, "dead-worker", now + timedelta(seconds=60), 100)
+    assert claimed
+    wait_idle(notifier.deliverer())
+    assert notifier.smtp.messages == []
+    notifier.clock.advance(seconds=61)
+    wait_idle(notifier.deliverer())
+    assert len(notifier.smtp.to("lead@clinic.test")) == 1
