@@ -301,7 +301,7 @@ def build_pathway(steps: Sequence[StepRequest]) -> tuple[PathwayStep, ...]:
         if step.discipline not in DISCIPLINES:
             raise InvalidInput(f"unknown discipline {step.discipline!r}",
                                field=f"{where}.discipline")
-        if names.count(step.discipline) > 1:
+        if step.discipline in names[:i]:
             raise InvalidInput(f"{step.discipline} appears more than once in the pathway",
                                field=f"{where}.discipline")
         if step.sessions > 1 and step.interval_days < 1:
