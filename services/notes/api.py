@@ -26,6 +26,9 @@ blp = Blueprint("notes", __name__, description="Care notes, measures and the car
 admin_blp = Blueprint("notes_admin", __name__, description="Audit trail and break-glass report")
 
 MAX_SECTION = 20_000
+# Every signed-in role reaches the patient-data routes, so that the use case itself
+# refuses anyone outside the care team *and* audits the attempt (a scheduler included).
+ANYONE = ("specialist", "scheduler", "service")
 
 
 def _runtime() -> Runtime:
@@ -367,7 +370,7 @@ def _shape(note: d.Note, *, addenda: list[str] | None = None, safety_alert: bool
 @blp.post("/patients/<patient_id>/notes")
 @blp.arguments(NoteIn)
 @blp.response(201, NoteOut)
-@roles("specialist")
+@roles(*ANYONE)
 def create_note(body: dict, patient_id: str) -> dict:
     """Start a draft note for a patient (care-team specialists). A positive PHQ-9 item 9
     raises a safety alert at once."""
@@ -379,7 +382,7 @@ def create_note(body: dict, patient_id: str) -> dict:
 
 @blp.get("/notes/<note_id>")
 @blp.response(200, NoteOut)
-@roles("specialist")
+@roles(*ANYONE)
 def get_note(note_id: str) -> dict:
     """Read one note (care team, admins, or break-glass); the read is audited."""
     runtime = _runtime()
@@ -391,7 +394,7 @@ def get_note(note_id: str) -> dict:
 @blp.put("/notes/<note_id>")
 @blp.arguments(NoteEditIn)
 @blp.response(200, NoteOut)
-@roles("specialist")
+@roles(*ANYONE)
 def edit_note(body: dict, note_id: str) -> dict:
     """Save a draft again (its author): a new version. A signed note answers 409."""
     runtime = _runtime()
@@ -401,7 +404,7 @@ def edit_note(body: dict, note_id: str) -> dict:
 
 @blp.get("/notes/<note_id>/versions")
 @blp.response(200, VersionOut(many=True))
-@roles("specialist")
+@roles(*ANYONE)
 def note_versions(note_id: str) -> list:
     """Every saved version of a note's draft, oldest first."""
     return uc.read_versions(_runtime(), current_principal(), note_id, _now())
@@ -409,7 +412,7 @@ def note_versions(note_id: str) -> list:
 
 @blp.post("/notes/<note_id>/sign")
 @blp.response(200, NoteOut)
-@roles("specialist")
+@roles(*ANYONE)
 def sign_note(note_id: str) -> dict:
     """Sign a draft (its author): locked for ever; the care team is told (note.signed, or
     note.amended for an addendum)."""
@@ -421,7 +424,7 @@ def sign_note(note_id: str) -> dict:
 @blp.post("/notes/<note_id>/addenda")
 @blp.arguments(AddendumIn)
 @blp.response(201, NoteOut)
-@roles("specialist")
+@roles(*ANYONE)
 def add_addendum(body: dict, note_id: str) -> dict:
     """Correct a signed note: a draft addendum pointing at it; sign it to publish. The
     original stays as it was."""
@@ -434,7 +437,7 @@ def add_addendum(body: dict, note_id: str) -> dict:
 @blp.post("/notes/<note_id>/entered-in-error")
 @blp.arguments(ReasonIn)
 @blp.response(200, NoteOut)
-@roles("specialist")
+@roles(*ANYONE)
 def mark_entered_in_error(body: dict, note_id: str) -> dict:
     """Mark a note entered in error (its author or an admin), with a reason. Nothing is
     deleted: it stays readable to admins."""
@@ -456,7 +459,7 @@ def _trend_out(trend: m.Trend) -> dict[str, Any]:
 @blp.get("/patients/<patient_id>/timeline")
 @blp.arguments(TimelineArgs, location="query")
 @blp.response(200, TimelineOut)
-@roles("specialist")
+@roles(*ANYONE)
 def patient_timeline(args: dict, patient_id: str) -> dict:
     """Every discipline's notes in time order, filterable, with each measure's trend
     (banded, with clinically meaningful change marked) ready for a chart."""
@@ -477,7 +480,7 @@ def patient_timeline(args: dict, patient_id: str) -> dict:
 
 @blp.get("/patients/<patient_id>/care-team")
 @blp.response(200, MemberOut(many=True))
-@roles("specialist")
+@roles(*ANYONE)
 def patient_care_team(patient_id: str) -> list:
     """Who is (and was) on the patient's care team, and why."""
     return uc.care_team_of(_runtime(), current_principal(), _patient(patient_id), _now())
@@ -486,7 +489,7 @@ def patient_care_team(patient_id: str) -> list:
 @blp.post("/patients/<patient_id>/break-glass")
 @blp.arguments(BreakGlassIn)
 @blp.response(201, BreakGlassOut)
-@roles("specialist")
+@roles(*ANYONE)
 def break_glass(body: dict, patient_id: str) -> dict:
     """Emergency access for a clinician outside the care team: give a reason; reading is
     then allowed for a while, every read audited, admins told."""
