@@ -125,15 +125,15 @@ def one(notification_id: str) -> Notification:
 @blp.response(202, NotificationOut)
 @roles("scheduler")
 def retry(notification_id: str) -> Notification:
-    """Send a failed notification again, from a fresh set of attempts."""
-    now = datetime.now(UTC)
+    """Send a failed notification again, from a fresh set of attempts. It is due again
+    at once (its due time is long past), whatever the delivery loop's clock says."""
     with _runtime().db.transaction() as s:
         row = s.get(Notification, notification_id)
         if row is None:
             raise NotFound(f"no notification {notification_id}")
         if row.status != "failed":
             raise Conflict(f"notification {notification_id} is {row.status}, not failed")
-        row.status, row.attempts, row.next_attempt_at = "pending", 0, now
+        row.status, row.attempts, row.next_attempt_at = "pending", 0, row.due_at
         row.last_error = None
         _audit(s, "retry", "notification", notification_id, row.recipient_id)
         return row
