@@ -256,4 +256,6 @@ class PageArgs(ma.Schema):
     """Paging for every list route: ?limit=&offset=."""
 
     limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
-    offset = ma.fields.Integer(load_default=0, validate=ma.validate.Range(min=0))
+    # bounded: an offset past a 64-bit integer reached the database and answered 500
+    offset = ma.fields.Integer(load_default=0,
+                               validate=ma.validate.Range(min=0, max=1_000_000_000))
