@@ -1,0 +1,169 @@
+"""The notifier as it runs in production (gunicorn web, worker process) on the real
+broker: events published as referrals and scheduling publish them, a real SMTP server
+receiving, a worker killed in the middle of a batch."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from kafka import KafkaProducer
+
+from services.notifier import worker
+from services.notifier.delivery import wait_idle
+from services.notifier.wiring import build_runtime
+from shared import topics
+from shared.config import Settings
+from shared.events import Envelope
+from tests.integration.notifier.clinic_events import (
+    appointment_event,
+    itinerary_booked,
+    referral_received,
+    visit,
+    waitlist_offered,
+)
+from tests.integration.notifier.local_servers import SmtpServer, TestClock
+from tests.support.clinic import bearer, read_topic, wait_for
+from tests.support.processes import running_services
+
+pytestmark = pytest.mark.kafka
+ANA = "ana@example.org"
+
+
+@pytest.fixture
+def smtp():
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+def _publish(settings: Settings, *events: tuple[str, Envelope]) -> None:
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                             linger_ms=5)
+    futures = [producer.send(settings.topic(topic), key=b"k", value=e.to_bytes())
+               for topic, e in events]
+    producer.flush(30)
+    for f in futures:
+        f.get(30)
+    producer.close()
+
+
+def _env(smtp: SmtpServer, **more: str) -> dict[str, str]:
+    return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port),
+            "TRIAGE_LEAD_EMAIL": "lead@clinic.test", "NOTIFIER_POLL_SECONDS": "0.1",
+            **more}
+
+
+def test_a_booked_itinerary_is_one_email_with_every_visit_and_reminders_on_time(
+        new_database_url, topic_prefix, kafka_bootstrap, tmp_path, smtp):
+    urls: dict[str, str] = {}
+
+    def database(label: str) -> str:
+        urls[label] = new_database_url(label)
+        return urls[label]
+
+    settings = Settings.for_service("tests", topic_prefix=topic_prefix,
+                                    kafka_bootstrap=kafka_bootstrap)
+    start = (datetime.now(UTC) + timedelta(days=30)).replace(hour=9, minute=0, second=0,
+                                                            microsecond=0)
+    visits = [visit(0, start, "pain_medicine"), visit(1, start + timedelta(hours=1)),
+              visit(2, start + timedelta(hours=2), "psychology"),
+              visit(3, start + timedelta(days=14), "acupuncture")]
+    booked = itinerary_booked("pat-1", visits)
+    with running_services(["notifier"], database_url=database, topic_prefix=topic_prefix,
+                          log_dir=tmp_path / "logs", extra_env=_env(smtp),
+                          web_workers=1) as clinic:
+        _publish(settings, (topics.REFERRALS, referral_received("pat-1", email=ANA)),
+                 (topics.SCHEDULING, booked),
+                 *[(topics.SCHEDULING, appointment_event("appointment.booked", "pat-1", v))
+                   for v in visits])
+        (mail,) = wait_for(lambda: smtp.to(ANA), timeout=60, what="the confirmation")
+        body = smtp.text(mail)
+        for v in visits:
+            assert v["room_name"] in body
+        for name in ("Pain medicine", "Physical therapy", "Psychology", "Acupuncture"):
+            assert name in body
+        assert "Your medication list" in body
+        wait_for(lambda: smtp.to("lead@clinic.test"), what="the triage lead's alert")
+
+        admin = bearer(settings, "admin")
+        url = clinic["notifier"].url
+
+        def reminders() -> list[dict]:
+            got = requests.get(f"{url}/notifications", headers=admin, timeout=5, params={
+                "template": "appointment_reminder", "limit": 100}).json()["items"]
+            return got if len(got) == 8 else []
+
+        planned = wait_for(reminders, what="8 reminders planned")
+        due = sorted(datetime.fromisoformat(r["due_at"]) for r in planned)
+        expected = sorted(datetime.fromisoformat(v["start"]) - timedelta(hours=h)
+                          for v in visits for h in (48, 2))
+        assert due == expected
+
+        # The delivery loop on a clock the test controls, beside the real worker.
+        runtime = build_runtime(Settings.for_service(
+            "notifier", database_url=urls["notifier"], topic_prefix=topic_prefix,
+            kafka_bootstrap=kafka_bootstrap, kafka_enabled=False,
+            extra={"SMTP_PORT": str(smtp.port)}))
+        clock = TestClock(due[0] - timedelta(seconds=1))
+        deliverer = worker.deliverer(runtime, clock)
+        wait_idle(deliverer)
+        time.sleep(0.5)
+        assert len(smtp.to(ANA)) == 1  # one second early: nothing
+        clock.set(due[0])
+        wait_idle(deliverer)
+        mails = smtp.to(ANA)
+        assert len(mails) == 2 and mails[1]["Subject"].startswith("Reminder: Pain medicine")
+        clock.set(due[-1] + timedelta(minutes=1))
+        wait_idle(deliverer)
+        assert len(smtp.to(ANA)) == 1 + 8
+        assert len(set(smtp.ids())) == len(smtp.ids())
+        runtime.db.dispose()
+
+        sent = wait_for(lambda: [v for _k, _h, v in read_topic(settings, topics.NOTIFICATIONS)
+                                 if v["type"] == "notification.sent"
+                                 and v["payload"]["event_id"] == booked.id],
+                        what="notification.sent on the topic")
+        assert sent[0]["payload"]["recipient_id"] == "pat-1"
+
+
+def test_a_worker_killed_mid_batch_and_restarted_loses_nothing_and_sends_nothing_twice(
+        new_database_url, topic_prefix, kafka_bootstrap, tmp_path, smtp):
+    """The 40th email is held at the SMTP server (before it is accepted) while the worker
+    is killed; the rows it held come back when its lease runs out."""
+    patients = 120
+    smtp.stall_at = 40
+    settings = Settings.for_service("tests", topic_prefix=topic_prefix,
+                                    kafka_bootstrap=kafka_bootstrap)
+    start = datetime.now(UTC) + timedelta(days=20)
+    referrals = [(topics.REFERRALS, referral_received(f"p{i}", email=f"p{i}@example.org"))
+                 for i in range(patients)]
+    offers = [(topics.SCHEDULING, waitlist_offered(f"p{i}", i, start)) for i in range(patients)]
+    env = _env(smtp, TRIAGE_LEAD_EMAIL="", NOTIFIER_LEASE_SECONDS="3",
+               NOTIFIER_BATCH="25")
+    with running_services(["notifier"], database_url=new_database_url,
+                          topic_prefix=topic_prefix, log_dir=tmp_path / "logs",
+                          extra_env=env, web_workers=1) as clinic:
+        admin = bearer(settings, "admin")
+        url = clinic["notifier"].url
+        _publish(settings, *referrals)  # the directory first: topics have no common order
+        wait_for(lambda: requests.get(f"{url}/recipients/p{patients - 1}", headers=admin,
+                                      timeout=5).status_code == 200, what="the directory")
+        _publish(settings, *offers)
+        assert smtp.stalled.wait(60), "the delivery never reached the 40th email"
+        clinic["notifier"].kill("worker")
+        smtp.release.set()
+        assert len(smtp.messages) == 39
+        clinic["notifier"].start_worker()
+        wanted = {f"p{i}@example.org" for i in range(patients)}
+        wait_for(lambda: {m["To"] for m in smtp.messages} >= wanted, timeout=90,
+                 what="every offer delivered")
+        time.sleep(4)  # past a lease: anything that could go twice would have
+        to = [m["To"] for m in smtp.messages]
+        assert sorted(to) == sorted(wanted)  # each patient once, none lost
+        log = requests.get(f"{url}/notifications", headers=admin,
+                           params={"template": "waitlist_offered", "limit": 1}).json()
+        assert log["total"] == patients
+        assert log["counts"]["sent"] == 2 * patients  # the emails and the lead's feed
