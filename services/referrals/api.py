@@ -8,6 +8,7 @@ need pain medicine); admins may do everything.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -45,6 +46,24 @@ targets_blp = Blueprint("priority_targets", __name__, url_prefix="/priority-targ
                         description="Days from receipt to first visit, per priority")
 
 READERS = ("scheduler", "specialist")
+
+
+class Text(fields.String):
+    """Text a person typed: no control characters but line breaks and tabs, and nothing
+    that cannot be stored as UTF-8 (PostgreSQL refuses NUL; a lone surrogate cannot be
+    encoded). Refused here as 422 rather than failing in the database as 500."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not _printable(text):
+            raise ma.ValidationError("contains control characters or invalid unicode")
+        return text
+
+
+def _printable(text: str) -> bool:
+    return not any(unicodedata.category(c) in ("Cc", "Cs") and c not in "\n\r\t"
+                   for c in text)
+
 _text = validate.Length(min=1, max=200)
 _PHONE = validate.Regexp(r"^\+?[0-9 ()\-]{6,40}$", error="not a phone number")
 
@@ -53,108 +72,108 @@ _PHONE = validate.Regexp(r"^\+?[0-9 ()\-]{6,40}$", error="not a phone number")
 
 class ContactIn(ma.Schema):
     email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=254))
-    phone = fields.String(load_default=None, allow_none=True, validate=_PHONE)
+    phone = Text(load_default=None, allow_none=True, validate=_PHONE)
 
 
 class PatientIn(ma.Schema):
-    id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    name = fields.String(required=True, validate=_text)
+    id = Text(required=True, validate=validate.Length(min=1, max=64))
+    name = Text(required=True, validate=_text)
     date_of_birth = fields.Date(required=True)
     contact = fields.Nested(ContactIn, load_default=dict)
-    preferred_channel = fields.String(load_default="email", validate=validate.OneOf(CHANNELS))
-    language = fields.String(load_default="en", validate=validate.Length(min=2, max=10))
+    preferred_channel = Text(load_default="email", validate=validate.OneOf(CHANNELS))
+    language = Text(load_default="en", validate=validate.Length(min=2, max=10))
 
 
 class ReferrerIn(ma.Schema):
-    name = fields.String(required=True, validate=_text)
-    organisation = fields.String(required=True, validate=_text)
+    name = Text(required=True, validate=_text)
+    organisation = Text(required=True, validate=_text)
     contact = fields.Nested(ContactIn, load_default=dict)
 
 
 class PainDurationIn(ma.Schema):
     value = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=1200))
-    unit = fields.String(required=True,
+    unit = Text(required=True,
                          validate=validate.OneOf(("days", "weeks", "months", "years")))
 
 
 class MedicationIn(ma.Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    dose = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    frequency = fields.String(load_default=None, allow_none=True,
+    name = Text(required=True, validate=validate.Length(min=1, max=120))
+    dose = Text(required=True, validate=validate.Length(min=1, max=120))
+    frequency = Text(load_default=None, allow_none=True,
                               validate=validate.Length(max=120))
 
 
 class AttachmentIn(ma.Schema):
     """What was sent with the referral (letters, scans); the files live elsewhere."""
 
-    filename = fields.String(required=True, validate=validate.Length(min=1, max=255))
-    content_type = fields.String(required=True, validate=validate.Length(min=3, max=100))
+    filename = Text(required=True, validate=validate.Length(min=1, max=255))
+    content_type = Text(required=True, validate=validate.Length(min=3, max=100))
     size_bytes = fields.Integer(required=True, strict=True,
                                 validate=validate.Range(min=0, max=50 * 1024 * 1024))
-    description = fields.String(load_default=None, allow_none=True,
+    description = Text(load_default=None, allow_none=True,
                                 validate=validate.Length(max=500))
-    reference = fields.String(load_default=None, allow_none=True,
+    reference = Text(load_default=None, allow_none=True,
                               validate=validate.Length(max=500))
 
 
 class ReferralIn(ma.Schema):
     patient = fields.Nested(PatientIn, required=True)
     referrer = fields.Nested(ReferrerIn, required=True)
-    condition = fields.String(required=True, validate=validate.OneOf(CONDITIONS))
-    condition_detail = fields.String(load_default=None, allow_none=True,
+    condition = Text(required=True, validate=validate.OneOf(CONDITIONS))
+    condition_detail = Text(load_default=None, allow_none=True,
                                      validate=validate.Length(max=500))
     pain_duration = fields.Nested(PainDurationIn, required=True)
     medications = fields.List(fields.Nested(MedicationIn), load_default=list,
                               validate=validate.Length(max=30))
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+    reason = Text(required=True, validate=validate.Length(min=1, max=4000))
     attachments = fields.List(fields.Nested(AttachmentIn), load_default=list,
                               validate=validate.Length(max=20))
-    urgency_requested = fields.String(load_default=None, allow_none=True,
+    urgency_requested = Text(load_default=None, allow_none=True,
                                       validate=validate.OneOf(PRIORITIES))
 
 
 class ScreeningIn(ma.Schema):
-    tool = fields.String(required=True, validate=validate.OneOf(SCREENING_TOOLS))
+    tool = Text(required=True, validate=validate.OneOf(SCREENING_TOOLS))
     score = fields.Integer(required=True, strict=True)
 
 
 class StepIn(ma.Schema):
-    discipline = fields.String(required=True, validate=validate.OneOf(DISCIPLINES))
+    discipline = Text(required=True, validate=validate.OneOf(DISCIPLINES))
     visit_minutes = fields.Integer(required=True, strict=True,
                                    validate=validate.Range(min=10, max=240))
     sessions = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=52))
     interval_days = fields.Integer(required=True, strict=True,
                                    validate=validate.Range(min=0, max=90))
-    after = fields.List(fields.String(validate=validate.OneOf(DISCIPLINES)),
+    after = fields.List(Text(validate=validate.OneOf(DISCIPLINES)),
                         load_default=None, allow_none=True,
                         metadata={"description": "disciplines to see first; omitted: "
                                                  "pain medicine first"})
 
 
 class TriageIn(ma.Schema):
-    priority = fields.String(required=True, validate=validate.OneOf(PRIORITIES))
+    priority = Text(required=True, validate=validate.OneOf(PRIORITIES))
     screening = fields.Nested(ScreeningIn, load_default=None, allow_none=True)
     pathway = fields.List(fields.Nested(StepIn), required=True,
                           validate=validate.Length(min=1, max=len(DISCIPLINES)))
 
 
 class ReasonIn(ma.Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=1000))
+    reason = Text(required=True, validate=validate.Length(min=1, max=1000))
 
 
 class OptionalReasonIn(ma.Schema):
-    reason = fields.String(load_default=None, allow_none=True,
+    reason = Text(load_default=None, allow_none=True,
                            validate=validate.Length(max=1000))
 
 
 class ListArgs(PageArgs):
-    status = fields.String(validate=validate.OneOf(REFERRAL_STATUSES))
-    priority = fields.String(validate=validate.OneOf(PRIORITIES))
-    condition = fields.String(validate=validate.OneOf(CONDITIONS))
-    referrer = fields.String(validate=validate.Length(min=1, max=200),
+    status = Text(validate=validate.OneOf(REFERRAL_STATUSES))
+    priority = Text(validate=validate.OneOf(PRIORITIES))
+    condition = Text(validate=validate.OneOf(CONDITIONS))
+    referrer = Text(validate=validate.Length(min=1, max=200),
                              metadata={"description": "part of the referrer's name or "
                                                       "organisation"})
-    patient_id = fields.String(validate=validate.Length(min=1, max=64))
+    patient_id = Text(validate=validate.Length(min=1, max=64))
     overdue = fields.Boolean(metadata={"description": "waiting past the target date"})
 
 
@@ -362,8 +381,8 @@ def create_referral(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """Record a referral; a duplicate (same key, or same patient, referrer and condition
     within the window) answers 200 with the referral it repeats."""
     key = request.headers.get("Idempotency-Key") or None
-    if key is not None and len(key) > 200:
-        raise InvalidInput("at most 200 characters", field="Idempotency-Key")
+    if key is not None and (len(key) > 200 or not key.isprintable()):
+        raise InvalidInput("at most 200 printable characters", field="Idempotency-Key")
     runtime, now = _runtime(), _now()
     for attempt in (1, 2):
         try:

@@ -185,6 +185,8 @@ class Referrals:
         self.session = session
 
     def get(self, referral_id: str, *, for_update: bool = False) -> ReferralRow:
+        if len(referral_id) > 64 or not referral_id.isprintable():
+            raise NotFound("no such referral")  # and never a NUL byte sent to PostgreSQL
         stmt = select(ReferralRow).where(ReferralRow.id == referral_id)
         if for_update:
             stmt = stmt.with_for_update()

@@ -153,7 +153,7 @@ def check_intake(facts: IntakeFacts, *, today: date) -> None:
     """Refuse an intake that is well-formed but clinically impossible or unreachable."""
     if facts.date_of_birth > today:
         raise InvalidInput("the date of birth is in the future", field="patient.date_of_birth")
-    if facts.date_of_birth < today.replace(year=today.year - 125):
+    if facts.date_of_birth < date(today.year - 125, 1, 1):
         raise InvalidInput("the date of birth is more than 125 years ago",
                            field="patient.date_of_birth")
     if facts.condition not in CONDITIONS:

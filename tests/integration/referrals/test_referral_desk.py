@@ -128,6 +128,9 @@ BAD_INTAKES = [
     pytest.param(referral_body(patient={**referral_body()["patient"],
                                         "date_of_birth": "2999-01-01"}),
                  "patient.date_of_birth", id="born-in-the-future"),
+    pytest.param(referral_body(patient={**referral_body()["patient"], "name": "Ann\x00"}),
+                 "patient.name", id="nul-byte"),
+    pytest.param(referral_body(reason="pain \ud800"), "reason", id="lone-surrogate"),
 ]
 
 
@@ -136,6 +139,18 @@ def test_bad_intake_is_a_422_naming_the_field_and_stores_nothing(desk: Desk, bod
     resp = desk.client.post("/referrals", json=body, headers=desk.scheduler)
     assert resp.status_code == 422, resp.get_json()
     assert field in resp.get_json()["errors"]
+    assert desk.counts() == (0, 0, 0)
+
+
+def test_hostile_ids_and_queries_are_refused_not_crashed_on(desk: Desk):
+    assert desk.client.get("/referrals/%00", headers=desk.scheduler).status_code == 404
+    assert desk.client.get("/referrals/" + "9" * 400,
+                           headers=desk.scheduler).status_code == 404
+    resp = desk.client.get("/referrals?referrer=%00", headers=desk.scheduler)
+    assert resp.status_code == 422 and "query.referrer" in resp.get_json()["errors"]
+    resp = desk.client.post("/referrals", json=referral_body(),
+                            headers={**desk.scheduler, "Idempotency-Key": "k" * 201})
+    assert resp.status_code == 422 and "Idempotency-Key" in resp.get_json()["errors"]
     assert desk.counts() == (0, 0, 0)
 
 
