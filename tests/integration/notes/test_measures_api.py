@@ -116,6 +116,8 @@ def test_the_timeline_shows_every_discipline_in_time_order_with_meaningful_trend
     assert [n["discipline"] for n in timeline["notes"]] == [
         "pain_medicine", "psychology", "acupuncture", "pain_medicine"]
     assert timeline["notes"][2]["treatment"]["acupuncture"]["needle_count"] == 8
+    one = clinic.client.get(f"/notes/{needles['id']}", headers=clinic.headers("pain_doc"))
+    assert {**one.get_json(), "access": None} == timeline["notes"][2], "one shape for a note"
     nrs = timeline["trends"]["nrs_average"]
     assert [(p["value"], p["meaningful"]) for p in nrs["points"]] == [
         (8, None), (5, "moderate_improvement"), (4, "substantial_improvement")]
