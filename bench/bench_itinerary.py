@@ -8,7 +8,8 @@ each discipline at its earliest free slot. Prints search time (median, p95) and 
 (trips per patient, days to first visit) with ratios. Exits 1 when the search takes more
 trips or a later first visit (on average) than the baseline; never judges time.
 
-Run: .venv/bin/python bench/bench_itinerary.py [--referrals 200] [--seed 7]
+Run: .venv/bin/python bench/bench_itinerary.py [--referrals 200] [--seed 7] [--book]
+(--book books each result so the clinic fills up as the referrals come in.)
 """
 
 from __future__ import annotations
@@ -116,13 +117,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--referrals", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--book", action="store_true",
+                        help="book each result, so the clinic fills up referral by referral "
+                             "(search and baseline each in their own copy of the clinic)")
     args = parser.parse_args()
-    rng = random.Random(args.seed)
     built = clock.perf_counter()
-    clinic = build_clinic(rng)
+    clinic = build_clinic(random.Random(args.seed))
     built = clock.perf_counter() - built
+    base_clinic = build_clinic(random.Random(args.seed)) if args.book else clinic
+    rng = random.Random(args.seed + 1)
     latest = datetime.combine(START + timedelta(days=DAYS), time(0), tzinfo=UTC)
-    rules = SearchRules(min_gap_minutes=0, max_gap_minutes=60, interval_tolerance_days=2)
+    rules = SearchRules(min_gap_minutes=0, max_gap_minutes=60, interval_tolerance_days=2,
+                        fallback_tolerance_days=7)
     referrals = [referral(rng) for _ in range(args.referrals)]
 
     times: list[float] = []
@@ -133,6 +139,8 @@ def main() -> int:
     b_first: list[int] = []
     s_wait: list[int] = []
     b_wait: list[int] = []
+    s_changes: list[int] = []
+    b_changes: list[int] = []
     same_day = 0
     unplaceable = {"search": 0, "baseline": 0}
     for pathway, earliest, due_by, busy in referrals:
@@ -141,9 +149,14 @@ def main() -> int:
                                    patient_busy=busy, due_by=due_by, rules=rules, top_k=3)
         times.append(clock.perf_counter() - t0)
         t0 = clock.perf_counter()
-        base = baseline_earliest_each(pathway, clinic, earliest=earliest, latest=latest,
+        base = baseline_earliest_each(pathway, base_clinic, earliest=earliest, latest=latest,
                                       patient_busy=busy, due_by=due_by, rules=rules)
         base_times.append(clock.perf_counter() - t0)
+        if args.book:
+            if not isinstance(found, Unplaceable):
+                clinic.book(found[0].visits)
+            if not isinstance(base, Unplaceable):
+                base_clinic.book(base.visits)
         if isinstance(found, Unplaceable) or isinstance(base, Unplaceable):
             unplaceable["search"] += isinstance(found, Unplaceable)
             unplaceable["baseline"] += isinstance(base, Unplaceable)
@@ -156,12 +169,15 @@ def main() -> int:
         b_first.append(_days_to_first(base, earliest))
         s_wait.append(best.score.waiting_minutes)
         b_wait.append(base.score.waiting_minutes)
+        s_changes.append(best.score.provider_changes)
+        b_changes.append(base.score.provider_changes)
 
     def ms(xs: list[float], q: float) -> float:
         return 1000 * statistics.quantiles(xs, n=100)[int(q) - 1] if q < 100 else 0.0
 
     n = len(s_trips)
-    print(f"clinic: 40 providers, {DAYS} days, 15 rooms, built in {built:.2f}s; "
+    print(f"clinic: 40 providers, {DAYS} days, 15 rooms, built in {built:.2f}s"
+          f"{', booking as it goes' if args.book else ''}; "
           f"{len(referrals)} referrals, {n} placed by both "
           f"(unplaceable: search {unplaceable['search']}, baseline {unplaceable['baseline']})")
     print(f"search time: median {1000 * statistics.median(times):.1f} ms, "
@@ -178,6 +194,8 @@ def main() -> int:
           f"(median {statistics.median(s_first)} vs {statistics.median(b_first)}; "
           f"later for {sum(a > b for a, b in zip(s_first, b_first, strict=True))} patients)")
     print(f"waiting minutes between same-day visits: search {sw:.0f} vs baseline {bw:.0f}")
+    print(f"follow-ups away from the series provider: search "
+          f"{statistics.mean(s_changes):.2f} vs baseline {statistics.mean(b_changes):.2f}")
     print(f"same-day first visit (all four disciplines): {same_day} of {n}")
     ok = st < bt and sf <= bf
     print("quality rules (fewer trips, no later first visit):", "met" if ok else "VIOLATED")

@@ -36,7 +36,7 @@ earliest possible one just to cluster it; lower ``days_to_first_visit`` to trade
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from itertools import pairwise
 from typing import Any
@@ -128,11 +128,18 @@ class CarePathway:
 
 @dataclass(frozen=True)
 class SearchRules:
-    """Hard constraints and search effort."""
+    """Hard constraints and search effort.
+
+    ``fallback_tolerance_days``: when no itinerary keeps every follow-up within
+    ``interval_tolerance_days``, search once more at this wider tolerance (None: never) and
+    say so in the itinerary's notes; check_move must then be given the wider rules.
+    ``slot_minutes`` is the grid of start times; ``beam_width`` and ``day_choices`` the effort.
+    """
 
     min_gap_minutes: int = 0
     max_gap_minutes: int = 60
     interval_tolerance_days: int = 2
+    fallback_tolerance_days: int | None = None
     same_provider_required: bool = False
     slot_minutes: int = 5
     beam_width: int = 5
@@ -788,6 +795,10 @@ class _Search:
                 break
         if kids:
             return kids, None
+        if lo > hi:
+            return [], (f"{_label(disc)} session {n} of {self.steps[disc].sessions} would fall "
+                        f"after the search window ends on "
+                        f"{date.fromordinal(self.last_day).isoformat()}")
         return [], (f"{_label(disc)} session {n} of {self.steps[disc].sessions}: no "
                     f"{_label(disc)} visit of {self.steps[disc].visit_minutes} min can be placed "
                     f"between {date.fromordinal(lo).isoformat()} and "
@@ -826,7 +837,8 @@ class _Search:
 
     def improve(self, visits: Sequence[_V]) -> list[_V]:
         """Local improvement: move a follow-up that is alone on its day onto another trip day
-        when its series' intervals and that day's gaps allow it (one trip fewer each time)."""
+        when its series' intervals and that day's gaps allow it and the objective improves
+        (one trip fewer each time)."""
         out = list(visits)
         moved = True
         while moved:
@@ -854,10 +866,12 @@ class _Search:
                     if got is None:
                         continue
                     pid, start, _w = got
-                    new = self.materialise(disc, target, start, n, prefer=pid)
-                    out[out.index(v)] = new
-                    moved = True
-                    break
+                    trial = list(out)
+                    trial[out.index(v)] = self.materialise(disc, target, start, n, prefer=pid)
+                    if self.breakdown(trial).total < self.breakdown(out).total:
+                        out = trial
+                        moved = True
+                        break
                 if moved:
                     break
         return out
@@ -952,15 +966,27 @@ def search_itineraries(pathway: CarePathway, calendar: ClinicCalendar, *, earlie
         return Unplaceable(tuple(reasons))
     finished: list[tuple[float, int, Itinerary]] = []
     why: list[str] = []
-    for plan in plans:
-        beam, lost = search.follow_ups(plan)
-        why += [r for r in lost if r not in why]
-        for st in beam:
-            it = search.itinerary(search.improve(st.visits), plan.notes, plan.same_day)
-            finished.append((it.score.total, len(finished), it))
+    tolerances = [rules.interval_tolerance_days]
+    if (rules.fallback_tolerance_days or 0) > rules.interval_tolerance_days:
+        tolerances.append(rules.fallback_tolerance_days or 0)
+    for tolerance in tolerances:
+        search.rules = replace(rules, interval_tolerance_days=tolerance)
+        widened = ([] if tolerance == rules.interval_tolerance_days else [
+            f"No itinerary keeps every follow-up within +/- {rules.interval_tolerance_days} "
+            f"days of its interval ({'; '.join(why)}); intervals widened to +/- {tolerance} "
+            "days."])
+        for plan in plans:
+            beam, lost = search.follow_ups(plan)
+            why += [r for r in lost if r not in why]
+            for st in beam:
+                it = search.itinerary(search.improve(st.visits), plan.notes + widened,
+                                      plan.same_day)
+                finished.append((it.score.total, len(finished), it))
+        if finished:
+            break
     if not finished:
-        return Unplaceable(tuple(
-            [n for plan in plans for n in plan.notes if not n.startswith("Same-day")] + why))
+        notes = [n for plan in plans for n in plan.notes if not n.startswith("Same-day")]
+        return Unplaceable(tuple(dict.fromkeys(notes + why)))
     finished.sort(key=lambda t: t[:2])
     out: list[Itinerary] = []
     seen: set[tuple[Visit, ...]] = set()

@@ -287,6 +287,21 @@ def test_follow_up_without_capacity_in_its_interval_is_unplaceable() -> None:
         "between 2026-03-07 and 2026-03-11 (every 7 days, +/- 2)",))
 
 
+def test_a_wider_interval_is_the_fallback_when_allowed_and_it_says_so() -> None:
+    calendar = ClinicCalendar(HOURS, [pm("pm1", 0, "09:00", "10:00"),
+                                      pt("pt1", 0, "10:00", "11:00"),
+                                      pt("pt1", 11, "10:00", "11:00")])
+    pathway = CarePathway((PAIN, PathwayStep("physical_therapy", 45, 2, 7, ("pain_medicine",))))
+    found = search(pathway, calendar, rules=SearchRules(fallback_tolerance_days=7))
+    assert isinstance(found, list)
+    assert plan(found[0])[-1] == ("phy", "pt1", "11 10:00", "11 10:45", 2)
+    assert found[0].score.total == 20.0  # 2 trips * 8 + 4 days of interval drift
+    assert found[0].notes[-1] == (
+        "No itinerary keeps every follow-up within +/- 2 days of its interval (physical "
+        "therapy session 2 of 2: no physical therapy visit of 45 min can be placed between "
+        "2026-03-07 and 2026-03-11 (every 7 days, +/- 2)); intervals widened to +/- 7 days.")
+
+
 def test_a_cycle_in_the_order_constraints_is_reported() -> None:
     pathway = CarePathway((PathwayStep("pain_medicine", 60, after=("psychology",)),
                            PathwayStep("psychology", 45, after=("pain_medicine",))))
