@@ -3,6 +3,8 @@ PostgreSQL): intake, duplicates, triage, decisions, history, queries, roles and 
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -292,3 +294,21 @@ def test_the_api_is_documented(desk: Desk):
             "/referrals/{referral_id}/triage", "/referrals/{referral_id}/accept",
             "/priority-targets"} <= set(spec["paths"])
     assert desk.client.get("/docs").status_code == 200
+
+
+def test_the_same_referral_sent_at_once_from_four_desks_is_stored_once(desk: Desk):
+    barrier = threading.Barrier(4)
+
+    def send(key: str | None) -> tuple[int, str]:
+        client = desk.client.application.test_client()
+        headers = {**desk.scheduler, **({"Idempotency-Key": key} if key else {})}
+        barrier.wait()
+        resp = client.post("/referrals", json=referral_body(), headers=headers)
+        return resp.status_code, resp.get_json()["id"]
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(send, [None, None, "fax-1", "fax-1"]))
+    assert sorted(code for code, _id in answers) == [200, 200, 200, 201]
+    assert len({rid for _code, rid in answers}) == 1
+    assert desk.counts()[0] == 1
+    assert desk.outbox_types() == ["referral.received", "referral.status_changed"]
