@@ -979,9 +979,10 @@ def search_itineraries(pathway: CarePathway, calendar: ClinicCalendar, *, earlie
             beam, lost = search.follow_ups(plan)
             why += [r for r in lost if r not in why]
             for st in beam:
-                it = search.itinerary(search.improve(st.visits), plan.notes + widened,
-                                      plan.same_day)
-                finished.append((it.score.total, len(finished), it))
+                # The improved itinerary and, as an alternative, the beam's own.
+                for visits in (search.improve(st.visits), st.visits):
+                    it = search.itinerary(visits, plan.notes + widened, plan.same_day)
+                    finished.append((it.score.total, len(finished), it))
         if finished:
             break
     if not finished:

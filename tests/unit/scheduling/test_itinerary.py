@@ -142,6 +142,23 @@ def test_the_objective_is_configurable_a_cheap_day_prefers_the_cluster() -> None
     assert found[1].score.total == 16.0
 
 
+def test_a_first_visit_after_the_priority_target_is_penalised() -> None:
+    """Pain medicine is free only on Thursday (day 3); the target was Tuesday (day 1)."""
+    calendar = ClinicCalendar(HOURS, [pm("pm1", 3, "09:00", "10:00")])
+    found = search(CarePathway((PAIN,)), calendar, due_by=MONDAY + timedelta(days=1))
+    assert isinstance(found, list)
+    score = found[0].score
+    assert (score.days_to_first_visit, score.target_breach_days, score.total) == (3, 2, 283.0)
+
+
+def test_alternatives_are_distinct_day_plans_ranked_by_the_objective() -> None:
+    """Only two day plans exist: psychology's second session on day 8 (with physio) or 7."""
+    found = search(GROUPING, _grouping_clinic(), top_k=3)
+    assert isinstance(found, list) and len(found) == 2
+    assert [it.score.total for it in found] == [21.0, 26.5]  # 3 trips, 15 min, 1 day drift
+    assert plan(found[1])[3] == ("psy", "ps1", "7 08:00", "7 08:45", 2)
+
+
 def test_patient_busy_time_pushes_the_visit() -> None:
     calendar = ClinicCalendar(HOURS, [pm("pm1", 0, "08:00", "12:00")])
     found = search(CarePathway((PAIN,)), calendar,
