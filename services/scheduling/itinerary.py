@@ -18,8 +18,18 @@ How it searches
      days the patient already comes (fewer trips), then new days that other disciplines'
      windows also cover, the series' own provider (continuity), and slots next to the
      day's other visits (least waiting).
+     A local-improvement pass then moves a follow-up that is alone on its day onto another
+     trip day when its intervals allow it and the objective improves. When no itinerary
+     keeps the tolerance and ``fallback_tolerance_days`` is set, the follow-ups are searched
+     again at that wider tolerance, and the itinerary's notes say so.
   3. Every complete itinerary is scored with the objective below; the best ``top_k``
-     distinct ones are returned, or ``Unplaceable`` with the reasons.
+     distinct ones are returned (each with its score breakdown and notes explaining any
+     fallback), or ``Unplaceable`` with the reasons.
+
+Inputs are aware datetimes; inside, time is integer UTC minutes and a day's possible start
+times (every ``slot_minutes`` from opening) are bits of an int, so "which providers can start
+within 60 minutes of this visit's end" is one AND. ``ClinicCalendar`` indexes the free time
+once; ``check_move`` re-validates an itinerary after the scheduler moves one visit.
 
 The objective (lower is better), weights in ``ObjectiveWeights``:
     days_to_first_visit * (first visit date - earliest date, in days)
@@ -30,7 +40,8 @@ The objective (lower is better), weights in ``ObjectiveWeights``:
   + interval_drift_days * (sum over sessions of |actual - planned interval| in days)
 The defaults weigh a day of delay to the first visit (25) above the three trips a
 four-discipline same-day cluster saves (3 * 8): the first visit is never later than the
-earliest possible one just to cluster it; lower ``days_to_first_visit`` to trade days for trips.
+earliest possible one just to cluster it (unless no itinerary from that day completes);
+lower ``days_to_first_visit`` to trade days for trips.
 """
 
 from __future__ import annotations
@@ -133,7 +144,9 @@ class SearchRules:
     ``fallback_tolerance_days``: when no itinerary keeps every follow-up within
     ``interval_tolerance_days``, search once more at this wider tolerance (None: never) and
     say so in the itinerary's notes; check_move must then be given the wider rules.
-    ``slot_minutes`` is the grid of start times; ``beam_width`` and ``day_choices`` the effort.
+    ``slot_minutes`` is the grid of start times; ``beam_width`` and ``day_choices`` the effort;
+    ``later_cluster_days``: how far past the earliest first visit to look for a full same-day
+    cluster when the earliest day cannot hold one.
     """
 
     min_gap_minutes: int = 0
@@ -415,7 +428,7 @@ def _label(d: str) -> str:
     return d.replace("_", " ")
 
 
-def _clinical_orders(pathway: CarePathway) -> tuple[list[str], dict[str, frozenset[str]]]:
+def _clinical_order(pathway: CarePathway) -> tuple[list[str], dict[str, frozenset[str]]]:
     """A topological order of the disciplines (clinical order first) and each one's predecessors.
 
     Raises ValueError on a cycle.
@@ -929,7 +942,7 @@ def _prepare(pathway: CarePathway, calendar: ClinicCalendar, earliest: datetime,
     if len(set(names)) != len(names):
         return Unplaceable(("The care pathway names a discipline twice.",))
     try:
-        order, preds = _clinical_orders(pathway)
+        order, preds = _clinical_order(pathway)
     except ValueError as exc:
         return Unplaceable((f"The care pathway cannot be ordered: {exc}.",))
     missing = [d for d in names if not calendar.providers.get(d)]
