@@ -5,6 +5,8 @@ Guarantees, and the one window left:
   PostgreSQL's FOR UPDATE SKIP LOCKED and SQLite's BEGIN IMMEDIATE mean two workers never
   claim the same row. A worker that dies mid-batch leaves `sending` rows whose lease runs
   out; the next claim takes them again, so nothing is lost.
+- A batch never outlives its lease: rows not reached by half the lease are handed back,
+  so no other worker takes a row this one may still send.
 - Each row is marked sent in its own transaction right after its send (with its
   notification.sent event, through the outbox). The only duplicate window is a crash
   between a channel accepting a message and that commit (milliseconds); the message
@@ -61,8 +63,12 @@ class Deliverer:
                                 self.config.batch)
             work = [Outgoing(r.id, r.channel, r.address, r.subject, r.body) for r in rows]
             meta = {r.id: (r.event_id, r.event_type, r.recipient_id, r.attempts) for r in rows}
+        claimed = time.monotonic()
         try:
-            for message in work:
+            for i, message in enumerate(work):
+                if time.monotonic() - claimed > self.config.lease_seconds / 2:
+                    self._release(work[i:])  # a slow channel: never outlive our lease
+                    break
                 self._deliver(message, meta[message.notification_id])
         finally:
             for channel in self.channels.values():
@@ -92,6 +98,16 @@ class Deliverer:
                     "event_type": event_type, "recipient_id": recipient_id,
                     "channel": message.channel, "sent_at": sent_at.isoformat()},
                     key=recipient_id)
+
+    def _release(self, rest: list[Outgoing]) -> None:
+        """Hand back rows we will not reach before our lease ends, rather than let
+        another worker take them while we might still send them."""
+        n = Notification.__table__
+        with self.runtime.db.transaction() as s:
+            s.execute(update(n).where(n.c.id.in_([m.notification_id for m in rest]),
+                                      n.c.lease_holder == self.holder,
+                                      n.c.status == "sending")
+                      .values(status="pending", lease_holder=None, lease_until=None))
 
     def _failed(self, message: Outgoing, meta: tuple[str, str, str, int], reason: str) -> None:
         event_id, event_type, recipient_id, attempts = meta

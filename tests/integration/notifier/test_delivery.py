@@ -4,6 +4,7 @@ and a real SMS gateway, on a clock the test moves."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 from services.notifier.delivery import wait_idle
@@ -165,3 +166,37 @@ def test_a_worker_that_died_holding_rows_loses_them_only_until_its_lease_ends(no
     notifier.clock.advance(seconds=61)
     wait_idle(notifier.deliverer())
     assert len(notifier.smtp.to("lead@clinic.test")) == 1
+
+
+def test_a_slow_channel_hands_back_what_it_cannot_reach_before_its_lease_ends(notifier):
+    """Another worker may take a row once our lease ends: we must not send it after."""
+    from dataclasses import replace
+
+    from services.notifier.channels import InAppFeed
+    from services.notifier.delivery import Deliverer
+    from services.notifier.wiring import NotifierConfig
+
+    class SlowMail:
+        sent: list[str] = []
+
+        def send(self, message) -> None:  # type: ignore[no-untyped-def]
+            time.sleep(0.15)
+            self.sent.append(message.notification_id)
+
+        def close(self) -> None:
+            pass
+
+    for i in range(5):
+        notifier.receive(referral_received(f"pat-{i}", email=f"p{i}@example.org"))
+    config = replace(NotifierConfig.from_settings(notifier.runtime.settings), lease_seconds=0.4)
+    slow = SlowMail()
+    deliverer = Deliverer(notifier.runtime, config, {"email": slow, "in_app": InAppFeed()},
+                          notifier.clock)
+    handled = deliverer.run_once()
+    assert handled == 10  # five emails to the triage lead, five feed items
+    rows = notifier.rows(channel="email")
+    sent = [r for r in rows if r.status == "sent"]
+    handed_back = [r for r in rows if r.status == "pending"]
+    assert 1 <= len(sent) == len(slow.sent) < 5
+    assert len(sent) + len(handed_back) == 5
+    assert all(r.lease_holder is None and r.attempts == 0 for r in handed_back)
