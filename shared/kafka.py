@@ -441,16 +441,22 @@ def read_dead_letters(settings: Settings, service: str, *, limit: int = 100,
 
 def replay_dead_letters(settings: Settings, service: str, *, timeout_ms: int = 2000) -> int:
     """Send each parked message back to the topic it came from, once: the replayer's
-    group commits its offsets, so a letter is replayed one time."""
+    group commits its offsets, so a letter is replayed one time. Only letters parked
+    before the replay began: one that fails again is parked anew while this runs, and
+    replaying that too would send it round for ever."""
     topic = settings.topic(topics.dead_letter(service))
     consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap,
                              group_id=settings.topic(f"{service}.dlq-replay"),
                              enable_auto_commit=False, auto_offset_reset="earliest",
                              consumer_timeout_ms=timeout_ms)
+    parts = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or [])]
+    ends = consumer.end_offsets(parts) if parts else {}
     producer = make_producer(settings)
     replayed = 0
     try:
         for record in consumer:
+            if record.offset >= ends.get(TopicPartition(record.topic, record.partition), 0):
+                continue  # parked after the replay began: left for the next one
             source = _headers(record).get("dlq.source.topic")
             if source:
                 producer.send(source, key=record.key, value=record.value,

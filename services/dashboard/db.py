@@ -20,6 +20,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from services.dashboard import domain
@@ -129,9 +130,12 @@ class ReadModelStore:
         if lock:
             stmt = stmt.with_for_update()
         found = session.execute(stmt).scalar_one_or_none()
-        if found is None:
-            session.execute(insert(meta).values(id=1, generation=1, rebuilt_at=None))
-            return 1
+        if found is None:  # the first of several processes to ask makes the row
+            dialect = session.get_bind().dialect.name
+            make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            session.execute(make(meta).values(id=1, generation=1, rebuilt_at=None)
+                            .on_conflict_do_nothing())
+            found = session.execute(stmt).scalar_one()
         return found
 
     def reset(self, session: Session, inbox: Table) -> int:

@@ -1,0 +1,130 @@
+"""Clinic events for the dashboard's tests, built through the real schemas (so a payload
+the catalogue would refuse fails here first)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+from shared import topics
+from shared.events import Envelope, new_event
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # a Wednesday, noon in London
+
+
+def _at(env: Envelope, at: datetime | None) -> Envelope:
+    return replace(env, occurred_at=at) if at else env
+
+
+def received(referral_id: str, *, at: datetime, condition: str = "diabetic_neuropathy"
+             ) -> Envelope:
+    return _at(new_event("referral.received", {
+        "referral_id": referral_id, "condition": condition, "received_at": at.isoformat(),
+        "patient": {"patient_id": f"p-{referral_id}", "name": "A Patient",
+                    "date_of_birth": "1960-01-01"},
+        "referrer": {"name": "Dr GP"}}, producer="referrals"), at)
+
+
+def moved(referral_id: str, to: str, *, received_at: datetime, at: datetime,
+          priority: str | None = None, due_by: date | None = None, frm: str | None = None,
+          condition: str = "diabetic_neuropathy") -> Envelope:
+    return _at(new_event("referral.status_changed", {
+        "referral_id": referral_id, "patient_id": f"p-{referral_id}", "from_status": frm,
+        "to_status": to, "priority": priority, "condition": condition,
+        "received_at": received_at.isoformat(),
+        "due_by": due_by.isoformat() if due_by else None, "at": at.isoformat()},
+        producer="referrals"), at)
+
+
+def visit(kind: str, appointment_id: str, *, provider_id: str, discipline: str,
+          start: datetime, minutes: int = 60, referral_id: str | None = None,
+          patient_id: str | None = None, at: datetime | None = None, **extra: object
+          ) -> Envelope:
+    payload = {"appointment_id": appointment_id,
+               "patient_id": patient_id or f"p-{referral_id or appointment_id}",
+               "provider_id": provider_id, "provider_name": f"Dr {provider_id}",
+               "discipline": discipline, "start": start.isoformat(),
+               "end": (start + timedelta(minutes=minutes)).isoformat(),
+               "referral_id": referral_id, **extra}
+    if kind == "appointment.cancelled":
+        payload.setdefault("reason", "patient unwell")
+        payload.setdefault("by", "scheduler-1")
+    return _at(new_event(kind, payload, producer="scheduling"), at)
+
+
+def provider(provider_id: str, discipline: str, *, at: datetime | None = None,
+             active: bool = True) -> Envelope:
+    return _at(new_event("provider.registered", {
+        "provider_id": provider_id, "name": f"Dr {provider_id}", "discipline": discipline,
+        "active": active}, producer="scheduling"), at)
+
+
+def notified(notification_id: str, *, failed: bool = False, channel: str = "email",
+             at: datetime | None = None) -> Envelope:
+    payload = {"notification_id": notification_id, "event_id": f"e-{notification_id}",
+               "event_type": "itinerary.booked", "recipient_id": "p-1", "channel": channel}
+    if failed:
+        payload.update(reason="mailbox unavailable", attempts=3)
+        return _at(new_event("notification.failed", payload, producer="notifier"), at)
+    payload["sent_at"] = (at or NOW).isoformat()
+    return _at(new_event("notification.sent", payload, producer="notifier"), at)
+
+
+def topic_of(env: Envelope) -> str:
+    return {"referrals": topics.REFERRALS, "scheduling": topics.SCHEDULING,
+            "notifier": topics.NOTIFICATIONS}[env.producer]
+
+
+def key_of(env: Envelope) -> str:
+    """The aggregate each producing service keys its topic by."""
+    p = env.payload
+    return p.get("referral_id") if env.producer == "referrals" else \
+        p.get("patient_id") or p.get("provider_id") or p.get("recipient_id")
+
+
+def a_clinic_week(now: datetime = NOW) -> list[Envelope]:
+    """Three referrals (one seen in 8 days, one overdue, one rejected), two providers,
+    visits today and this week, a no-show, and notifications sent and failed."""
+    day = timedelta(days=1)
+    r1, r2, r3 = now - 10 * day, now - 20 * day, now - 3 * day
+    return [
+        provider("pm1", "pain_medicine"), provider("pt1", "physical_therapy"),
+        received("r1", at=r1),
+        moved("r1", "triaged", received_at=r1, at=r1 + day, priority="urgent",
+              due_by=(r1 + 14 * day).date(), frm="received"),
+        moved("r1", "scheduled", received_at=r1, at=r1 + 2 * day, priority="urgent",
+              due_by=(r1 + 14 * day).date(), frm="accepted"),
+        received("r2", at=r2),
+        moved("r2", "accepted", received_at=r2, at=r2 + day, priority="soon",
+              due_by=(r2 + 7 * day).date(), frm="triaged"),
+        received("r3", at=r3),
+        moved("r3", "rejected", received_at=r3, at=r3 + day, frm="received"),
+        visit("appointment.booked", "a1", provider_id="pm1", discipline="pain_medicine",
+              start=r1 + 8 * day, referral_id="r1"),
+        visit("appointment.booked", "a2", provider_id="pt1", discipline="physical_therapy",
+              start=now + timedelta(hours=2), minutes=45, referral_id="r1"),
+        visit("appointment.booked", "a3", provider_id="pm1", discipline="pain_medicine",
+              start=now - timedelta(hours=2), minutes=30, patient_id="p-x"),
+        visit("appointment.no_show", "a3", provider_id="pm1", discipline="pain_medicine",
+              start=now - timedelta(hours=2), minutes=30, patient_id="p-x"),
+        visit("appointment.completed", "a1", provider_id="pm1", discipline="pain_medicine",
+              start=r1 + 8 * day, referral_id="r1"),
+        notified("n1"), notified("n2", channel="sms"), notified("n3", failed=True),
+    ]
+
+
+def publish(settings, events: list[Envelope], *, raw: list[tuple[str, bytes]] = ()) -> None:  # type: ignore[no-untyped-def]
+    """Produce events to the (prefixed) topics their services own, as their relays do;
+    `raw` adds messages that are not valid events."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    try:
+        for env in events:
+            producer.send(settings.topic(topic_of(env)), key=key_of(env).encode(),
+                          value=env.to_bytes())
+        for topic, value in raw:
+            producer.send(settings.topic(topic), key=b"bad", value=value)
+        producer.flush(30)
+    finally:
+        producer.close()
