@@ -63,16 +63,12 @@ class Runtime:
             if self.settings.kafka_enabled and not kafka_reachable(self.settings):
                 raise ConnectionError(f"Kafka not reachable at {self.settings.kafka_bootstrap}")
 
-        def outbox_backlog() -> None:
+        return [database, kafka]
+
+    def refresh_metrics(self) -> None:
+        """Figures read at scrape time rather than counted: the outbox backlog."""
+        try:
+            with self.db.transaction() as s:
+                metrics.OUTBOX_BACKLOG.labels(self.settings.service).set(self.outbox.backlog(s))
+        except Exception:  # a scrape must answer even while the database is away
             pass
-
-        def refresh() -> None:
-            try:
-                with self.db.transaction() as s:
-                    metrics.OUTBOX_BACKLOG.labels(self.settings.service).set(
-                        self.outbox.backlog(s))
-            except Exception:
-                pass
-
-        outbox_backlog.refresh_metrics = refresh  # type: ignore[attr-defined]
-        return [database, kafka, outbox_backlog]

@@ -245,10 +245,9 @@ def _install_probes(app: Flask, settings: Settings, checks: list[Callable[[], No
 
     @app.get("/metrics")
     def _metrics() -> Response:
-        for check in checks:
-            refresh = getattr(check, "refresh_metrics", None)
-            if refresh:
-                refresh()
+        runtime = app.extensions.get("paincare.runtime")
+        if runtime is not None:
+            runtime.refresh_metrics()
         return Response(metrics.exposition(), mimetype="text/plain; version=0.0.4")
 
 
