@@ -450,7 +450,9 @@ class Desk:
                 "by": who.subject}, key=appt["patient_id"])
         self._audit(s, who, "reschedule", appt)
         freed = self.provider(s, previous_provider)
-        self.offer_waitlist(s, who, now, freed, old)
+        still_taken = [visit] if previous_provider == provider["id"] else []
+        for opening in av.subtract([old], still_taken):
+            self.offer_waitlist(s, who, now, freed, opening)
         return appt
 
     def change_status(self, s: Session, who: Principal, now: datetime, appointment_id: str,

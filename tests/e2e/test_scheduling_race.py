@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
+from services.scheduling import demo
 from shared.config import Settings
 from tests.support.clinic import bearer
 from tests.support.processes import running_services
@@ -114,3 +115,11 @@ def test_fifty_clients_racing_for_one_diary_leave_exactly_one_booking(
         won_patient = _assert_one_winner(_race(url, scheduler, one_patient), "one patient")
         assert [a["id"] for a in _booked(url, scheduler, patient_id="patient-race")] \
             == [won_patient["id"]]
+
+        # The demo loader's clinic seeds through the same API, and twice is harmless
+        seeded = demo.seed(url, admin)
+        assert demo.seed(url, admin) == seeded
+        assert len(seeded["providers"]) == 8 and len(seeded["rooms"]) == 6
+        everyone = requests.get(url + "/providers", headers=admin, timeout=10).json()
+        assert {p["discipline"] for p in everyone} == {
+            "pain_medicine", "physical_therapy", "psychology", "acupuncture"}
