@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -29,6 +29,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "addendum": ("text",),
 }
 # Treatment details a discipline records (acupuncture points, PT exercises, CBT module).
+# A note records a visit that has happened (clock skew allowed for), never a future one.
+FUTURE_SLACK = timedelta(hours=1)
 TREATMENT_OF = {"acupuncture": "acupuncture", "physical_therapy": "physical_therapy",
                 "psychology": "psychology", "pain_medicine": "pain_medicine"}
 
@@ -173,6 +175,12 @@ def check_content(kind: str, discipline: str, sections: Mapping[str, str],
                            errors={f"measures.{k}": [v] for k, v in wrong.items()})
 
 
+def _check_encounter(encounter_at: datetime, now: datetime) -> None:
+    if encounter_at > now + FUTURE_SLACK:
+        raise InvalidInput("a note records a visit that has taken place, not a future one",
+                           field="encounter_at")
+
+
 def new_draft(*, note_id: str, patient_id: str, who: Clinician, team: Iterable[str], kind: str,
               encounter_at: datetime, sections: Mapping[str, str],
               measures: Mapping[str, Any], treatment: Mapping[str, Any], now: datetime,
@@ -188,6 +196,7 @@ def new_draft(*, note_id: str, patient_id: str, who: Clinician, team: Iterable[s
         if amends.patient_id != patient_id:
             raise InvalidInput("the addendum's note is another patient's", field="amends_note_id")
     check_content(kind, who.discipline, sections, measures, treatment)
+    _check_encounter(encounter_at, now)
     return Note(id=note_id, patient_id=patient_id, author_id=who.author_id,
                 author_subject=who.subject, discipline=who.discipline, kind=kind, status=DRAFT,
                 version=1, encounter_at=encounter_at, created_at=now, updated_at=now,
@@ -215,6 +224,8 @@ def edit(note: Note, who: Clinician, *, expected_version: int, now: datetime,
         raise Conflict(f"the draft is at version {note.version}, not {expected_version}; "
                        "reload it and save again")
     check_content(note.kind, note.discipline, sections, measures, treatment)
+    if encounter_at:
+        _check_encounter(encounter_at, now)
     return replace(note, version=note.version + 1, updated_at=now, sections=dict(sections),
                    measures=dict(measures), treatment=dict(treatment),
                    encounter_at=encounter_at or note.encounter_at)

@@ -110,7 +110,7 @@ class NotesClinic:
 
 PROGRESS = {
     "kind": "progress",
-    "encounter_at": "2026-12-01T09:00:00+00:00",
+    "encounter_at": "2026-06-01T09:00:00+00:00",
     "sections": {"subjective": "Burning pain in both feet, worse at night.",
                  "objective": "Reduced pinprick sensation to mid-shin bilaterally.",
                  "assessment": "Painful diabetic neuropathy, partial response.",

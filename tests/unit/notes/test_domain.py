@@ -114,3 +114,10 @@ def test_drafts_are_seen_by_their_author_and_admins_only():
 def test_the_care_team_but_the_author_hears_of_a_signed_note():
     signed = d.sign(_draft(), PAIN, now=NOW)
     assert d.notify_list({"dr-pain", "prov-pain", "prov-acu"}, signed) == ["prov-acu"]
+
+
+def test_a_note_records_a_visit_that_has_happened():
+    with pytest.raises(InvalidInput) as exc:
+        _draft(encounter_at=NOW + timedelta(days=2))
+    assert "encounter_at" in exc.value.errors
+    assert _draft(encounter_at=NOW - timedelta(days=2)).encounter_at < NOW
