@@ -9,6 +9,7 @@ need pain medicine); admins may do everything.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from flask import current_app, request
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from services.referrals import domain, use_cases
 from services.referrals.db import (
@@ -348,7 +350,8 @@ def _refused(action: str, referral_id: str | None, exc: ClinicError) -> None:
                              resource_id=referral_id, outcome="refused", reason=exc.detail)
 
 
-def _detail(referral_id: str, action: str, run: Any) -> dict[str, Any]:
+def _detail(referral_id: str, action: str,
+            run: Callable[[Runtime, Session, datetime], ReferralRow]) -> dict[str, Any]:
     """Run a move in one transaction, audit it, answer with the referral and history."""
     runtime = _runtime()
     now = _now()

@@ -25,6 +25,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from services.referrals import domain
 from services.referrals.domain import Move, PathwayStep, PriorityTargets, Referral, Screening
@@ -236,7 +237,7 @@ class Referrals:
             select(HistoryRow).where(HistoryRow.referral_id == referral_id)
             .order_by(HistoryRow.id)))
 
-    def _filtered(self, f: ListFilters, today: date):  # type: ignore[no-untyped-def]
+    def _filtered(self, f: ListFilters, today: date) -> ColumnElement[bool] | None:
         conds = []
         if f.status:
             conds.append(ReferralRow.status == f.status)
