@@ -93,3 +93,15 @@ def test_nobody_waiting_means_no_offer(clinic):
     booked = clinic.book("pt", "2026-03-24T10:00:00+00:00").json
     clinic.post(f"/appointments/{booked['id']}/cancel", {"reason": "weather"})
     assert clinic.events("waitlist.offered") == []
+
+
+def test_moving_a_visit_offers_the_part_of_the_old_slot_that_is_really_free(clinic):
+    booked = clinic.book("pt", "2026-03-24T10:00:00+00:00", minutes=60).json
+    waiting = _wish(clinic, "w-short", visit_minutes=30)
+    moved = clinic.post(f"/appointments/{booked['id']}/reschedule",
+                        {"start": "2026-03-24T10:30:00+00:00"})
+    assert moved.status_code == 200, moved.json
+    [offer] = clinic.events("waitlist.offered")
+    assert offer["payload"]["waitlist_id"] == waiting["id"]
+    assert (offer["payload"]["start"], offer["payload"]["end"]) == (
+        "2026-03-24T10:00:00+00:00", "2026-03-24T10:30:00+00:00")
