@@ -11,6 +11,14 @@ const $ = (id) => document.getElementById(id);
 const esc = (v) => String(v ?? "").replace(/[&<>"']/g,
   (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 const label = (s) => String(s).replace(/_/g, " ");
+const ORDER = ["received", "triaged", "accepted", "scheduled", "in_care", "on_hold", "discharged",
+  "rejected", "cancelled", "urgent", "soon", "routine", "untriaged", "pain_medicine",
+  "physical_therapy", "psychology", "acupuncture", "email", "sms", "in_app"];
+// The API's objects come with sorted keys; show them in the clinic's own order.
+const ordered = (obj) => Object.entries(obj).sort(([a], [b]) => {
+  const [i, j] = [ORDER.indexOf(a), ORDER.indexOf(b)];
+  return (i < 0 ? 99 : i) - (j < 0 ? 99 : j) || a.localeCompare(b);
+});
 const pct = (r) => (r === null || r === undefined ? "–" : `${Math.round(r * 1000) / 10}%`);
 
 function token() { return sessionStorage.getItem("paincare.token"); }
@@ -107,18 +115,18 @@ function renderClinic(c) {
   $("kpi-appointments-today").textContent = c.appointments_today.total;
   $("kpi-no-show").textContent = pct(c.no_show.rate);
   $("kpi-notifications").textContent = `${c.notifications.sent} / ${c.notifications.failed}`;
-  $("chart-status").innerHTML = hbars(Object.entries(r.by_status)
+  $("chart-status").innerHTML = hbars(ordered(r.by_status)
     .map(([k, v]) => ({ label: k, value: v })));
   const prioCls = { urgent: "bad", soon: "warn", routine: "teal", untriaged: "" };
-  $("chart-priority").innerHTML = hbars(Object.entries(r.open_by_priority)
+  $("chart-priority").innerHTML = hbars(ordered(r.open_by_priority)
     .map(([k, v]) => ({ label: k, value: v, cls: prioCls[k] })));
-  $("chart-today").innerHTML = hbars(Object.entries(c.appointments_today.by_discipline)
+  $("chart-today").innerHTML = hbars(ordered(c.appointments_today.by_discipline)
     .map(([k, v]) => ({ label: k, value: v, cls: "teal" })));
   $("week-start").textContent = `week of ${c.utilisation.week_start}`;
   $("chart-utilisation").innerHTML = hbars(c.utilisation.by_discipline.map((d) => ({
     label: d.discipline, value: d.utilisation || 0, text: pct(d.utilisation),
     cls: (d.utilisation || 0) > 0.9 ? "bad" : "ok" })), { max: 1 });
-  $("chart-notifications").innerHTML = stacked(Object.entries(c.notifications.by_channel)
+  $("chart-notifications").innerHTML = stacked(ordered(c.notifications.by_channel)
     .map(([k, v]) => ({ label: k, a: v.sent, b: v.failed })));
   const provs = c.utilisation.by_provider;
   $("table-providers").innerHTML = provs.length ? hbars(provs.map((p) => ({

@@ -1,0 +1,83 @@
+"""The ops dashboard in a real browser (headless Chromium), against the dashboard and
+referrals services running as in production: it signs in with an admin token, shows
+live figures, and they change when the clinic's events arrive."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from shared.config import ROOT, Settings
+from tests.support.clinic import token
+from tests.support.processes import running_services
+from tests.unit.dashboard.stories import a_clinic_week, notified, publish, received
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "artifacts"
+
+pytestmark = [
+    pytest.mark.kafka,
+    pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
+                       reason="Debian's chromium is not installed (CI installs it)"),
+]
+
+
+def test_an_admin_watches_the_clinic_live(new_database_url, topic_prefix, kafka_bootstrap,
+                                          tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    settings = Settings.for_service("tests", topic_prefix=topic_prefix,
+                                    kafka_bootstrap=kafka_bootstrap)
+    now = datetime.now(UTC)
+    publish(settings, a_clinic_week(now))
+    logs = tmp_path / "logs"
+    with running_services(["referrals"], database_url=new_database_url,
+                          topic_prefix=topic_prefix, log_dir=logs, web_workers=1) as first, \
+            running_services(["dashboard"], database_url=new_database_url,
+                             topic_prefix=topic_prefix, log_dir=logs, web_workers=1,
+                             extra_env={"REFERRALS_URL": first["referrals"].url}) as clinic, \
+            sync_playwright() as p:
+        url = clinic["dashboard"].url
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            requested: list[str] = []
+            page.on("request", lambda r: requested.append(r.url))
+
+            page.goto(url + "/")
+            expect(page.locator("#signin")).to_be_visible()
+
+            page.goto(f"{url}/?token={token(settings, 'admin')}")
+            expect(page.locator("#kpi-referrals-open")).to_have_text("2", timeout=30000)
+            expect(page.locator("#kpi-notifications")).to_have_text("2 / 1")
+            expect(page.locator("#kpi-past-target")).to_have_text("1")
+            assert "token=" not in page.url  # kept in sessionStorage, not in history
+            expect(page.locator('.svc[data-service="referrals"]')).to_have_class(
+                "svc ready", timeout=15000)
+            expect(page.locator('.svc[data-service="dashboard"]')).to_have_class("svc ready")
+            expect(page.locator('.svc[data-service="notes"] .state')).to_have_text("down")
+            assert page.locator("#chart-status svg rect.bar").count() > 0
+
+            publish(settings, [received("r-new", at=now), notified("n-new", failed=True)])
+            expect(page.locator("#kpi-referrals-open")).to_have_text("3", timeout=20000)
+            expect(page.locator("#kpi-notifications")).to_have_text("2 / 2", timeout=10000)
+            expect(page.locator("#failures")).to_contain_text("mailbox unavailable")
+            expect(page.locator("#status")).to_contain_text("Live")
+            expect(page.locator("#chart-throughput polyline")).to_have_count(1, timeout=15000)
+
+            ARTIFACTS.mkdir(exist_ok=True)
+            shot = ARTIFACTS / "dashboard.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+            assert all(r.startswith(url) for r in requested), "no external assets"
+
+            page.evaluate("sessionStorage.setItem('paincare.token', 'not-a-token')")
+            page.reload()
+            expect(page.locator("#signin")).to_be_visible(timeout=10000)
+        finally:
+            browser.close()
