@@ -194,7 +194,7 @@ class AppointmentQuery(PageArgs):
     end = fields.AwareDateTime(data_key="to")
 
 
-class CancelIn(ma.Schema):
+class AppointmentCancelIn(ma.Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=1000))
 
 
@@ -457,7 +457,7 @@ def get_appointment(appointment_id: str) -> dict:
 
 
 @blp.post("/appointments/<appointment_id>/cancel")
-@blp.arguments(CancelIn)
+@blp.arguments(AppointmentCancelIn)
 @blp.response(200, AppointmentOut)
 @roles("scheduler", "service")
 def cancel(body: dict, appointment_id: str) -> dict:

@@ -544,6 +544,10 @@ class Desk:
 
     def add_wish(self, s: Session, who: Principal, now: datetime, data: Row) -> Row:
         domain.check_discipline(data["discipline"])
+        if data.get("earliest") and data.get("latest") and data["latest"] < data["earliest"]:
+            raise InvalidInput("latest is before earliest", field="latest")
+        if data.get("day_start") and data.get("day_end") and data["day_end"] <= data["day_start"]:
+            raise InvalidInput("day_end is not after day_start", field="day_end")
         if data.get("provider_id"):
             p = self.provider(s, data["provider_id"])
             if p["discipline"] != data["discipline"]:

@@ -89,6 +89,18 @@ def test_a_cancelled_slot_goes_to_the_best_waiting_match_first(clinic):
     assert clinic.post(f"/waitlist/{routine['id']}/answer", {"accept": True}).status_code == 409
 
 
+def test_a_wish_must_make_sense(clinic):
+    for bad, field in (({"earliest": "2026-04-02", "latest": "2026-04-01"}, "latest"),
+                       ({"day_start": "14:00", "day_end": "09:00"}, "day_end"),
+                       ({"provider_id": "nobody"}, None),
+                       ({"weekdays": [7]}, "weekdays.0")):
+        refused = clinic.post("/waitlist", {"patient_id": "p-1", "discipline": "psychology",
+                                            "visit_minutes": 50, **bad})
+        assert refused.status_code in (404, 422), refused.json
+        if field:
+            assert field in refused.json["errors"], refused.json
+
+
 def test_nobody_waiting_means_no_offer(clinic):
     booked = clinic.book("pt", "2026-03-24T10:00:00+00:00").json
     clinic.post(f"/appointments/{booked['id']}/cancel", {"reason": "weather"})
