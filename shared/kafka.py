@@ -22,7 +22,8 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy import Column, DateTime, MetaData, String, Table, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from shared import correlation, metrics, topics
@@ -225,6 +226,12 @@ class PermanentFailure(Exception):
     """A handler's way to say: retrying will not help, dead-letter this event now."""
 
 
+# The database itself is away (connections refused or cut, locked past the busy timeout,
+# pool exhausted): not the event's fault, so it is retried until the database is back and
+# never dead-lettered (that would lose it from this service's inbox).
+DATABASE_AWAY = (OperationalError, InterfaceError, PoolTimeout)
+
+
 def _header_bytes(value: object) -> bytes:
     return str(value).encode()[:1000]
 
@@ -284,11 +291,21 @@ class EventConsumer:
         batch = self.consumer.poll(timeout_ms=timeout_ms)
         handled = 0
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        for tp, records in batch.items():
-            for record in records:
-                self.handle_record(record)
-                offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
-                handled += 1
+        try:
+            for tp, records in batch.items():
+                for record in records:
+                    self.handle_record(record)
+                    offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
+                    handled += 1
+        except Exception:
+            # Nothing of this batch is committed: go back to its start, or the next poll
+            # would go on past the record that failed (inboxes absorb the ones redone).
+            for tp, records in batch.items():
+                try:
+                    self.consumer.seek(tp, records[0].offset)
+                except Exception:  # no longer assigned: its next owner starts there
+                    pass
+            raise
         if offsets:
             self.consumer.commit(offsets)
         return handled
@@ -322,6 +339,8 @@ class EventConsumer:
             except (PermanentFailure, ClinicError) as exc:
                 self.dead_letter(record, f"{type(exc).__name__}: {exc}", attempts=attempt)
                 return
+            except DATABASE_AWAY:
+                raise
             except Exception as exc:
                 log.warning("handler failed", extra={
                     "event_id": envelope.id, "event_type": envelope.type,
