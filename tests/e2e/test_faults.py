@@ -1,0 +1,348 @@
+"""Faults in the middle of a stream, and afterwards every record accounted for.
+
+Every service runs as in production (gunicorn web, worker process) on a private broker
+(this suite stops it; it never touches a broker others use). A pinger streams
+`POST /ops/pings` round-robin over the services; every ping is a system.ping that every
+service's worker records in its inbox. Faults: each worker SIGKILLed and restarted, the
+broker stopped and restarted, a service's database unavailable for a while, a poison
+event. After each, the reconciliation reads the topic and every service's outbox and
+inbox: every event on the topic is in every inbox exactly once, every acknowledged ping
+is on the topic, no outbox row is left unpublished.
+
+Short form in the normal suite; `make proof` (PROOF_LONG=1) streams longer, kills every
+worker twice and makes every service's database unavailable.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+from kafka import KafkaProducer
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from shared import topics
+from shared.config import Settings
+from shared.launcher import ServiceProcesses, available_services, has_worker
+from shared.messaging import add_messaging_tables
+from tests.proof.broker import PrivateBroker, private_broker
+from tests.proof.report import long_form, record
+from tests.support import infra
+from tests.support.clinic import bearer, read_topic
+from tests.support.processes import running_services
+
+pytestmark = pytest.mark.kafka
+
+SERVICES = [s for s in available_services() if has_worker(s)]
+RECONCILE_SECONDS = 120.0
+_tables = add_messaging_tables(__import__("sqlalchemy").MetaData())
+
+
+@dataclass
+class Attempt:
+    n: int
+    service: str
+    status: int | None
+    event_id: str | None
+
+
+@dataclass
+class Pinger:
+    """Streams pings round-robin over the services from a thread, recording each try."""
+
+    clinic: dict[str, ServiceProcesses]
+    headers: dict[str, str]
+    rate: float = 25.0
+    attempts: list[Attempt] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        names = sorted(self.clinic)
+        session = requests.Session()
+        n = len(self.attempts)
+        while not self._stop.is_set():
+            service = names[n % len(names)]
+            status = event_id = None
+            try:
+                resp = session.post(self.clinic[service].url + "/ops/pings",
+                                    json={"message": f"fault-{n}"}, headers=self.headers,
+                                    timeout=5)
+                status = resp.status_code
+                if status == 202:
+                    event_id = resp.json()["event_id"]
+            except requests.RequestException:
+                pass
+            self.attempts.append(Attempt(n, service, status, event_id))
+            n += 1
+            self._stop.wait(1.0 / self.rate)
+
+    def start(self) -> Pinger:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(30)
+
+    @property
+    def acked(self) -> set[str]:
+        return {a.event_id for a in self.attempts if a.event_id}
+
+
+
+@dataclass
+class Clinic:
+    """The running services, their databases and the private broker."""
+
+    procs: dict[str, ServiceProcesses]
+    db_urls: dict[str, str]
+    broker: PrivateBroker
+    settings: Settings  # topic prefix and bootstrap, for reading topics
+    headers: dict[str, str]
+
+    def engine(self, service: str):  # type: ignore[no-untyped-def]
+        return create_engine(self.db_urls[service], poolclass=__import__(
+            "sqlalchemy.pool", fromlist=["NullPool"]).NullPool)
+
+
+@dataclass
+class Reconciliation:
+    pings_sent: int
+    acked: int
+    on_topic: int
+    distinct_on_topic: int
+    republished: int
+    inbox: dict[str, int]
+    missing: dict[str, int]
+    unpublished: dict[str, int]
+    dead_letters: dict[str, int]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.missing.values()) and not any(self.unpublished.values())
+
+
+def _ping_ids_on_topic(clinic: Clinic) -> Counter:
+    return Counter(v["id"] for _k, _h, v in read_topic(clinic.settings, topics.SYSTEM)
+                   if isinstance(v, dict) and v.get("type") == "system.ping"
+                   and isinstance(v.get("id"), str))
+
+
+def _inbox(clinic: Clinic, service: str) -> tuple[set[str], int]:
+    inbox = _tables.inbox
+    engine = clinic.engine(service)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(inbox.c.event_id).where(
+                inbox.c.consumer == f"{service}.system",
+                inbox.c.event_type == "system.ping")).all()
+    finally:
+        engine.dispose()
+    return {r[0] for r in rows}, len(rows)
+
+
+def _unpublished(clinic: Clinic, service: str) -> int:
+    outbox = _tables.outbox
+    engine = clinic.engine(service)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(outbox).where(
+                outbox.c.published_at.is_(None))).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def reconcile(clinic: Clinic, pinger: Pinger, label: str) -> Reconciliation:
+    """Wait (bounded) for the pipe to settle, then account for every record."""
+    started = time.monotonic()
+    deadline = started + RECONCILE_SECONDS
+    while True:
+        on_topic = _ping_ids_on_topic(clinic)
+        inboxes = {s: _inbox(clinic, s) for s in clinic.procs}
+        missing = {s: len(set(on_topic) - ids) for s, (ids, _n) in inboxes.items()}
+        unpublished = {s: _unpublished(clinic, s) for s in clinic.procs}
+        settled = pinger.acked <= set(on_topic) and not any(missing.values()) \
+            and not any(unpublished.values())
+        if settled or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    letters = {s: sum(1 for _k, h, _v in read_topic(clinic.settings, topics.dead_letter(s))
+                      if h.get("dlq.consumer") == f"{s}.system")
+               for s in clinic.procs}
+    result = Reconciliation(
+        pings_sent=len(pinger.attempts), acked=len(pinger.acked),
+        on_topic=sum(on_topic.values()), distinct_on_topic=len(on_topic),
+        republished=sum(on_topic.values()) - len(on_topic),
+        inbox={s: n for s, (_ids, n) in inboxes.items()},
+        missing={**missing, "topic (acked pings)": len(pinger.acked - set(on_topic))},
+        unpublished=unpublished, dead_letters=letters,
+        seconds=round(time.monotonic() - started, 1))
+    extra = {s: n - result.distinct_on_topic for s, n in result.inbox.items()
+             if n != result.distinct_on_topic}
+    for service, (ids, n) in inboxes.items():
+        assert n == len(ids), f"{service}: an event recorded twice in its inbox"
+    record("faults", f"{label}: every ping in every inbox exactly once",
+           tried=result.distinct_on_topic * len(clinic.procs),
+           held=sum(result.distinct_on_topic - m for s, m in missing.items()),
+           detail=f"sent={result.pings_sent} acked={result.acked} on_topic={result.on_topic} "
+                  f"republished={result.republished} dlq={sum(letters.values())} "
+                  f"settled_in={result.seconds}s")
+    record("faults", f"{label}: every acknowledged ping on the topic, outboxes drained",
+           tried=result.acked + len(clinic.procs),
+           held=result.acked - result.missing["topic (acked pings)"]
+           + sum(1 for n in unpublished.values() if n == 0))
+    assert result.ok, f"{label}: {result}"
+    assert not extra or all(v <= 0 for v in extra.values()), \
+        f"{label}: inbox rows for events that are not on the topic: {extra}"
+    return result
+
+
+@pytest.fixture
+def clinic(backend: str, new_database_url, tmp_path: Path) -> Iterator[Clinic]:
+    """Every service on its own databases and a private broker, on this test's topics."""
+    broker = private_broker(Path("/tmp") / f"pc-faults-{tmp_path.name[-12:]}-{time.time_ns()}")
+    prefix = f"f{time.time_ns() % 10**10}."
+    settings = Settings.for_service("tests", topic_prefix=prefix, database_url="sqlite://",
+                                    kafka_bootstrap=broker.bootstrap)
+    from shared.kafka import ensure_topics
+
+    ensure_topics(settings, topics.ALL_TOPICS)
+    urls: dict[str, str] = {}
+
+    def database_url(service: str) -> str:
+        urls[service] = new_database_url(service)
+        return urls[service]
+
+    env = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "CONSUMER_MAX_ATTEMPTS": "3"}
+    try:
+        with running_services(SERVICES, database_url=database_url, topic_prefix=prefix,
+                              log_dir=tmp_path / "logs", extra_env=env,
+                              web_workers=1) as procs:
+            yield Clinic(procs, urls, broker, settings, bearer(settings, "admin"))
+    finally:
+        broker.destroy()
+
+
+def _stream(clinic: Clinic, seconds: float, during: Callable[[], None] | None = None,
+            pinger: Pinger | None = None) -> Pinger:
+    """Ping for `seconds`, doing `during` (the fault) in the middle of the stream."""
+    pinger = pinger or Pinger(clinic.procs, clinic.headers)
+    pinger.start()
+    try:
+        time.sleep(seconds / 2)
+        if during:
+            during()
+        time.sleep(seconds / 2)
+    finally:
+        pinger.stop()
+    return pinger
+
+
+# -------------------------------------------------------------------------- faults
+
+def kill_workers(clinic: Clinic, rounds: int) -> Callable[[], None]:
+    def fault() -> None:
+        for _ in range(rounds):
+            for service, procs in clinic.procs.items():
+                procs.kill("worker")  # SIGKILL, to the whole process group
+                time.sleep(0.3)
+                procs.start_worker()
+                print(f"[faults] SIGKILLed and restarted {service}'s worker")
+    return fault
+
+
+def restart_broker(clinic: Clinic, down_seconds: float) -> Callable[[], None]:
+    def fault() -> None:
+        clinic.broker.stop()
+        print(f"[faults] broker stopped for {down_seconds}s")
+        time.sleep(down_seconds)
+        clinic.broker.start()
+        print("[faults] broker started")
+    return fault
+
+
+def database_away(clinic: Clinic, service: str, seconds: float) -> Callable[[], None]:
+    """PostgreSQL: refuse connections and end the live ones; SQLite: hold the write lock."""
+    url = clinic.db_urls[service]
+
+    def fault() -> None:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "postgresql":
+            admin = create_engine(infra.PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+            name = parsed.database
+            with admin.connect() as conn:
+                conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+                print(f"[faults] {service}'s PostgreSQL database refuses connections")
+                time.sleep(seconds)
+                conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+            admin.dispose()
+        else:
+            import sqlite3
+
+            conn = sqlite3.connect(parsed.database, timeout=30, isolation_level=None)
+            conn.execute("BEGIN EXCLUSIVE")
+            print(f"[faults] {service}'s SQLite database locked exclusively")
+            time.sleep(seconds)
+            conn.execute("ROLLBACK")
+            conn.close()
+        print(f"[faults] {service}'s database is back after {seconds}s")
+    return fault
+
+
+def poison(clinic: Clinic) -> Callable[[], None]:
+    def fault() -> None:
+        producer = KafkaProducer(bootstrap_servers=clinic.broker.bootstrap, acks="all")
+        topic = clinic.settings.topic(topics.SYSTEM)
+        for value in (b"\xff poison", b'{"type": "system.ping", "version": 1}'):
+            producer.send(topic, key=b"poison", value=value).get(30)
+        producer.close()
+        print("[faults] two poison events on system.events")
+    return fault
+
+
+# --------------------------------------------------------------------------- tests
+
+def test_faults_mid_stream_lose_nothing_and_duplicate_nothing(clinic: Clinic,
+                                                              backend: str) -> None:
+    long = long_form()
+    seconds = 20.0 if long else 5.0
+    results: dict[str, Reconciliation] = {}
+
+    pinger = _stream(clinic, seconds, kill_workers(clinic, rounds=2 if long else 1))
+    results["SIGKILL workers"] = reconcile(clinic, pinger, f"SIGKILL each worker ({backend})")
+
+    if long or backend == "sqlite":  # the broker does not care which database; short form once
+        pinger = _stream(clinic, seconds, restart_broker(clinic, 8.0 if long else 3.0), pinger)
+        results["broker restart"] = reconcile(clinic, pinger, f"broker stop/start ({backend})")
+
+    away = sorted(clinic.procs) if long else [sorted(clinic.procs)[-1]]
+    for service in away:
+        pinger = _stream(clinic, seconds, database_away(clinic, service, 8.0 if long else 4.0),
+                         pinger)
+        results[f"{service} db away"] = reconcile(
+            clinic, pinger, f"{service} database unavailable ({backend})")
+
+    pinger = _stream(clinic, seconds, poison(clinic), pinger)
+    results["poison"] = reconcile(clinic, pinger, f"poison event ({backend})")
+    letters = {s: n for s, n in results["poison"].dead_letters.items()}
+    record("faults", f"poison event dead-lettered by every service ({backend})",
+           tried=2 * len(clinic.procs), held=sum(min(n, 2) for n in letters.values()),
+           detail=str(letters))
+    assert all(n == 2 for n in letters.values()), letters
+    statuses = Counter(a.status for a in pinger.attempts)
+    print(f"[faults] ping answers over the whole run: {dict(statuses)}")
+    assert statuses[202] > 0
