@@ -157,6 +157,8 @@ class TriageIn(ma.Schema):
     screening = fields.Nested(ScreeningIn, load_default=None, allow_none=True)
     pathway = fields.List(fields.Nested(StepIn), required=True,
                           validate=validate.Length(min=1, max=len(DISCIPLINES)))
+    reason = Text(load_default=None, allow_none=True, validate=validate.Length(max=1000),
+                  metadata={"description": "why this priority and pathway (history)"})
 
 
 class ReasonIn(ma.Schema):
@@ -444,6 +446,7 @@ def triage_queue(args: dict[str, Any]) -> dict[str, Any]:
 
 @blp.get("/<referral_id>")
 @blp.response(200, ReferralOut)
+@blp.alt_response(404, description="No such referral")
 @roles(*READERS)
 def get_referral(referral_id: str) -> dict[str, Any]:
     """One referral with its whole history."""
@@ -453,6 +456,9 @@ def get_referral(referral_id: str) -> dict[str, Any]:
 @blp.post("/<referral_id>/triage")
 @blp.arguments(TriageIn)
 @blp.response(200, ReferralOut)
+@blp.alt_response(403, description="Not a pain-medicine specialist")
+@blp.alt_response(404, description="No such referral")
+@blp.alt_response(409, description="The referral's status does not allow triage")
 @roles("specialist")
 def triage_referral(body: dict[str, Any], referral_id: str) -> dict[str, Any]:
     """Priority, screening score and care pathway (pain-medicine specialists)."""
@@ -469,6 +475,9 @@ def _move_route(action: str, schema: type[ma.Schema], doc: str) -> None:
     route.__name__ = f"{action}_referral"
     route.__doc__ = doc
     decorated = roles("specialist")(route)
+    decorated = blp.alt_response(409, description=f"The status does not allow {action}")(
+        decorated)
+    decorated = blp.alt_response(404, description="No such referral")(decorated)
     decorated = blp.response(200, ReferralOut)(decorated)
     decorated = blp.arguments(schema)(decorated)
     blp.post(f"/<referral_id>/{action}")(decorated)

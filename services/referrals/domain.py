@@ -347,7 +347,7 @@ def _check_no_cycle(steps: tuple[PathwayStep, ...]) -> None:
 
 def triage(referral: Referral, *, priority: str, screening: Screening | None,
            pathway: tuple[PathwayStep, ...], targets: PriorityTargets, actor: Actor,
-           now: datetime) -> tuple[Referral, Move]:
+           now: datetime, reason: str | None = None) -> tuple[Referral, Move]:
     """A specialist's triage: the priority sets the target and the due date (counted from
     receipt, as the patient has been waiting since then). A triaged referral may be
     triaged again before it is accepted, to correct it."""
@@ -360,7 +360,8 @@ def triage(referral: Referral, *, priority: str, screening: Screening | None,
                       due_by=referral.received_at.date() + timedelta(days=days),
                       screening=screening, pathway=pathway, triaged_by=actor.id,
                       triaged_at=now)
-    return updated, Move("triage", referral.status, target, now, actor)
+    return updated, Move("triage", referral.status, target, now, actor,
+                         (reason or "").strip() or None)
 
 
 def booked(referral: Referral, *, first_visit_at: datetime | None, actor: Actor,

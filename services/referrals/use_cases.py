@@ -125,7 +125,8 @@ def triage(runtime: Runtime, session: Session, referral_id: str, body: dict[str,
     row = repo.get(referral_id, for_update=True)
     referral, step = domain.triage(to_domain(row), priority=body["priority"],
                                    screening=screening, pathway=pathway,
-                                   targets=targets(runtime, session), actor=actor, now=now)
+                                   targets=targets(runtime, session), actor=actor, now=now,
+                                   reason=body.get("reason"))
     _store(runtime, session, row, referral, step, now=now)
     return row
 

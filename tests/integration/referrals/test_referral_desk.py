@@ -24,7 +24,7 @@ def test_a_referral_goes_from_received_to_accepted_and_keeps_its_history(desk: D
     assert referral["patient"]["contact"]["phone"] == "+44 7700 900123"
     assert [m["name"] for m in referral["medications"]] == ["pregabalin", "amitriptyline"]
 
-    triaged = desk.triage(referral["id"])
+    triaged = desk.triage(referral["id"], reason="DN4 6/10; sleep and mood affected")
     assert triaged.status_code == 200, triaged.get_json()
     body = triaged.get_json()
     assert (body["status"], body["priority"], body["target_days"]) == ("triaged", "soon", 28)
@@ -42,6 +42,7 @@ def test_a_referral_goes_from_received_to_accepted_and_keeps_its_history(desk: D
         (None, "received", "sam-scheduler"), ("received", "triaged", "dr-okafor"),
         ("triaged", "accepted", "dr-okafor")]
     assert all(h["at"] for h in got["history"])
+    assert got["history"][1]["reason"] == "DN4 6/10; sleep and mood affected"
     assert desk.outbox_types() == [
         "referral.received", "referral.status_changed", "referral.triaged",
         "referral.status_changed", "referral.accepted", "referral.status_changed"]
