@@ -93,7 +93,7 @@ function sparkline(values) {
   const w = 360, h = 90, pad = 4;
   const max = Math.max(1, ...values);
   if (values.length < 2) return '<div class="empty">Sampling…</div>';
-  const x = (i) => pad + (i / (HISTORY - 1)) * (w - 2 * pad);
+  const x = (i) => pad + (i / (values.length - 1)) * (w - 2 * pad);
   const y = (v) => h - 14 - (v / max) * (h - 30);
   const pts = values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
   const last = values[values.length - 1];
@@ -134,7 +134,7 @@ function renderClinic(c) {
   { max: 1 }) : '<div class="empty">No providers yet</div>';
   const fails = c.notifications.latest_failures;
   $("failures").innerHTML = fails.length ? `<h3>Latest failed notifications</h3><table>
-    <tr><th>When</th><th>Event</th><th>Channel</th><th>Reason</th></tr>
+    <tr><th>When (UTC)</th><th>Event</th><th>Channel</th><th>Reason</th></tr>
     ${fails.map((f) => `<tr><td>${esc(f.at.slice(0, 19).replace("T", " "))}</td>
       <td>${esc(f.event_type)}</td><td>${esc(f.channel)}</td>
       <td class="reason">${esc(f.reason)}</td></tr>`).join("")}</table>` : "";
