@@ -279,6 +279,9 @@ class TimelineArgs(ma.Schema):
     author_id = fields.String(validate=validate.Length(max=64))
     since = fields.AwareDateTime()
     until = fields.AwareDateTime()
+    measure = fields.List(fields.String(validate=validate.OneOf(tuple(m.RANGES))),
+                          load_default=list,
+                          metadata={"description": "the trends to chart (all if none named)"})
     include_entered_in_error = fields.Boolean(load_default=False,
                                               metadata={"description": "admins only"})
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
@@ -489,7 +492,8 @@ def patient_timeline(args: dict, patient_id: str) -> Response:
         "offset": args["offset"], "access": found.access.value,
         "notes": [_shape(n, addenda=found.addenda.get(n.id), scoring=scoring)
                   for n in found.notes],
-        "trends": {code: _trend_out(t) for code, t in found.trends.items()}}))
+        "trends": {code: _trend_out(t) for code, t in found.trends.items()
+                   if not args["measure"] or code in args["measure"]}}))
 
 
 @blp.get("/patients/<patient_id>/care-team")

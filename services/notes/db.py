@@ -208,7 +208,7 @@ class NotesRepository:
                                 notes.c.version == before.version).values(**values))
         if done.rowcount != 1:
             raise Conflict("the note changed meanwhile; reload it")
-        if after.version != before.version:
+        if before.status == d.DRAFT and after.version != before.version:
             self._keep_version(after, saved_by)
 
     def _keep_version(self, note: d.Note, saved_by: str) -> None:

@@ -133,6 +133,10 @@ def test_the_timeline_shows_every_discipline_in_time_order_with_meaningful_trend
                                    query_string={"discipline": "psychology"},
                                    headers=clinic.headers("pain_doc")).get_json()
     assert [n["id"] for n in only_psych["notes"]] == [second["id"]]
+    charted = clinic.client.get(f"/patients/{PATIENT}/timeline",
+                                query_string={"measure": ["nrs_average", "phq9"]},
+                                headers=clinic.headers("pain_doc")).get_json()
+    assert set(charted["trends"]) == {"nrs_average", "phq9"} and charted["total"] == 4
     window = clinic.client.get(f"/patients/{PATIENT}/timeline",
                                query_string={"since": "2026-02-01T00:00:00+00:00",
                                              "until": "2026-03-01T00:00:00+00:00",

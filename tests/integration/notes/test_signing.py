@@ -147,3 +147,25 @@ def test_a_note_entered_in_error_stays_readable_to_admins_only(clinic):
     again = clinic.client.post(f"/notes/{nid}/entered-in-error", json={"reason": "again"},
                                headers=clinic.headers("admin"))
     assert again.status_code == 409
+
+
+def test_even_the_repository_never_rewrites_a_signed_notes_words(clinic):
+    from dataclasses import replace
+
+    from services.notes.db import NotesRepository
+    from services.notes.domain import ENTERED_IN_ERROR
+
+    clinic.care_team()
+    signed = clinic.signed_note("pain_doc", PROGRESS)
+    with clinic.runtime.db.transaction() as s:
+        repo = NotesRepository(s)
+        before = repo.get(signed["id"])
+        tampered = replace(before, status=ENTERED_IN_ERROR, sections={"plan": "rewritten"},
+                           measures={}, version=9, entered_in_error_reason="test")
+        repo.save(before, tampered, "someone")
+    with clinic.runtime.db.transaction() as s:
+        after = NotesRepository(s).get(signed["id"])
+        versions = NotesRepository(s).versions(signed["id"])
+    assert after.status == ENTERED_IN_ERROR
+    assert after.sections == PROGRESS["sections"] and after.version == 1
+    assert after.measures == PROGRESS["measures"] and len(versions) == 1
