@@ -4,7 +4,9 @@ A read is a call whose first argument names the variable:
   os.environ.get("X"), os.environ["X"], os.getenv("X"), os.environ.setdefault("X", ...),
   settings.setting("X", ...) (any `.setting(...)`), and any function of the same file that
   passes its first parameter to one of those (shared/config.py's _env/_env_int/_env_float,
-  the notifier's `get(name, default)`), found to a fixed point so wrappers of wrappers count.
+  the notifier's `get(name, default)`), and any name bound to one of those
+  (`setting = self.runtime.settings.setting`), found to a fixed point so wrappers of
+  wrappers count.
 A name built by an f-string (f"{prefix}_DATABASE_URL", f"REFERRALS_TARGET_DAYS_{p}") is
 kept as a pattern: each `{...}` matches one or more of [A-Z0-9_].
 """
@@ -87,11 +89,24 @@ def scan_source(source: str, filename: str = "<source>") -> EnvReads:
         return _is_direct_reader(call.func, from_os) or (
             isinstance(call.func, ast.Name) and call.func.id in readers)
 
-    # functions of this file that pass their first parameter on to a reader, to a fixed point
+    def is_reader_ref(value: ast.expr) -> bool:
+        """`settings.setting`, `os.environ.get`, `os.getenv` or a known reader, uncalled."""
+        return _is_direct_reader(value, from_os) or (
+            isinstance(value, ast.Name) and value.id in readers)
+
+    # functions of this file that pass their first parameter on to a reader, and names
+    # bound to a reader (`setting = self.runtime.settings.setting`), to a fixed point
     functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    aliases = [n for n in ast.walk(tree) if isinstance(n, ast.Assign)
+               and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)]
     changed = True
     while changed:
         changed = False
+        for assign in aliases:
+            target = assign.targets[0].id  # type: ignore[attr-defined]
+            if target not in readers and is_reader_ref(assign.value):
+                readers.add(target)
+                changed = True
         for fn in functions:
             if fn.name in readers or not fn.args.args:
                 continue

@@ -117,6 +117,8 @@ def test_kafka_is_the_official_image_in_kraft_mode() -> None:
     assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"].split(",")
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"  # as the services expect
     assert "ZOOKEEPER" not in " ".join(env)
+    mounts = [v.split(":")[1] for v in kafka["volumes"]]
+    assert env["KAFKA_LOG_DIRS"] in mounts, "the log lives on a volume"
 
 
 def test_mail_goes_to_the_local_catcher() -> None:

@@ -45,8 +45,15 @@ def test_follows_wrappers_of_wrappers_to_a_fixed_point() -> None:
         def get(name, default):
             return settings.setting(name, str(default))
         z = get("LOCAL", 2)
+        def __init__(self):
+            setting = self.runtime.settings.setting
+            lookup = os.environ.get
+            again = setting
+            a = setting("ALIASED", "15")
+            b = lookup("ALIASED_GET")
+            c = again("ALIAS_OF_ALIAS")
     """)
-    assert names == {"DEEP", "MIDDLE", "LOCAL"}
+    assert names == {"DEEP", "MIDDLE", "LOCAL", "ALIASED", "ALIASED_GET", "ALIAS_OF_ALIAS"}
 
 
 def test_ignores_what_is_not_the_process_environment() -> None:
