@@ -432,7 +432,7 @@ def add_addendum(body: dict, note_id: str) -> dict:
     """Correct a signed note: a draft addendum pointing at it; sign it to publish. The
     original stays as it was."""
     runtime = _runtime()
-    saved = uc.write_note(runtime, current_principal(), patient_id="", amends_note_id=note_id,
+    saved = uc.write_note(runtime, current_principal(), patient_id=None, amends_note_id=note_id,
                           body={"sections": {"text": body["text"]}}, now=_now())
     return _shape(saved.note, scoring=uc.scoring(runtime))
 

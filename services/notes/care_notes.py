@@ -108,9 +108,11 @@ class Saved:
     safety_alert: bool = False
 
 
-def write_note(runtime: Runtime, principal: Principal, *, patient_id: str, body: Mapping[str, Any],
-               now: datetime, amends_note_id: str | None = None) -> Saved:
-    """A care-team specialist starts a draft (or an addendum to a signed note)."""
+def write_note(runtime: Runtime, principal: Principal, *, patient_id: str | None,
+               body: Mapping[str, Any], now: datetime,
+               amends_note_id: str | None = None) -> Saved:
+    """A care-team specialist starts a draft, or an addendum to a signed note (whose
+    patient it then is)."""
     attempt = Attempt("create", patient_id=patient_id)
     with unit(runtime, principal, attempt) as s:
         repo = NotesRepository(s)
@@ -119,6 +121,8 @@ def write_note(runtime: Runtime, principal: Principal, *, patient_id: str, body:
             attempt.resource_id = amends_note_id
             amends = d.require_found(repo.get(amends_note_id), amends_note_id)
             patient_id = attempt.patient_id = amends.patient_id
+        if not patient_id:
+            raise NotFound("a note belongs to a patient")
         team = CareTeamRepository(s).active_ids(patient_id)
         note = d.new_draft(
             note_id=new_id(), patient_id=patient_id, who=clinician(principal), team=team,
