@@ -66,6 +66,7 @@ def _printable(text: str) -> bool:
     return not any(unicodedata.category(c) in ("Cc", "Cs") and c not in "\n\r\t"
                    for c in text)
 
+
 _text = validate.Length(min=1, max=200)
 _PHONE = validate.Regexp(r"^\+?[0-9 ()\-]{6,40}$", error="not a phone number")
 
