@@ -65,6 +65,8 @@ def test_slim_python_base_and_a_non_root_runtime_stage() -> None:
     assert uid.isdigit() and int(uid) > 0, "numeric and not root (runAsNonRoot can check it)"
     entry = next(arg for op, arg in runtime if op == "ENTRYPOINT")
     assert entry == f'["{support.ENTRYPOINT}"]', "the path compose and k8s rely on"
+    workdir = [arg for op, arg in runtime if op == "WORKDIR"][-1]
+    assert support.ENTRYPOINT.startswith(workdir + "/"), "probes run /app/deploy/docker/..."
 
 
 def test_only_runtime_dependencies_are_installed() -> None:

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(900)
 OVERLAYS = support.overlays()
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 KUBE_DNS = ({"k8s-app": "kube-dns"}, {"kubernetes.io/metadata.name": "kube-system"})
-PROBE_SCRIPT = "deploy/docker/probe.py"
+PROBE_SCRIPT = "/app/deploy/docker/probe.py"
 
 
 # --- reading what kustomize renders --------------------------------------------------------
