@@ -1,5 +1,6 @@
 """The scheduling worker: its outbox relay and its event consumers, in their own process."""
 
+from services.scheduling import itinerary_handlers
 from services.scheduling.wiring import build_runtime
 from shared import ops
 from shared.kafka import Subscription
@@ -8,12 +9,13 @@ from shared.worker import run_worker
 
 
 def subscriptions(runtime: Runtime) -> list[Subscription]:
-    return [ops.ping_subscription()]
+    return [ops.ping_subscription(), itinerary_handlers.subscription(runtime)]
 
 
 def main() -> None:
     runtime = build_runtime()
-    run_worker(runtime, subscriptions(runtime))
+    run_worker(runtime, subscriptions(runtime),
+               extra_loops=[itinerary_handlers.expiry_loop(runtime)])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,70 @@
+"""Events in for itineraries: an accepted referral is answered with a proposed itinerary
+(or itinerary.unplaceable and a place on the waitlist), without a scheduler asking.
+
+The handler runs in the consumer's transaction, which also records the inbox row, so a
+redelivered referral.accepted changes nothing; a second referral.accepted for a referral
+that already has a live itinerary is ignored as well.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from services.scheduling.desk import Desk
+from services.scheduling.itineraries import Itineraries
+from shared import topics
+from shared.events import Envelope
+from shared.kafka import Handler, Subscription
+from shared.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def handlers(runtime: Runtime, *, clock: Callable[[], datetime] | None = None
+             ) -> dict[str, Handler]:
+    desk = Desk(runtime, clock=clock)
+    itineraries = Itineraries(desk)
+
+    def on_referral_accepted(session: Session, envelope: Envelope) -> None:
+        """Propose and hold the referral's itinerary (emits itinerary.proposed)."""
+        view = itineraries.on_referral_accepted(session, desk.clock(), envelope.payload)
+        log.info("itinerary for accepted referral", extra={
+            "itinerary_id": view["id"], "referral_id": view["referral_id"],
+            "status": view["status"]})
+
+    return {"referral.accepted": on_referral_accepted}
+
+
+def subscription(runtime: Runtime) -> Subscription:
+    """scheduling's consumer of referrals.events."""
+    return Subscription("scheduling-itineraries", (topics.REFERRALS,), handlers(runtime))
+
+
+def expiry_loop(runtime: Runtime, *, clock: Callable[[], datetime] | None = None
+                ) -> Callable[[threading.Event], None]:
+    """A worker loop that releases lapsed itinerary holds every ITINERARY_EXPIRY_SECONDS
+    (the booking path also releases a lapsed hold it runs into, so this is tidiness and
+    a clear itinerary status, not what frees the slot)."""
+    itineraries = Itineraries(Desk(runtime, clock=clock))
+    every = float(runtime.settings.setting("ITINERARY_EXPIRY_SECONDS", "30"))
+
+    def itinerary_expiry(stop: threading.Event) -> None:
+        while not stop.wait(every):
+            try:
+                with runtime.db.transaction() as s:
+                    released = itineraries.expire_holds(s, (clock or _utcnow)())
+                if released:
+                    log.info("itinerary holds expired", extra={"count": released})
+            except Exception:
+                log.exception("itinerary expiry failed; trying again")
+
+    return itinerary_expiry
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
