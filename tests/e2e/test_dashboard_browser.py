@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from shared import topics
 from shared.config import ROOT, Settings
 from tests.support.clinic import token
 from tests.support.processes import running_services
@@ -63,18 +64,31 @@ def test_an_admin_watches_the_clinic_live(new_database_url, topic_prefix, kafka_
             expect(page.locator('.svc[data-service="notes"] .state')).to_have_text("down")
             assert page.locator("#chart-status svg rect.bar").count() > 0
 
-            publish(settings, [received("r-new", at=now), notified("n-new", failed=True)])
+            publish(settings, [received("r-new", at=now), notified("n-new", failed=True)],
+                    raw=[(topics.NOTIFICATIONS, b"not an event")])
             expect(page.locator("#kpi-referrals-open")).to_have_text("3", timeout=20000)
             expect(page.locator("#kpi-notifications")).to_have_text("2 / 2", timeout=10000)
             expect(page.locator("#failures")).to_contain_text("mailbox unavailable")
             expect(page.locator("#status")).to_contain_text("Live")
             expect(page.locator("#chart-throughput polyline")).to_have_count(1, timeout=15000)
+            parked = page.locator('tr[data-dlq="dashboard"]')
+            expect(parked).to_contain_text("not JSON", timeout=15000)
 
             ARTIFACTS.mkdir(exist_ok=True)
             shot = ARTIFACTS / "dashboard.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
             assert all(r.startswith(url) for r in requested), "no external assets"
+
+            parked.locator("button.replay").click()
+            expect(page.locator("#notice")).to_have_text("Replayed 1 from dashboard",
+                                                     timeout=15000)
+
+            page.on("dialog", lambda dialog: dialog.accept())
+            page.locator("#rebuild").click()
+            expect(page.locator("#generation")).to_have_text("2", timeout=15000)
+            expect(page.locator("#kpi-referrals-open")).to_have_text("3", timeout=30000)
+            expect(page.locator("#kpi-notifications")).to_have_text("2 / 2")
 
             page.evaluate("sessionStorage.setItem('paincare.token', 'not-a-token')")
             page.reload()

@@ -214,16 +214,18 @@ document.addEventListener("DOMContentLoaded", () => {
     const btn = e.target.closest("button.replay");
     if (!btn) return;
     btn.disabled = true;
+    $("notice").textContent = `Replaying ${btn.dataset.service}'s dead letters…`;
     try {
       const out = await call("POST", `/api/dead-letters/${btn.dataset.service}/replay`);
-      $("status").textContent = `Replayed ${out.replayed} from ${out.service}`;
-    } catch (err) { $("status").textContent = `Replay failed: ${err.message}`; }
+      $("notice").textContent = `Replayed ${out.replayed} from ${out.service}`;
+    } catch (err) { $("notice").textContent = `Replay failed: ${err.message}`; }
   });
   $("rebuild").addEventListener("click", async () => {
     if (!confirm("Empty the read model and rebuild it from the beginning of every topic?")) return;
-    try { await call("POST", "/api/read-model/rebuild"); } catch (err) {
-      $("status").textContent = `Rebuild failed: ${err.message}`;
-    }
+    try {
+      const out = await call("POST", "/api/read-model/rebuild");
+      $("notice").textContent = `Rebuilding the read model (generation ${out.generation})`;
+    } catch (err) { $("notice").textContent = `Rebuild failed: ${err.message}`; }
   });
   if (token()) refresh(); else showSignIn("");
 });
