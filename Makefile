@@ -34,3 +34,12 @@ unit: bootstrap
 
 bench: bootstrap kafka      ## benchmarks: figures and ratios against a baseline in the same run
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+proof: bootstrap postgres   ## long forms of the fault, load, bad-input and security proofs (own broker), summary table
+	$(PY) scripts/proof.py $(PROOF_ARGS)
+
+proof-short: bootstrap postgres   ## the same suites in the short forms the normal suite runs
+	$(PY) scripts/proof.py --short $(PROOF_ARGS)
+
+proof-security proof-hostile proof-bad-input proof-faults proof-load: bootstrap postgres
+	$(PY) scripts/proof.py --only $(@:proof-%=%) $(PROOF_ARGS)

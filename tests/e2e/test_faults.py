@@ -319,7 +319,7 @@ def poison(clinic: Clinic) -> Callable[[], None]:
 def test_faults_mid_stream_lose_nothing_and_duplicate_nothing(clinic: Clinic,
                                                               backend: str) -> None:
     long = long_form()
-    seconds = 20.0 if long else 5.0
+    seconds = 12.0 if long else 5.0
     results: dict[str, Reconciliation] = {}
 
     pinger = _stream(clinic, seconds, kill_workers(clinic, rounds=2 if long else 1))

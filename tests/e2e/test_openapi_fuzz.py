@@ -26,8 +26,8 @@ def test_every_operation_survives_generated_and_hostile_input(new_database_url, 
     services = available_services()
     if backend != "sqlite" and not long_form():
         pytest.skip("short form fuzzes on SQLite only; make proof runs PostgreSQL too")
-    examples = int(os.environ.get("PROOF_FUZZ_EXAMPLES", 60 if long_form() else 6))
-    budget = float(os.environ.get("PROOF_FUZZ_SECONDS", 240 if long_form() else 25))
+    examples = int(os.environ.get("PROOF_FUZZ_EXAMPLES", 40 if long_form() else 6))
+    budget = float(os.environ.get("PROOF_FUZZ_SECONDS", 45 if long_form() else 25))
     admin = bearer(Settings.for_service("tests"), "admin")
     failures: list[str] = []
     with running_services(services, database_url=new_database_url, topic_prefix=topic_prefix,
