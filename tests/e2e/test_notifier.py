@@ -75,8 +75,13 @@ def test_a_booked_itinerary_is_one_email_with_every_visit_and_reminders_on_time(
     with running_services(["notifier"], database_url=database, topic_prefix=topic_prefix,
                           log_dir=tmp_path / "logs", extra_env=_env(smtp),
                           web_workers=1) as clinic:
-        _publish(settings, (topics.REFERRALS, referral_received("pat-1", email=ANA)),
-                 (topics.SCHEDULING, booked),
+        admin = bearer(settings, "admin")
+        url = clinic["notifier"].url
+        _publish(settings, (topics.REFERRALS, referral_received("pat-1", email=ANA)))
+        wait_for(lambda: requests.get(f"{url}/recipients/pat-1", headers=admin,
+                                      timeout=5).status_code == 200,
+                 timeout=60, what="the patient's contact (topics have no common order)")
+        _publish(settings, (topics.SCHEDULING, booked),
                  *[(topics.SCHEDULING, appointment_event("appointment.booked", "pat-1", v))
                    for v in visits])
         (mail,) = wait_for(lambda: smtp.to(ANA), timeout=60, what="the confirmation")
@@ -87,9 +92,6 @@ def test_a_booked_itinerary_is_one_email_with_every_visit_and_reminders_on_time(
             assert name in body
         assert "Your medication list" in body
         wait_for(lambda: smtp.to("lead@clinic.test"), what="the triage lead's alert")
-
-        admin = bearer(settings, "admin")
-        url = clinic["notifier"].url
 
         def reminders() -> list[dict]:
             got = requests.get(f"{url}/notifications", headers=admin, timeout=5, params={
