@@ -1,7 +1,7 @@
 """Never in two places at once, under fire: 50 clients book at the same moment through
 the real HTTP API (gunicorn, several workers) and exactly one of them wins, on SQLite and
 on PostgreSQL — for the same slot, for overlapping times, and for one patient asked of
-two providers at once."""
+two providers at once; and fifty visits moved into one slot at once."""
 
 from __future__ import annotations
 
@@ -33,15 +33,17 @@ def _at(day: date, hh: int, mm: int = 0) -> str:
     return datetime.combine(day, time(hh, mm), tzinfo=LONDON).isoformat()
 
 
-def _race(url: str, headers: dict, bodies: list[dict]) -> list[requests.Response]:
+def _race(url: str, headers: dict, bodies: list[dict], paths: list[str] | None = None
+          ) -> list[requests.Response]:
     """Every client waits at the barrier, then all post at once."""
     barrier = threading.Barrier(len(bodies))
     results: list[requests.Response | None] = [None] * len(bodies)
+    paths = paths or ["/appointments"] * len(bodies)
 
     def client(i: int) -> None:
         with requests.Session() as session:
             barrier.wait()
-            results[i] = session.post(url + "/appointments", json=bodies[i], headers=headers,
+            results[i] = session.post(url + paths[i], json=bodies[i], headers=headers,
                                       timeout=60)
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(len(bodies))]
@@ -52,16 +54,16 @@ def _race(url: str, headers: dict, bodies: list[dict]) -> list[requests.Response
     return [r for r in results if r is not None]
 
 
-def _assert_one_winner(responses: list[requests.Response], what: str) -> dict:
+def _assert_one_winner(responses: list[requests.Response], what: str, ok: int = 201) -> dict:
     codes = sorted(r.status_code for r in responses)
     assert len(responses) == CLIENTS
-    assert codes.count(201) == 1, f"{what}: {codes}"
+    assert codes.count(ok) == 1, f"{what}: {codes}"
     assert codes.count(409) == CLIENTS - 1, f"{what}: {codes}"
     for r in responses:
         if r.status_code == 409:
             assert r.headers["Content-Type"] == "application/problem+json"
             assert "already" in r.json()["detail"], r.json()
-    return next(r.json() for r in responses if r.status_code == 201)
+    return next(r.json() for r in responses if r.status_code == ok)
 
 
 def _provider(url: str, admin: dict, name: str, discipline: str) -> str:
@@ -115,6 +117,23 @@ def test_fifty_clients_racing_for_one_diary_leave_exactly_one_booking(
         won_patient = _assert_one_winner(_race(url, scheduler, one_patient), "one patient")
         assert [a["id"] for a in _booked(url, scheduler, patient_id="patient-race")] \
             == [won_patient["id"]]
+
+        # Given fifty visits on Tuesday, all moved by fifty clients into one 17:00 slot
+        tuesday = monday + timedelta(days=1)
+        ids = []
+        for i in range(CLIENTS):
+            made = requests.post(url + "/appointments", headers=scheduler, timeout=10, json={
+                "patient_id": f"move-{i}", "provider_id": pain,
+                "start": _at(tuesday, 8 + (i * 10) // 60, (i * 10) % 60), "minutes": 10})
+            assert made.status_code == 201, made.text
+            ids.append(made.json()["id"])
+        moves = _race(url, scheduler, [{"start": _at(tuesday, 17)}] * CLIENTS,
+                      [f"/appointments/{i}/reschedule" for i in ids])
+        moved = _assert_one_winner(moves, "reschedule", ok=200)
+        at_five = [a for a in _booked(url, scheduler, provider_id=pain)
+                   if a["start"] == datetime.fromisoformat(_at(tuesday, 17)).astimezone(UTC)
+                   .isoformat()]
+        assert [a["id"] for a in at_five] == [moved["id"]]
 
         # The demo loader's clinic seeds through the same API, and twice is harmless
         seeded = demo.seed(url, admin)
