@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from shared import correlation, logs, metrics
 from shared.auth import Principal, verify_token
 from shared.config import Settings
-from shared.errors import ClinicError, Unauthorized
+from shared.errors import ClinicError, Forbidden, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +174,25 @@ def _declared_roles(app: Flask, endpoint: str | None, method: str) -> list[str] 
     return allowed
 
 
+def _has_control_characters(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+def _audit_refusal(app: Flask, principal: Principal | None, reason: str) -> None:
+    """A role refused at the door still leaves its trace in the service's audit trail,
+    in a transaction of its own (the request does no work of its own)."""
+    runtime = app.extensions.get("paincare.runtime")
+    if runtime is None or principal is None:
+        return
+    try:
+        with runtime.db.transaction() as session:
+            runtime.audit.record(session, principal, f"{request.method} {request.path}"[:60],
+                                 (request.url_rule.rule if request.url_rule else "route")[:60],
+                                 outcome="denied", reason=reason)
+    except Exception:  # the refusal is answered even if the audit write fails
+        log.exception("could not audit a refused request")
+
+
 def _install_request_hooks(app: Flask, settings: Settings) -> None:
     @app.before_request
     def _identify() -> Response | None:
@@ -182,6 +201,9 @@ def _install_request_hooks(app: Flask, settings: Settings) -> None:
         cid = request.headers.get("X-Correlation-ID") or rid
         correlation.set_request(rid[:64], cid[:64])
         g.principal = None
+        if _has_control_characters(request.path) or "%00" in request.query_string.decode(
+                "latin-1").lower():
+            return problem(400, "Bad request", "the URL contains control characters")
         if request.path.startswith(PUBLIC_PATHS) or request.method == "OPTIONS":
             return None
         header = request.headers.get("Authorization", "")
@@ -196,6 +218,9 @@ def _install_request_hooks(app: Flask, settings: Settings) -> None:
             allowed = _declared_roles(app, request.endpoint, request.method)
             if allowed is not None:
                 g.principal.require(*allowed)
+        except Forbidden as exc:
+            _audit_refusal(app, g.principal, str(exc))
+            return problem(exc.status, exc.title, exc.detail)
         except ClinicError as exc:
             return problem(exc.status, exc.title, exc.detail)
         return None
