@@ -12,7 +12,7 @@ from flask_smorest import Blueprint
 
 from services.dashboard import domain
 from services.dashboard.db import ReadModelStore
-from services.dashboard.platform import PlatformProbe
+from services.dashboard.probe import PlatformProbe
 from shared import topics
 from shared.errors import NotFound
 from shared.runtime import Runtime

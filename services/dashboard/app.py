@@ -3,7 +3,7 @@
 from flask import Flask
 
 from services.dashboard import api, page
-from services.dashboard.platform import PlatformProbe
+from services.dashboard.probe import PlatformProbe
 from services.dashboard.wiring import build_runtime
 from shared import ops
 from shared.config import Settings
