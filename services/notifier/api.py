@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from services.notifier import db
 from services.notifier.db import Notification, Recipient
-from services.notifier.domain import CHANNELS, STATUSES
-from shared.errors import Conflict, Forbidden, NotFound
+from services.notifier.domain import CHANNELS, SCHEDULERS, STATUSES
+from shared.errors import Conflict, NotFound
 from shared.runtime import Runtime
 from shared.web import PageArgs, current_principal, roles
 
@@ -139,16 +139,7 @@ def retry(notification_id: str) -> Notification:
         return row
 
 
-@blp.get("/feed/<recipient_id>")
-@blp.arguments(PageArgs, location="query")
-@blp.response(200, FeedItemOut(many=True))
-@roles("specialist", "scheduler", "service")
-def feed(args: dict, recipient_id: str) -> list:
-    """A recipient's in-app feed (role feeds are role:triage_lead, role:schedulers).
-    A specialist reads their own feed only."""
-    who = current_principal()
-    if who.role == "specialist" and recipient_id != who.provider_id:
-        raise Forbidden("a specialist reads their own feed only")
+def _feed(recipient_id: str, args: dict) -> list:
     n = Notification
     with _runtime().db.transaction() as s:
         rows = s.scalars(select(n).where(n.recipient_id == recipient_id, n.channel == "in_app",
@@ -157,6 +148,31 @@ def feed(args: dict, recipient_id: str) -> list:
                          .offset(args["offset"])).all()
         _audit(s, "read", "feed", recipient_id, recipient_id)
         return list(rows)
+
+
+@blp.get("/feed/<recipient_id>")
+@blp.arguments(PageArgs, location="query")
+@blp.response(200, FeedItemOut(many=True))
+@roles("scheduler", "service")
+def feed(args: dict, recipient_id: str) -> list:
+    """Anyone's in-app feed (role feeds: role:triage_lead, role:schedulers), for the
+    front desk and the patient portal's service account."""
+    return _feed(recipient_id, args)
+
+
+@blp.get("/my/feed")
+@blp.arguments(PageArgs, location="query")
+@blp.response(200, FeedItemOut(many=True))
+@roles("specialist", "scheduler")
+def my_feed(args: dict) -> list:
+    """The caller's own feed: a specialist's by their provider id, a scheduler's is the
+    schedulers' feed."""
+    who = current_principal()
+    if who.role == "scheduler":
+        return _feed(SCHEDULERS, args)
+    if who.role == "specialist" and who.provider_id:
+        return _feed(who.provider_id, args)
+    return []
 
 
 def _recipient_out(row: Recipient) -> dict:

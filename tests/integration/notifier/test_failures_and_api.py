@@ -12,6 +12,7 @@ from services.notifier import db
 from services.notifier.app import create_app
 from services.notifier.delivery import wait_idle
 from shared import topics
+from shared.events import new_event
 from tests.integration.notifier.clinic_events import (
     itinerary_booked,
     referral_received,
@@ -119,7 +120,7 @@ def test_the_delivery_log_filters_and_the_feed_and_preferences(notifier):
     log = client.get("/notifications?recipient_id=role:triage_lead&channel=email",
                      headers=scheduler).get_json()
     assert log["total"] == 2 and {n["status"] for n in log["items"]} == {"sent"}
-    assert log["counts"] == {"sent": 4}
+    assert log["counts"] == {"sent": 4}  # two referrals, each by email and feed
     assert "body" not in log["items"][0]
     one_event = log["items"][0]["event_id"]
     assert client.get(f"/notifications?event_id={one_event}",
@@ -131,7 +132,15 @@ def test_the_delivery_log_filters_and_the_feed_and_preferences(notifier):
     feed = client.get("/feed/role:triage_lead", headers=scheduler).get_json()
     assert len(feed) == 2 and "waiting for triage" in feed[0]["body"]
     assert client.get("/feed/role:triage_lead", headers=specialist).status_code == 403
-    assert client.get("/feed/prov-9", headers=specialist).get_json() == []
+    assert client.get("/my/feed", headers=specialist).get_json() == []
+    notifier.receive(new_event("note.signed", {
+        "note_id": "note-1", "patient_id": "pat-1", "author_id": "prov-1",
+        "discipline": "psychology", "kind": "progress", "signed_at": "2026-03-02T09:00:00Z",
+        "notify": ["prov-1", "prov-9"]}, producer="notes"), topic=topics.NOTES)
+    wait_idle(notifier.deliverer())
+    (item,) = client.get("/my/feed", headers=specialist).get_json()
+    assert item["event_type"] == "note.signed" and "note-1" in item["body"]
+    assert client.get("/my/feed", headers=scheduler).get_json() == []  # role:schedulers
 
     changed = client.put("/recipients/pat-1/preferences", headers=scheduler,
                          json={"preferred_channel": "sms", "opted_out": ["email"],
