@@ -260,6 +260,8 @@ def test_web_role_has_service_autoscaler_and_disruption_budgets(overlay: Path,
     assert [p["port"] for p in svc["ports"]] == [support.port(service)]
     assert selects({"matchLabels": svc["selector"]}, web)
     assert not selects({"matchLabels": svc["selector"]}, worker)
+    assert "replicas" not in r.get("Deployment", f"{service}-web")["spec"], \
+        "the HPA owns the web role's replica count; an apply must not reset it"
     hpa = r.get("HorizontalPodAutoscaler", f"{service}-web")["spec"]
     assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
                                      "name": f"{service}-web"}
@@ -436,6 +438,9 @@ def test_kafka_has_three_brokers_and_every_topic(overlay: Path) -> None:
     partitions = int(settings["KAFKA_PARTITIONS"])
     topics_by_name = {t["metadata"]["name"]: t for t in r.of_kind("KafkaTopic")}
     assert set(topics_by_name) == set(topics.ALL_TOPICS)
+    for service in support.services():  # more consumers than partitions would sit idle
+        worker = r.get("Deployment", f"{service}-worker")["spec"]
+        assert 1 <= worker["replicas"] <= partitions
     for topic in topics_by_name.values():
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == name
         spec = topic["spec"]
