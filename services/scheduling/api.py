@@ -137,6 +137,8 @@ class AvailabilityQuery(DaysQuery):
     visit_minutes = fields.Integer(load_default=30, validate=validate.Range(min=5, max=480))
     step_minutes = fields.Integer(load_default=15, validate=validate.Range(min=5, max=240))
     slots = fields.Boolean(load_default=True, metadata={"description": "list the slots"})
+    with_room = fields.Boolean(load_default=False, metadata={
+        "description": "only slots where a room fit for the visit is free as well"})
 
 
 class IntervalOut(ma.Schema):
@@ -158,6 +160,8 @@ class BookIn(ma.Schema):
     start = fields.AwareDateTime(required=True)
     minutes = fields.Integer(required=True, validate=validate.Range(min=5, max=480))
     room_id = _opt_id
+    assign_room = fields.Boolean(load_default=False, metadata={
+        "description": "without room_id: take the first free room fit for the visit"})
     visit_type = fields.String(load_default="", validate=validate.Length(max=80))
     referral_id = _opt_id
     itinerary_id = _opt_id
@@ -213,6 +217,7 @@ class SeriesIn(ma.Schema):
     interval_days = fields.Integer(load_default=7, validate=validate.Range(min=1, max=90))
     count = fields.Integer(required=True, validate=validate.Range(min=1, max=52))
     room_id = _opt_id
+    assign_room = fields.Boolean(load_default=False)
     visit_type = fields.String(load_default="", validate=validate.Length(max=80))
     referral_id = _opt_id
 
@@ -387,7 +392,7 @@ def availability(args: dict) -> list:
         s, now, first_day=args["first_day"], last_day=args["last_day"],
         minutes=args["visit_minutes"], discipline=args.get("discipline"),
         provider_id=args.get("provider_id"), visit_type=args["visit_type"],
-        step_minutes=args["step_minutes"]))
+        step_minutes=args["step_minutes"], with_room=args["with_room"]))
     if not args["slots"]:
         for entry in result:
             entry["slots"] = []

@@ -241,8 +241,9 @@ class Desk:
     def availability(self, s: Session, now: datetime, *, first_day: date, last_day: date,
                      minutes: int, discipline: str | None = None,
                      provider_id: str | None = None, visit_type: str = "",
-                     step_minutes: int = 15) -> list[Row]:
-        """Free time and fitting slots per provider over local dates first..last."""
+                     step_minutes: int = 15, with_room: bool = False) -> list[Row]:
+        """Free time and fitting slots per provider over local dates first..last; with
+        `with_room`, only the slots where a room fit for the visit is free too."""
         if last_day < first_day:
             raise InvalidInput("to is before from", field="to")
         if (last_day - first_day).days > 184:
@@ -261,14 +262,49 @@ class Desk:
         span = av.local_days(first_day, last_day, self.tz)
         blocks, closed, busy = (self.blocks(s, ids), self.closed(s, ids, span),
                                 self.busy(s, ids, span, now))
+        all_rooms = [r for r in self.list_rooms(s) if r["active"]] if with_room else []
+        room_busy = self.room_busy(s, [r["id"] for r in all_rooms], span, now)
         out = []
         for p in chosen:
             free = av.free_time(blocks.get(p["id"], []), first_day, last_day, self.tz,
                                 closed=closed[p["id"]], busy=busy[p["id"]], not_before=now)
+            if with_room:
+                fitting = [r["id"] for r in all_rooms
+                           if domain.room_fits(r["fit_for"], p["discipline"], visit_type)]
+                found = {slot for rid in fitting for slot in av.slots(
+                    av.subtract(free, room_busy[rid]), minutes, self.tz,
+                    step_minutes=step_minutes)}
+                fitting_slots = sorted(found)
+            else:
+                fitting_slots = av.slots(free, minutes, self.tz, step_minutes=step_minutes)
             out.append({"provider_id": p["id"], "provider_name": p["name"],
-                        "discipline": p["discipline"], "free": free,
-                        "slots": av.slots(free, minutes, self.tz, step_minutes=step_minutes)})
+                        "discipline": p["discipline"], "free": free, "slots": fitting_slots})
         return out
+
+    def room_busy(self, s: Session, room_ids: Sequence[str], span: av.Interval,
+                  now: datetime) -> dict[str, list[av.Interval]]:
+        a = appointments.c
+        out: dict[str, list[av.Interval]] = {r: [] for r in room_ids}
+        if not room_ids:
+            return out
+        q = select(a.room_id, a.start_at, a.end_at).where(
+            a.room_id.in_(room_ids), a.start_at < span.end, a.end_at > span.start,
+            _blocking(now))
+        for rid, start, end in s.execute(q):
+            out[rid].append(av.Interval(start, end))
+        return out
+
+    def free_room(self, s: Session, now: datetime, visit: av.Interval, discipline: str,
+                  visit_type: str) -> Row:
+        """The first room (by name) fit for the visit and free for all of it."""
+        candidates = [r for r in self.list_rooms(s) if r["active"]
+                      and domain.room_fits(r["fit_for"], discipline, visit_type)]
+        busy = self.room_busy(s, [r["id"] for r in candidates], visit, now)
+        for room in candidates:
+            if not any(b.overlaps(visit) for b in busy[room["id"]]):
+                return room
+        raise Conflict(f"no room fit for {visit_type or discipline} is free from "
+                       f"{self.local(visit.start)} to {visit.end.astimezone(self.tz):%H:%M}")
 
     def working_free(self, s: Session, provider_id: str, visit: av.Interval) -> list[av.Interval]:
         """The provider's working time around a visit, minus leave and closures."""
@@ -356,8 +392,14 @@ class Desk:
              audit: bool = True) -> Row:
         """Book (or hold, status proposed/pending with an expiry) one visit."""
         provider = self.provider(s, cmd["provider_id"])
-        room = self.room(s, cmd["room_id"]) if cmd.get("room_id") else None
         visit = domain.visit_interval(cmd["start"], cmd["minutes"])
+        if cmd.get("room_id"):
+            room = self.room(s, cmd["room_id"])
+        elif cmd.get("assign_room"):
+            room = self.free_room(s, now, visit, provider["discipline"],
+                                  cmd.get("visit_type", ""))
+        else:
+            room = None
         status = cmd.get("status", "booked")
         if status not in ("booked", *domain.HOLD_STATUSES):
             raise InvalidInput("a new appointment is booked, proposed or pending", field="status")

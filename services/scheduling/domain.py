@@ -75,10 +75,15 @@ def check_provider_offers(discipline: str, visit_types: Sequence[str], visit_typ
                            f"they offer {', '.join(visit_types)}", field="visit_type")
 
 
+def room_fits(fit_for: Sequence[str], discipline: str, visit_type: str) -> bool:
+    """A room is fit for the disciplines or visit types it lists (a PT gym for PT); a room
+    that lists nothing suits anything."""
+    return not fit_for or discipline in fit_for or bool(visit_type and visit_type in fit_for)
+
+
 def check_room_fit(room_name: str, fit_for: Sequence[str], discipline: str,
                    visit_type: str) -> None:
-    """A room is fit for the disciplines or visit types it lists (a PT gym for PT)."""
-    if fit_for and discipline not in fit_for and (not visit_type or visit_type not in fit_for):
+    if not room_fits(fit_for, discipline, visit_type):
         raise InvalidInput(f"room {room_name!r} is not fit for {visit_type or discipline}",
                            field="room_id")
 

@@ -81,3 +81,28 @@ def test_a_lifted_leave_frees_the_day_again(clinic):
     assert gone.status_code == 204
     after = clinic.get("/availability", provider_id=clinic.ids["psych"], **day)
     assert _spans(after.json[0]) == [("2026-03-24T09:00", "2026-03-24T17:00")]
+
+
+def test_slots_with_a_room_need_a_fitting_room_free_too(clinic):
+    # Consulting room 1 is the only room fit for psychology; Dr Okafor takes it at 10:00
+    assert clinic.book("pain", "2026-03-23T10:00:00+00:00", patient="p-1",
+                       room_id=clinic.ids["room1"]).status_code == 201
+    day = {"from": "2026-03-23", "to": "2026-03-23"}
+    plain = clinic.get("/availability", provider_id=clinic.ids["psych"], visit_minutes=60,
+                       step_minutes=60, **day).json[0]
+    roomed = clinic.get("/availability", provider_id=clinic.ids["psych"], visit_minutes=60,
+                        step_minutes=60, with_room="true", **day).json[0]
+    assert "2026-03-23T10:00:00+00:00" in [s["start"] for s in plain["slots"]]
+    assert [s["start"][11:16] for s in roomed["slots"]] == [
+        "09:00", "11:00", "12:00", "13:00", "14:00", "15:00", "16:00"]
+
+    no_room = clinic.book("psych", "2026-03-23T10:15:00+00:00", patient="p-2",
+                          assign_room=True)
+    assert no_room.status_code == 409
+    assert "no room fit for psychology" in no_room.json["detail"]
+    given = clinic.book("psych", "2026-03-23T11:00:00+00:00", patient="p-2",
+                        assign_room=True)
+    assert given.status_code == 201, given.json
+    assert given.json["room_id"] == clinic.ids["room1"]
+    gym = clinic.book("pt", "2026-03-23T10:00:00+00:00", patient="p-3", assign_room=True)
+    assert gym.json["room_id"] == clinic.ids["gym"]
