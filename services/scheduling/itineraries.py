@@ -248,8 +248,8 @@ class Itineraries:
     def _search_and_hold(self, s: Session, who: Principal, now: datetime, ask: Ask,
                          choice: int, itinerary_id: str, *, fresh: bool,
                          extra_notes: list[str] | None = None) -> Row | Unplaceable:
-        found, calendar = self._search(s, now, ask, max(3, choice + 1))
-        for _attempt in range(3):
+        for _attempt in range(4):
+            found, _calendar = self._search(s, now, ask, max(3, choice + 1))
             if isinstance(found, Unplaceable):
                 return found
             chosen = found[min(choice, len(found) - 1)]
@@ -257,30 +257,20 @@ class Itineraries:
                 s.execute(insert(itineraries).values(**self._new_row(
                     itinerary_id, ask, who, now)))
                 fresh = False
-            taken = self._hold(s, who, now, ask, itinerary_id, chosen)
-            if taken is None:
+            if self._hold(s, who, now, ask, itinerary_id, chosen):
                 return self._proposed(s, now, ask, itinerary_id, chosen, extra_notes or [])
-            # PostgreSQL only: a concurrent booking committed between our read and our
-            # insert (its exclusion constraint refused us). Search again without that slot.
-            calendar.book([taken])
-            found = search_itineraries(
-                CarePathway.from_payload(ask.pathway), calendar,
-                earliest=max(ask.earliest, now), latest=ask.latest,
-                patient_busy=self.patient_busy(s, now, ask), due_by=ask.due_by,
-                rules=self._rules(ask), weights=ObjectiveWeights(**ask.weights),
-                top_k=max(3, choice + 1))
+            # PostgreSQL only: a concurrent booking or hold committed between our read and
+            # our insert (its exclusion constraint refused us; SQLite's BEGIN IMMEDIATE
+            # cannot interleave). Search again: the next read sees what it took.
         raise Conflict("the clinic's diary is changing too fast; try again")
 
     def _hold(self, s: Session, who: Principal, now: datetime, ask: Ask, itinerary_id: str,
-              chosen: Itinerary) -> Visit | None:
-        """Hold every visit (all in one savepoint); the visit that could not be held, if
-        any, with nothing held."""
+              chosen: Itinerary) -> bool:
+        """Hold every visit (all in one savepoint), or none if one cannot be held."""
         rows: list[tuple[Visit, Row]] = []
-        current: Visit | None = None
         try:
             with s.begin_nested():
                 for visit in chosen.visits:
-                    current = visit
                     rows.append((visit, self.desk.book(s, who, now, {
                         "patient_id": ask.patient_id, "provider_id": visit.provider_id,
                         "room_id": visit.room_id, "start": visit.start,
@@ -289,12 +279,12 @@ class Itineraries:
                         "referral_id": ask.referral_id, "itinerary_id": itinerary_id},
                         audit=False)))
         except Conflict:
-            return current
+            return False
         s.execute(insert(itinerary_visits), [
             {"itinerary_id": itinerary_id, "appointment_id": row["id"],
              "discipline": visit.discipline, "session_index": visit.session_index}
             for visit, row in rows])
-        return None
+        return True
 
     def _proposed(self, s: Session, now: datetime, ask: Ask, itinerary_id: str,
                   chosen: Itinerary, extra_notes: list[str]) -> Row:
@@ -330,12 +320,17 @@ class Itineraries:
             raise NotFound(f"no itinerary {itinerary_id}")
         return dict(found)
 
-    def _visits(self, s: Session, itinerary_id: str) -> list[tuple[Row, Row]]:
-        """(itinerary visit, appointment) pairs, by start."""
+    def _visits(self, s: Session, itinerary_id: str, *, lock: bool = False
+                ) -> list[tuple[Row, Row]]:
+        """(itinerary visit, appointment) pairs, by start. `lock`: hold the appointment
+        rows (PostgreSQL) so that a booking releasing a lapsed hold waits for us, or we
+        see what it did."""
         iv, a = itinerary_visits.c, appointments.c
         q = select(itinerary_visits, appointments).join(
             appointments, a.id == iv.appointment_id).where(iv.itinerary_id == itinerary_id) \
             .order_by(a.start_at, iv.discipline)
+        if lock:
+            q = q.with_for_update()
         out = []
         for r in s.execute(q).mappings():
             out.append(({"discipline": r["discipline"], "session_index": r["session_index"],
@@ -405,7 +400,7 @@ class Itineraries:
         if row["status"] not in ("proposed", "expired"):
             raise Conflict(f"this itinerary is {row['status']}; only a proposed one can be "
                            "confirmed")
-        pairs = self._visits(s, itinerary_id)
+        pairs = self._visits(s, itinerary_id, lock=True)
         lost: list[tuple[Row, Row, str]] = []
         secured: list[str] = []
         for visit, appt in pairs:
@@ -419,8 +414,9 @@ class Itineraries:
                 secured.append(retaken)
         if lost:
             return self._research(s, who, now, row, pairs, lost)
-        s.execute(update(appointments).where(appointments.c.id.in_(secured)).values(
-            hold_expires_at=now + timedelta(minutes=1)))  # confirmed now: not lapsed
+        s.execute(update(appointments).where(
+            appointments.c.id.in_(secured), appointments.c.status.in_(domain.HOLD_STATUSES))
+            .values(hold_expires_at=now + timedelta(minutes=1)))  # confirmed now: not lapsed
         for appt_id in secured:
             self.desk.change_status(s, who, now, appt_id, "booked")
         s.execute(update(itineraries).where(itineraries.c.id == itinerary_id).values(
