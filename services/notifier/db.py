@@ -225,3 +225,23 @@ def claim_due(session: Session, now: datetime, holder: str, lease_until: datetim
 def counts_by_status(session: Session) -> dict[str, int]:
     n = Notification
     return dict(session.execute(select(n.status, func.count()).group_by(n.status)).all())
+
+
+def drop_opted_out(session: Session, rows: list[Notification]) -> list[Notification]:
+    """An opt-out wins even over what was planned before it (a reminder two days out):
+    such rows are cancelled at delivery time instead of sent."""
+    ids = {r.recipient_id for r in rows}
+    if not ids:
+        return rows
+    opted = {rid: set(out.split(",")) for rid, out in session.execute(
+        select(Recipient.recipient_id, Recipient.opted_out)
+        .where(Recipient.recipient_id.in_(ids), Recipient.opted_out != ""))}
+    keep = []
+    for row in rows:
+        if row.channel in opted.get(row.recipient_id, ()):
+            row.status, row.lease_holder, row.lease_until = "cancelled", None, None
+            row.last_error = f"recipient opted out of {row.channel}"
+        else:
+            keep.append(row)
+    session.flush()
+    return keep

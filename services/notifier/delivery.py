@@ -28,6 +28,7 @@ import time
 from collections.abc import Mapping
 from datetime import timedelta
 
+from prometheus_client import Counter
 from sqlalchemy import select, update
 
 from services.notifier import db
@@ -40,6 +41,10 @@ from shared.kafka import make_producer
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+DELIVERIES = Counter("paincare_notifications_total",
+                     "Notification send attempts by channel and outcome",
+                     ["channel", "outcome"])  # outcome: sent, retrying, failed
 
 
 class Deliverer:
@@ -61,6 +66,7 @@ class Deliverer:
             rows = db.claim_due(s, now, self.holder,
                                 now + timedelta(seconds=self.config.lease_seconds),
                                 self.config.batch)
+            rows = db.drop_opted_out(s, rows)
             work = [Outgoing(r.id, r.channel, r.address, r.subject, r.body) for r in rows]
             meta = {r.id: (r.event_id, r.event_type, r.recipient_id, r.attempts) for r in rows}
         claimed = time.monotonic()
@@ -93,6 +99,7 @@ class Deliverer:
                              .values(status="sent", sent_at=sent_at, attempts=attempts + 1,
                                      lease_holder=None, lease_until=None, last_error=None))
             if done.rowcount:
+                DELIVERIES.labels(message.channel, "sent").inc()
                 self.runtime.emit(s, "notification.sent", {
                     "notification_id": message.notification_id, "event_id": event_id,
                     "event_type": event_type, "recipient_id": recipient_id,
@@ -123,6 +130,7 @@ class Deliverer:
                     next_attempt_at=now + retry_delay(attempts,
                                                       self.config.retry_backoff_seconds),
                     lease_holder=None, lease_until=None))
+                DELIVERIES.labels(message.channel, "retrying").inc()
                 log.warning("notification send failed, will retry", extra={
                     "notification_id": message.notification_id, "attempt": attempts,
                     "channel": message.channel, "error": reason[:300]})
@@ -131,6 +139,7 @@ class Deliverer:
                 status="failed", attempts=attempts, last_error=reason, failed_at=now,
                 dead_lettered_at=None, lease_holder=None, lease_until=None))
             if done.rowcount:
+                DELIVERIES.labels(message.channel, "failed").inc()
                 self.runtime.emit(s, "notification.failed", {
                     "notification_id": message.notification_id, "event_id": event_id,
                     "event_type": event_type, "recipient_id": recipient_id,

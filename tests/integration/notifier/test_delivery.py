@@ -200,3 +200,22 @@ def test_a_slow_channel_hands_back_what_it_cannot_reach_before_its_lease_ends(no
     assert 1 <= len(sent) == len(slow.sent) < 5
     assert len(sent) + len(handed_back) == 5
     assert all(r.lease_holder is None and r.attempts == 0 for r in handed_back)
+
+
+def test_an_opt_out_stops_reminders_planned_before_it(notifier):
+    from services.notifier.app import create_app
+    from tests.support.clinic import bearer
+
+    visits = _clinic(notifier)
+    notifier.receive(itinerary_booked("pat-1", visits))
+    wait_idle(notifier.deliverer())
+    client = create_app(runtime=notifier.runtime).test_client()
+    assert client.put("/recipients/pat-1/preferences", json={"opted_out": ["email"]},
+                      headers=bearer(notifier.runtime.settings, "scheduler")).status_code == 200
+    notifier.clock.set(notifier.clock() + timedelta(days=60))
+    wait_idle(notifier.deliverer())
+    assert len(notifier.smtp.to(ANA)) == 1  # the confirmation, sent before the opt-out
+    reminders = notifier.rows(template="appointment_reminder")
+    assert len(reminders) == 6
+    assert {(r.status, r.last_error) for r in reminders} == {
+        ("cancelled", "recipient opted out of email")}
