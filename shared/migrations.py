@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 
 if TYPE_CHECKING:
     from shared.runtime import Runtime
@@ -34,12 +35,20 @@ def _has_revisions(runtime: Runtime) -> bool:
     return runtime.migrations.is_dir() and any(runtime.migrations.glob("*.py"))
 
 
+MIGRATION_LOCK = 7_270_2024  # one advisory lock id for "a migration runs here"
+
+
 def upgrade(runtime: Runtime) -> None:
-    if not _has_revisions(runtime):
-        runtime.metadata.create_all(runtime.db.engine)
-        return
-    cfg = _config(runtime)
+    """Bring the schema to head. Several processes may start at once (gunicorn workers,
+    the worker, a migration Job): PostgreSQL serialises them with an advisory lock held
+    for the transaction; SQLite's BEGIN IMMEDIATE already does."""
     with runtime.db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK})
+        if not _has_revisions(runtime):
+            runtime.metadata.create_all(conn)
+            return
+        cfg = _config(runtime)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
