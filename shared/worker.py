@@ -61,7 +61,8 @@ def run_worker(runtime: Runtime, subscriptions: Iterable[Subscription], **kw: ob
     logs.configure(settings.service + "-worker", settings.log_level)
     port = os.environ.get("WORKER_METRICS_PORT")
     if port:
-        start_http_server(int(port), addr="127.0.0.1")
+        # loopback on one host; a pod sets 0.0.0.0 so Prometheus can scrape it
+        start_http_server(int(port), addr=os.environ.get("WORKER_METRICS_ADDR", "127.0.0.1"))
     runtime.create_schema()
     ensure_topics(settings, topics.ALL_TOPICS)
     worker = Worker(runtime, subscriptions, **kw)  # type: ignore[arg-type]

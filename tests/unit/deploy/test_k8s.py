@@ -243,8 +243,10 @@ def test_worker_deployment_runs_the_worker_with_in_container_probes(overlay: Pat
     c = r.container("Deployment", f"{service}-worker")
     assert c["command"] == [support.ENTRYPOINT]
     assert c["args"] == support.worker_command(service)
-    assert "ports" not in c
     metrics_port = r.env_value(c, "WORKER_METRICS_PORT")
+    # the only port a worker opens is its metrics endpoint, named for Prometheus' pod discovery
+    assert c["ports"] == [{"name": "metrics", "containerPort": int(metrics_port)}]
+    assert r.env_value(c, "WORKER_METRICS_ADDR") == "0.0.0.0"
     for probe in ("livenessProbe", "readinessProbe"):
         cmd = c[probe]["exec"]["command"]
         assert PROBE_SCRIPT in cmd and f"http://127.0.0.1:{metrics_port}/metrics" in cmd
