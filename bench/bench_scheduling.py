@@ -197,6 +197,13 @@ def main() -> int:
             http_times.append(time.perf_counter() - started)
             assert r.status_code == 200 and len(r.json()) == PROVIDERS, r.text[:300]
         slot_count = sum(len(p["slots"]) for p in r.json())
+        free_only = []
+        for _ in range(3):
+            started = time.perf_counter()
+            r = requests.get(f"{url}/availability", params={**query, "slots": "false"},
+                             headers=scheduler)
+            free_only.append(time.perf_counter() - started)
+            assert r.status_code == 200, r.text[:300]
 
         runtime = build_runtime(settings)
         desk = Desk(runtime)
@@ -234,6 +241,8 @@ def main() -> int:
     print(f"  booking / no-op ratio:          {book_rate / noop_rate:8.2f}")
     print(f"  availability via HTTP, {PROVIDERS} providers x {DAYS} days: "
           f"{statistics.median(http_times) * 1000:7.1f} ms median of 3 ({slot_count} slots)")
+    print(f"  same, free time only (slots=false): {statistics.median(free_only) * 1000:7.1f} ms"
+          " (the rest is serialising the slots)")
     print(f"  availability computation, ours:  {t_ours * 1000:8.1f} ms")
     print(f"  availability computation, naive: {t_naive * 1000:8.1f} ms  (baseline)")
     print(f"  naive / ours speed-up:           {t_naive / t_ours:8.1f}x")

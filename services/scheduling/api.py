@@ -146,12 +146,25 @@ class IntervalOut(ma.Schema):
     end = fields.DateTime()
 
 
+class Intervals(fields.List):
+    """A list of IntervalOut, serialised directly: 90 days of 40 diaries is ~60,000 slots,
+    and field-by-field dumping would cost more than computing them."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(fields.Nested(IntervalOut), **kw)
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kw: Any) -> Any:
+        if value is None:
+            return None
+        return [{"start": i.start.isoformat(), "end": i.end.isoformat()} for i in value]
+
+
 class AvailabilityOut(ma.Schema):
     provider_id = fields.String()
     provider_name = fields.String()
     discipline = fields.String()
-    free = fields.List(fields.Nested(IntervalOut))
-    slots = fields.List(fields.Nested(IntervalOut))
+    free = Intervals()
+    slots = Intervals()
 
 
 class BookIn(ma.Schema):
