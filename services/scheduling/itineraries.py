@@ -19,7 +19,7 @@ Every method runs inside the caller's transaction and takes `now` as a parameter
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -571,9 +571,14 @@ class Itineraries:
                           moved.session_index)
         busy = self.patient_busy(s, now, replace_window(ask, moments),
                                  except_itinerary=itinerary_id)
+        rules = self._rules(ask)
+        if rules.fallback_tolerance_days and any(
+                n.startswith("No itinerary keeps every follow-up") for n in row["notes"]):
+            # it was placed at the wider tolerance: check the move against that one
+            rules = replace(rules, interval_tolerance_days=rules.fallback_tolerance_days)
         problems = check_move(Itinerary(tuple(plan), _NO_SCORE), index, moved,
                               pathway=CarePathway.from_payload(ask.pathway), calendar=calendar,
-                              patient_busy=busy, rules=self._rules(ask))
+                              patient_busy=busy, rules=rules)
         if problems:
             raise Conflict("the move breaks the itinerary's constraints: " + " ".join(problems),
                            errors={"start": problems})
@@ -612,6 +617,8 @@ class Itineraries:
         ask = self.ask(now, {**payload, "due_by": _as_date(payload.get("due_by"))})
         itinerary_id = new_id()
         held = self._search_and_hold(s, who, now, ask, 0, itinerary_id, fresh=True)
+        self.runtime.audit.record(s, who, "propose", "itinerary", resource_id=itinerary_id,
+                                  patient_id=ask.patient_id)
         if isinstance(held, Unplaceable):
             if not s.execute(select(i.id).where(i.id == itinerary_id)).first():
                 s.execute(insert(itineraries).values(**self._new_row(
@@ -625,8 +632,8 @@ _NO_SCORE = ScoreBreakdown(0, 0, 0, 0, 0, 0, 0.0)
 
 def replace_window(ask: Ask, moments: list[datetime]) -> Ask:
     """The same ask over a window that covers the given moments (for the patient's time)."""
-    return Ask(**{**ask.__dict__, "earliest": min([ask.earliest, *moments]),
-                  "latest": max([ask.latest, *moments]) + timedelta(days=1)})
+    return replace(ask, earliest=min([ask.earliest, *moments]),
+                   latest=max([ask.latest, *moments]) + timedelta(days=1))
 
 
 def taking_time(now: datetime) -> Any:

@@ -165,8 +165,13 @@ class MoveIn(ma.Schema):
 def search(body: dict) -> dict:
     """The best few itineraries for a pathway, ranked by the objective, with each term of
     the score and notes explaining any fallback; nothing is held."""
-    its = itineraries()
-    return its.desk.run(lambda s, now: its.search(s, now, its.ask(now, body), body["top_k"]))
+    who, its = current_principal(), itineraries()
+
+    def work(s: Any, now: Any) -> dict:
+        its.runtime.audit.record(s, who, "search", "itinerary", patient_id=body["patient_id"])
+        return its.search(s, now, its.ask(now, body), body["top_k"])
+
+    return its.desk.run(work)
 
 
 @blp.post("")
@@ -187,18 +192,30 @@ def propose(body: dict) -> dict:
 @blp.response(200, ItineraryOut(many=True))
 @roles(*WRITERS)
 def list_itineraries(args: dict) -> list:
-    its = itineraries()
-    return its.desk.run(lambda s, now: its.find(
-        s, now, patient_id=args.get("patient_id"), referral_id=args.get("referral_id"),
-        limit=args["limit"], offset=args["offset"]))
+    who, its = current_principal(), itineraries()
+
+    def work(s: Any, now: Any) -> list:
+        its.runtime.audit.record(s, who, "list", "itinerary", patient_id=args.get("patient_id"))
+        return its.find(s, now, patient_id=args.get("patient_id"),
+                        referral_id=args.get("referral_id"), limit=args["limit"],
+                        offset=args["offset"])
+
+    return its.desk.run(work)
 
 
 @blp.get("/<itinerary_id>")
 @blp.response(200, ItineraryOut)
 @roles(*WRITERS)
 def get_itinerary(itinerary_id: str) -> dict:
-    its = itineraries()
-    return its.desk.run(lambda s, now: its.view(s, now, itinerary_id))
+    who, its = current_principal(), itineraries()
+
+    def work(s: Any, now: Any) -> dict:
+        view = its.view(s, now, itinerary_id)
+        its.runtime.audit.record(s, who, "read", "itinerary", resource_id=itinerary_id,
+                                 patient_id=view["patient_id"])
+        return view
+
+    return its.desk.run(work)
 
 
 @blp.post("/<itinerary_id>/confirm")

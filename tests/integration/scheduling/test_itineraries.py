@@ -71,6 +71,34 @@ def test_search_ranks_a_same_day_cluster_in_clinical_order_first(clinic):
     assert clinic.get("/appointments", patient_id="p-1").json == []
 
 
+def test_without_capacity_for_a_cluster_the_first_visit_splits_and_says_why(clinic):
+    """Sam Reid (PT) is on leave on Monday: pain medicine and psychology that morning, PT
+    on Tuesday ranks first (two trips, first visit on the earliest day); the whole
+    cluster on Tuesday (a day later) ranks next."""
+    leave = clinic.post("/exceptions", {"provider_id": clinic.ids["pt"], "kind": "leave",
+                                        "first_day": "2026-03-23"})
+    assert leave.status_code == 201, leave.json
+    split, later = clinic.post("/itineraries/search", ask()).json["itineraries"][:2]
+    assert plan(clinic, split["visits"]) == [
+        ("pain_", "pain", "Mon 23 09:00-10:00", "room1"),
+        ("psych", "psych", "Mon 23 10:00-10:45", "room1"),
+        ("physi", "pt", "Tue 24 09:00-09:45", "gym")]
+    assert split["first_visit_same_day"] is False
+    assert split["notes"][:2] == [
+        "No same-day first visit across all 3 disciplines on 2026-03-23 (physical therapy: "
+        "no physical therapy provider is free for 45 min on 2026-03-23).",
+        "First visit split over 2 days: pain medicine, psychology on 2026-03-23; "
+        "physical therapy on 2026-03-24."]
+    assert (split["score"]["trips"], split["score"]["total"]) == (2, 16.0)
+    assert plan(clinic, later["visits"]) == [
+        ("pain_", "pain", "Tue 24 09:00-10:00", "room1"),
+        ("physi", "pt", "Tue 24 10:00-10:45", "gym"),
+        ("psych", "psych", "Tue 24 10:45-11:30", "room1")]
+    assert later["notes"][1] == ("Same-day first visit on 2026-03-24, 1 day(s) after the "
+                                 "earliest possible first visit.")
+    assert later["score"]["total"] == 33.0
+
+
 def test_gaps_and_the_patients_unavailable_time(clinic):
     """Min gap 15: each visit 15 min after the last. Patient away 10:00-11:00 with a max
     gap of 30: PT cannot follow a 09:00 pain visit, so the whole cluster starts at 11:00."""
