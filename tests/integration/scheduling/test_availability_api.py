@@ -106,3 +106,15 @@ def test_slots_with_a_room_need_a_fitting_room_free_too(clinic):
     assert given.json["room_id"] == clinic.ids["room1"]
     gym = clinic.book("pt", "2026-03-23T10:00:00+00:00", patient="p-3", assign_room=True)
     assert gym.json["room_id"] == clinic.ids["gym"]
+
+
+def test_free_time_across_the_autumn_clock_change(clinic):
+    got = clinic.get("/availability", provider_id=clinic.ids["pt"], visit_minutes=45,
+                     **{"from": "2026-10-23", "to": "2026-10-26"}).json[0]
+    assert _spans(got) == [("2026-10-23T08:00", "2026-10-23T16:00"),   # Fri, BST
+                           ("2026-10-26T09:00", "2026-10-26T17:00")]   # Mon, GMT again
+    series = clinic.post("/series", {"patient_id": "p-5", "provider_id": clinic.ids["pt"],
+                                     "first_start": "2026-10-19T16:15:00+01:00",
+                                     "minutes": 45, "count": 2})
+    assert [a["start"] for a in series.json["booked"]] == [
+        "2026-10-19T15:15:00+00:00", "2026-10-26T16:15:00+00:00"]
