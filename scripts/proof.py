@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# scripts/token.py would shadow the standard library's `token` module
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "scripts"]
 sys.path.insert(0, str(ROOT))
 
 from tests.proof.broker import private_broker  # noqa: E402
@@ -77,10 +79,13 @@ def main() -> int:
                                       stderr=subprocess.STDOUT, timeout=1800)
             seconds = time.monotonic() - t0
             tail = (out_dir / f"{name}.log").read_text(errors="replace").splitlines()
-            for line in tail:
-                if line.startswith(("[proof]", "[faults]")) or (name == "load" and (
+            for line in tail:  # the faults as they were done, the load figures
+                if line.startswith("[faults]") or (name == "load" and (
                         line.startswith(("|", "+", "throughput", "pings")))):
                     print("  " + line)
+            for f in load(report)[before:]:  # what was tried and what held
+                print(f"  [{'held' if f.ok else 'FAILED'}] {f.check}: {f.held}/{f.tried} "
+                      f"{f.detail}")
             summary = next((ln for ln in reversed(tail) if " passed" in ln or " failed" in ln
                             or " error" in ln), "")
             print(f"  -> exit {proc.returncode} in {seconds:.0f}s {summary.strip('= ')}")

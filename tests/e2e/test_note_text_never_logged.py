@@ -101,7 +101,13 @@ def test_note_text_appears_in_no_log_line_and_no_event(new_database_url, topic_p
                                     timeout=10)
             answers.append(resp.status_code)
             assert resp.status_code < 500, f"{method} {path}: {resp.status_code} {resp.text}"
+            if headers is outsider:  # a specialist of another discipline, not on the team
+                assert resp.status_code == 403, f"{method} {path}: {resp.status_code}"
+                assert marker not in resp.text and addendum not in resp.text
         assert 200 in answers and 201 in answers, answers  # signed and amended
+        record("security", "another discipline's specialist refused this patient's note",
+               tried=2, held=sum(1 for (_m, _p, _b, h), a in zip(paths, answers, strict=True)
+                                 if h is outsider and a == 403))
         signed = wait_for(lambda: [v for _k, _h, v in read_topic(settings, topics.NOTES)
                                    if isinstance(v, dict) and v.get("type") == "note.signed"],
                           timeout=60, what="note.signed on notes.events")
