@@ -45,13 +45,14 @@ def subscription(runtime: Runtime) -> Subscription:
     return Subscription("scheduling-itineraries", (topics.REFERRALS,), handlers(runtime))
 
 
-def expiry_loop(runtime: Runtime, *, clock: Callable[[], datetime] | None = None
-                ) -> Callable[[threading.Event], None]:
+def expiry_loop(runtime: Runtime, *, clock: Callable[[], datetime] | None = None,
+                every: float | None = None) -> Callable[[threading.Event], None]:
     """A worker loop that releases lapsed itinerary holds every ITINERARY_EXPIRY_SECONDS
     (the booking path also releases a lapsed hold it runs into, so this is tidiness and
     a clear itinerary status, not what frees the slot)."""
     itineraries = Itineraries(Desk(runtime, clock=clock))
-    every = float(runtime.settings.setting("ITINERARY_EXPIRY_SECONDS", "30"))
+    if every is None:
+        every = float(runtime.settings.setting("ITINERARY_EXPIRY_SECONDS", "30"))
 
     def itinerary_expiry(stop: threading.Event) -> None:
         while not stop.wait(every):

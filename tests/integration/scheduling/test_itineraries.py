@@ -9,14 +9,17 @@ Searches start on Monday 23 March; the grid is 15 minutes.
 
 from __future__ import annotations
 
+import time
 from datetime import date
 
 from sqlalchemy import select
 
 from services.scheduling.db import appointments, waitlist
 from services.scheduling.itineraries import Itineraries
-from services.scheduling.itinerary_handlers import handlers
+from services.scheduling.itinerary_handlers import expiry_loop, handlers
 from shared.events import new_event
+from shared.worker import Worker
+from tests.support.clinic import wait_for
 
 PAIN = {"discipline": "pain_medicine", "visit_minutes": 60, "sessions": 1, "interval_days": 0}
 PT = {"discipline": "physical_therapy", "visit_minutes": 45, "sessions": 1,
@@ -261,6 +264,23 @@ def test_a_lapsed_hold_nobody_took_still_confirms(clinic):
     assert done.status_code == 200, done.json
     assert plan(clinic, done.json["visits"]) == CLUSTER
     assert {v["status"] for v in done.json["visits"]} == {"booked"}
+
+
+def test_the_workers_expiry_loop_releases_a_lapsed_hold(clinic):
+    it = propose(clinic)
+    runtime = clinic.app.extensions["paincare.runtime"]
+    loop = expiry_loop(runtime, clock=clinic.clock, every=0.05)
+    with Worker(runtime, [], relay=False, extra_loops=[loop]):
+        clinic.clock.advance(minutes=14)
+        time.sleep(0.3)
+        assert clinic.get(f"/itineraries/{it['id']}").json["status"] == "proposed"
+        clinic.clock.advance(minutes=2)
+        wait_for(lambda: clinic.get(f"/itineraries/{it['id']}").json["visits"][0]["status"]
+                 == "cancelled", timeout=10, what="the expiry loop")
+    released = clinic.get(f"/itineraries/{it['id']}").json
+    assert released["status"] == "expired"
+    assert {v["status"] for v in released["visits"]} == {"cancelled"}
+    assert clinic.book("pain", "2026-03-23T09:00:00+00:00", patient="p-2").status_code == 201
 
 
 # --- cancel and move ---------------------------------------------------------------------
