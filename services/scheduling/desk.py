@@ -39,6 +39,7 @@ from shared.errors import Conflict, InvalidInput, NotFound
 from shared.runtime import Runtime
 
 T = TypeVar("T")
+SYSTEM = Principal(subject="scheduling", role="service", name="scheduling service")
 Row = dict[str, Any]
 RETRYABLE_SQLSTATES = ("40P01", "40001")  # deadlock detected, serialization failure
 
@@ -684,6 +685,27 @@ class Desk:
                                 av.Interval(appt["start_at"], appt["end_at"]), skip=[wish_id])
         return {**row, "status": "waiting", "offered_appointment_id": None,
                 "offer_expires_at": None}
+
+    def expire_holds(self, s: Session, now: datetime, *, limit: int = 200) -> int:
+        """Release holds past their expiry (for a periodic job): an unanswered waitlist
+        offer goes back to waiting and its slot to the next best match."""
+        a = appointments.c
+        q = select(appointments).where(a.status.in_(domain.HOLD_STATUSES),
+                                       a.hold_expires_at.is_not(None),
+                                       a.hold_expires_at <= now).order_by(a.start_at)
+        expired = [dict(r) for r in s.execute(q.limit(limit).with_for_update()).mappings()]
+        for appt in expired:
+            s.execute(update(appointments).where(a.id == appt["id"]).values(
+                status="cancelled", cancel_reason="hold expired", updated_at=now))
+            if appt["waitlist_id"]:
+                s.execute(update(waitlist).where(
+                    waitlist.c.id == appt["waitlist_id"],
+                    waitlist.c.offered_appointment_id == appt["id"]).values(
+                    status="waiting", offered_appointment_id=None, offer_expires_at=None))
+                self.offer_waitlist(s, SYSTEM, now, self.provider(s, appt["provider_id"]),
+                                    av.Interval(appt["start_at"], appt["end_at"]),
+                                    skip=[appt["waitlist_id"]])
+        return len(expired)
 
     def remove_wish(self, s: Session, who: Principal, wish_id: str) -> None:
         row = self.wish(s, wish_id)

@@ -117,3 +117,22 @@ def test_moving_a_visit_offers_the_part_of_the_old_slot_that_is_really_free(clin
     assert offer["payload"]["waitlist_id"] == waiting["id"]
     assert (offer["payload"]["start"], offer["payload"]["end"]) == (
         "2026-03-24T10:00:00+00:00", "2026-03-24T10:30:00+00:00")
+
+
+def test_an_unanswered_offer_expires_and_goes_to_the_next_in_line(clinic):
+    booked = clinic.book("pt", "2026-03-24T10:00:00+00:00").json
+    first = _wish(clinic, "w-first", priority="urgent")
+    _wish(clinic, "w-second")
+    clinic.post(f"/appointments/{booked['id']}/cancel", {"reason": "moved away"})
+    [offer] = clinic.events("waitlist.offered")
+    assert offer["payload"]["offer_expires_at"] == "2026-03-21T08:00:00+00:00"  # a day
+
+    desk = clinic.app.extensions["scheduling.desk"]
+    assert desk.run(lambda s, now: desk.expire_holds(s, now)) == 0
+    clinic.clock.advance(hours=25)
+    assert desk.run(lambda s, now: desk.expire_holds(s, now)) == 1
+    assert clinic.get(f"/waitlist/{first['id']}").json["status"] == "waiting"
+    assert [o["payload"]["patient_id"] for o in clinic.events("waitlist.offered")] == [
+        "w-first", "w-second"]
+    late = clinic.post(f"/waitlist/{first['id']}/answer", {"accept": True})
+    assert late.status_code == 409
