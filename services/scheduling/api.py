@@ -415,6 +415,17 @@ def availability(args: dict) -> list:
 # --- appointments ------------------------------------------------------------------------
 
 
+def _refused(who: Principal, exc: Forbidden, *, resource_id: str | None = None,
+             patient_id: str | None = None) -> Forbidden:
+    """A refused look at a diary is audited in a transaction of its own (the request's
+    own transaction rolls back)."""
+    d = desk()
+    with d.runtime.db.transaction() as s:
+        d.runtime.audit.record(s, who, "read", "appointment", resource_id=resource_id,
+                               patient_id=patient_id, outcome="denied", reason=exc.detail)
+    return exc
+
+
 def _own_diary(who: Principal, provider_id: str | None) -> str | None:
     """A specialist sees only their own diary (the provider_id claim of their token)."""
     if who.role != "specialist":
@@ -443,7 +454,10 @@ def book(body: dict) -> dict:
 @roles(*READERS)
 def list_appointments(args: dict) -> list:
     who = current_principal()
-    provider_id = _own_diary(who, args.get("provider_id"))
+    try:
+        provider_id = _own_diary(who, args.get("provider_id"))
+    except Forbidden as exc:
+        raise _refused(who, exc, resource_id=args.get("provider_id")) from None
 
     def work(s: Any, now: Any) -> list:
         rows = desk().list_appointments(
@@ -465,13 +479,20 @@ def get_appointment(appointment_id: str) -> dict:
 
     def work(s: Any, now: Any) -> dict:
         appt = desk().appointment(s, appointment_id)
-        if who.role == "specialist" and appt["provider_id"] != _own_diary(who, None):
-            raise Forbidden("a specialist reads only their own diary")
+        if who.role == "specialist" and appt["provider_id"] != who.provider_id:
+            denied = Forbidden("a specialist reads only their own diary")
+            denied.appointment = appt  # type: ignore[attr-defined]
+            raise denied
         desk().runtime.audit.record(s, who, "read", "appointment", resource_id=appt["id"],
                                     patient_id=appt["patient_id"])
         return appt
 
-    return desk().run(work)
+    try:
+        return desk().run(work)
+    except Forbidden as exc:
+        appt = getattr(exc, "appointment", {})
+        raise _refused(who, exc, resource_id=appointment_id,
+                       patient_id=appt.get("patient_id")) from None
 
 
 @blp.post("/appointments/<appointment_id>/cancel")

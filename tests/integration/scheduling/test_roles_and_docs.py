@@ -22,6 +22,12 @@ def test_a_specialist_reads_only_their_own_diary(clinic):
     assert [a["id"] for a in diary.json] == [mine["id"]]
     assert clinic.get(f"/appointments/{mine['id']}", headers=okafor).status_code == 200
     assert clinic.get(f"/appointments/{theirs['id']}", headers=okafor).status_code == 403
+    runtime = clinic.app.extensions["paincare.runtime"]
+    audit = runtime.tables.audit
+    with runtime.db.transaction() as s:
+        refused = s.execute(select(audit.c.actor, audit.c.patient_id, audit.c.outcome)
+                            .where(audit.c.outcome == "denied")).all()
+    assert [tuple(r) for r in refused] == [("okafor", "p-2", "denied")]
     assert clinic.get("/appointments", headers=okafor,
                       provider_id=clinic.ids["pt"]).status_code == 403
     no_claim = bearer(_settings(clinic), "specialist", discipline="pain_medicine")
