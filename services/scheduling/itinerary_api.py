@@ -4,6 +4,7 @@ itinerary, move one visit. Thin routes: validate, check the role, hand the work 
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Any
 
 import marshmallow as ma
@@ -22,8 +23,15 @@ blp = Blueprint("itineraries", __name__, url_prefix="/itineraries",
                 description="Multi-specialty itineraries: search, hold, confirm, cancel, move")
 
 WRITERS = ("scheduler", "service")
-_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-_opt_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+# Ids are printable: a NUL or a control character is refused here, not by the database.
+_printable = validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="contains control characters")
+_id = fields.String(required=True, validate=[validate.Length(min=1, max=64), _printable])
+_opt_id = fields.String(load_default=None, allow_none=True,
+                        validate=[validate.Length(max=64), _printable])
+# Dates and instants the clinic can plan in (and that date arithmetic cannot overflow).
+_days = validate.Range(min=date(2000, 1, 1), max=date(2100, 12, 31))
+_moments = validate.Range(min=datetime(2000, 1, 1, tzinfo=UTC),
+                          max=datetime(2100, 12, 31, tzinfo=UTC))
 
 
 def itineraries() -> Itineraries:
@@ -39,8 +47,8 @@ def itineraries() -> Itineraries:
 
 
 class Unavailable(ma.Schema):
-    start = fields.AwareDateTime(required=True)
-    end = fields.AwareDateTime(required=True)
+    start = fields.AwareDateTime(required=True, validate=_moments)
+    end = fields.AwareDateTime(required=True, validate=_moments)
 
     @ma.validates_schema
     def _ordered(self, data: dict, **_kw: Any) -> None:
@@ -73,11 +81,11 @@ class SearchIn(ma.Schema):
     referral_id = _opt_id
     pathway = fields.List(fields.Nested(PathwayStep), required=True,
                           validate=validate.Length(min=1, max=4))
-    first_day = fields.Date(load_default=None, allow_none=True, data_key="from",
+    first_day = fields.Date(load_default=None, allow_none=True, data_key="from", validate=_days,
                             metadata={"description": "first local date (default: today)"})
-    last_day = fields.Date(load_default=None, allow_none=True, data_key="to",
+    last_day = fields.Date(load_default=None, allow_none=True, data_key="to", validate=_days,
                            metadata={"description": "last local date (default: the series)"})
-    due_by = fields.Date(load_default=None, allow_none=True,
+    due_by = fields.Date(load_default=None, allow_none=True, validate=_days,
                          metadata={"description": "the referral's target for the first visit"})
     priority = fields.String(load_default="routine", validate=validate.OneOf(PRIORITIES))
     unavailable = fields.List(fields.Nested(Unavailable), load_default=list,
@@ -141,18 +149,21 @@ class ItineraryOut(ma.Schema):
 
 
 class ItineraryQuery(PageArgs):
-    patient_id = fields.String(validate=validate.Length(max=64))
-    referral_id = fields.String(validate=validate.Length(max=64))
+    patient_id = fields.String(validate=[validate.Length(max=64), _printable])
+    referral_id = fields.String(validate=[validate.Length(max=64), _printable])
 
 
 class CancelIn(ma.Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=1000))
+    reason = fields.String(required=True, validate=[
+        validate.Length(min=1, max=1000),
+        validate.Regexp(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$",
+                        error="contains control characters")])
 
 
 class MoveIn(ma.Schema):
-    start = fields.AwareDateTime(required=True)
-    provider_id = fields.String(validate=validate.Length(min=1, max=64))
-    room_id = fields.String(validate=validate.Length(min=1, max=64))
+    start = fields.AwareDateTime(required=True, validate=_moments)
+    provider_id = fields.String(validate=[validate.Length(min=1, max=64), _printable])
+    room_id = fields.String(validate=[validate.Length(min=1, max=64), _printable])
 
 
 # --- routes ----------------------------------------------------------------------------
