@@ -131,11 +131,11 @@ TEMPLATES: dict[tuple[str, str], tuple[str, str]] = {
         "A new referral ({referral_id}, condition: {condition}) is waiting for triage."),
     ("itinerary_booked", "en"): (
         "Your appointments at the pain clinic",
-        "Hello {name},\n\nYour care plan is booked. Your visits:\n{visits}\n\n"
+        "{greeting}\n\nYour care plan is booked. Your visits:\n{visits}\n\n"
         "What to bring:\n{what_to_bring}\n\nItinerary {itinerary_id}."),
     ("itinerary_booked", "fr"): (
         "Vos rendez-vous au centre de la douleur",
-        "Bonjour {name},\n\nVotre parcours de soins est réservé. Vos rendez-vous :\n"
+        "{greeting}\n\nVotre parcours de soins est réservé. Vos rendez-vous :\n"
         "{visits}\n\nÀ apporter :\n{what_to_bring}\n\nItinéraire {itinerary_id}."),
     ("appointment_cancelled", "en"): (
         "Appointment cancelled: {discipline} on {date} at {time}",
@@ -175,6 +175,7 @@ TEMPLATES: dict[tuple[str, str], tuple[str, str]] = {
         "{reasons}"),
 }
 
+GREETING = {"en": ("Hello {name},", "Hello,"), "fr": ("Bonjour {name},", "Bonjour,")}
 VISIT_LINE = {
     "en": "- {date} {time}-{end}: {discipline} with {provider} in {room}",
     "fr": "- {date} {time}-{end} : {discipline} avec {provider}, salle {room}",
@@ -241,7 +242,8 @@ class _Planner:
              appointment_id: str | None = None) -> None:
         lang = language_of(who.language)
         ctx = self._localise(context, lang)
-        ctx.setdefault("name", who.name or "")
+        named, anonymous = GREETING[lang]
+        ctx["greeting"] = named.format(name=who.name) if who.name else anonymous
         for channel in who.channels():
             subject, body = render(template, lang, channel, ctx)
             self.out.append(Planned(

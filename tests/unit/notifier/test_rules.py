@@ -196,3 +196,11 @@ def test_offsets_and_backoff():
         parse_offsets("two hours")
     assert [retry_delay(a, 1.0).total_seconds() for a in (1, 2, 3)] == [1.0, 2.0, 4.0]
     assert retry_delay(30, 1.0).total_seconds() == 600.0
+
+
+def test_the_confirmation_greets_the_patient_by_name_when_known():
+    start = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+    known = _plan("itinerary.booked", _booked([_visit(1, "pain_medicine", start)]))
+    assert known.notifications[0].body.startswith("Hello Ana Silva,\n")
+    unknown = _plan("itinerary.booked", _booked([_visit(1, "pain_medicine", start)]), {})
+    assert unknown.notifications[0].body.startswith("Hello,\n")
