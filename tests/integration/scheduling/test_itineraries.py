@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from datetime import date
 
+import pytest
 from sqlalchemy import select
 
 from services.scheduling.db import appointments, waitlist
@@ -19,7 +20,7 @@ from services.scheduling.itineraries import Itineraries
 from services.scheduling.itinerary_handlers import expiry_loop, handlers
 from shared.events import new_event
 from shared.worker import Worker
-from tests.support.clinic import wait_for
+from tests.support.clinic import bearer, wait_for
 
 PAIN = {"discipline": "pain_medicine", "visit_minutes": 60, "sessions": 1, "interval_days": 0}
 PT = {"discipline": "physical_therapy", "visit_minutes": 45, "sessions": 1,
@@ -100,6 +101,29 @@ def test_without_capacity_for_a_cluster_the_first_visit_splits_and_says_why(clin
     assert later["notes"][1] == ("Same-day first visit on 2026-03-24, 1 day(s) after the "
                                  "earliest possible first visit.")
     assert later["score"]["total"] == 33.0
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"from": "0001-01-01"}, "from"),
+    ({"to": "9999-12-31"}, "to"),
+    ({"patient_id": "p\x00-1"}, "patient_id"),
+    ({"rules": {"min_gap_minutes": 90, "max_gap_minutes": 30}}, "rules"),
+    ({"pathway": []}, "pathway"),
+    ({"unavailable": [{"start": "2026-03-23T11:00:00+00:00",
+                       "end": "2026-03-23T10:00:00+00:00"}]}, "unavailable.0.end"),
+])
+def test_a_search_the_clinic_cannot_run_is_refused_with_the_field(clinic, body, field):
+    refused = clinic.post("/itineraries/search", ask(**body))
+    assert refused.status_code == 422, refused.json
+    assert field in refused.json["errors"]
+
+
+def test_only_schedulers_and_services_work_with_itineraries(clinic):
+    specialist = bearer(clinic.app.extensions["paincare.runtime"].settings, "specialist",
+                        discipline="psychology")
+    for path in ("/itineraries/search", "/itineraries"):
+        assert clinic.post(path, ask(), specialist).status_code == 403
+    assert clinic.get("/itineraries", specialist).status_code == 403
 
 
 def test_gaps_and_the_patients_unavailable_time(clinic):
