@@ -176,11 +176,20 @@ TEMPLATES: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 GREETING = {"en": ("Hello {name},", "Hello,"), "fr": ("Bonjour {name},", "Bonjour,")}
+# Channel-specific wording where the generic one does not fit: (template, lang, channel).
+CHANNEL_TEMPLATES: dict[tuple[str, str, str], tuple[str, str]] = {
+    ("itinerary_booked", "en", "sms"): (
+        "", "Pain clinic: your visits are booked.\n{visits}\nBring: {bring_short}"),
+    ("itinerary_booked", "fr", "sms"): (
+        "", "Centre de la douleur : vos rendez-vous.\n{visits}\nÀ apporter : {bring_short}"),
+}
+SMS_VISIT_LINE = {"en": "{short_date} {time} {discipline}, {room}",
+                  "fr": "{short_date} {time} {discipline}, {room}"}
 VISIT_LINE = {
     "en": "- {date} {time}-{end}: {discipline} with {provider} in {room}",
     "fr": "- {date} {time}-{end} : {discipline} avec {provider}, salle {room}",
 }
-SMS_LIMIT = 480
+SMS_LIMIT = 1530  # ten concatenated SMS parts
 
 
 def language_of(language: str | None) -> str:
@@ -194,7 +203,7 @@ def render(template: str, language: str, channel: str, context: Mapping[str, Any
     """Subject and body of one notification, in the language asked for if the template
     exists in it, else in English."""
     lang = language if (template, language) in TEMPLATES else "en"
-    subject, body = TEMPLATES[(template, lang)]
+    subject, body = CHANNEL_TEMPLATES.get((template, lang, channel)) or TEMPLATES[(template, lang)]
     subject, body = subject.format(**context), body.format(**context)
     if channel == "sms" and len(body) > SMS_LIMIT:
         body = body[:SMS_LIMIT - 1] + "…"
@@ -209,6 +218,9 @@ class _When:
 
     def date(self, at: str | datetime) -> str:
         return self._local(at).strftime("%a %d %b %Y")
+
+    def short_date(self, at: str | datetime) -> str:
+        return self._local(at).strftime("%d/%m")
 
     def time(self, at: str | datetime) -> str:
         return self._local(at).strftime("%H:%M")
@@ -241,10 +253,10 @@ class _Planner:
              dedupe_key: str | None = None, due_at: datetime | None = None,
              appointment_id: str | None = None) -> None:
         lang = language_of(who.language)
-        ctx = self._localise(context, lang)
-        named, anonymous = GREETING[lang]
-        ctx["greeting"] = named.format(name=who.name) if who.name else anonymous
         for channel in who.channels():
+            ctx = self._localise(context, lang, channel)
+            named, anonymous = GREETING[lang]
+            ctx["greeting"] = named.format(name=who.name) if who.name else anonymous
             subject, body = render(template, lang, channel, ctx)
             self.out.append(Planned(
                 dedupe_key=dedupe_key or self.event_id, recipient_id=who.recipient_id,
@@ -253,13 +265,14 @@ class _Planner:
                 due_at=due_at or self.now, appointment_id=appointment_id))
 
     @staticmethod
-    def _localise(context: dict[str, Any], lang: str) -> dict[str, Any]:
+    def _localise(context: dict[str, Any], lang: str, channel: str) -> dict[str, Any]:
         ctx = dict(context)
         if "discipline" in ctx:
             ctx["discipline"] = DISCIPLINE_NAMES[lang].get(ctx["discipline"], ctx["discipline"])
         if "visit_list" in ctx:
+            line = SMS_VISIT_LINE[lang] if channel == "sms" else VISIT_LINE[lang]
             ctx["visits"] = "\n".join(
-                VISIT_LINE[lang].format(**{**v, "discipline": DISCIPLINE_NAMES[lang].get(
+                line.format(**{**v, "discipline": DISCIPLINE_NAMES[lang].get(
                     v["discipline"], v["discipline"])}) for v in ctx.pop("visit_list"))
         return ctx
 
@@ -269,7 +282,8 @@ class _Planner:
                 "date": self.when.date(v["start"]), "time": self.when.time(v["start"]),
                 "end": self.when.time(v["end"]), "provider": v.get("provider_name")
                 or v.get("provider_id", ""), "room": room or "to be confirmed",
-                "room_suffix": f", room {room}" if room else ""}
+                "room_suffix": f", room {room}" if room else "",
+                "short_date": self.when.short_date(v["start"])}
 
     def reminders(self, visit: Mapping[str, Any], patient: Contact, fallback_key: str) -> None:
         appointment_id = visit.get("appointment_id") or fallback_key
@@ -294,7 +308,8 @@ class _Planner:
         self.tell(patient, "itinerary_booked", {
             "itinerary_id": self.p["itinerary_id"],
             "visit_list": [self.visit_context(v) for v in visits],
-            "what_to_bring": "\n".join(f"- {b}" for b in bring) or "-"})
+            "what_to_bring": "\n".join(f"- {b}" for b in bring) or "-",
+            "bring_short": "; ".join(bring) or "-"})
         for i, visit in enumerate(visits):
             self.reminders(visit, patient, f"{self.p['itinerary_id']}#{i}")
 

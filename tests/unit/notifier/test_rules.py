@@ -103,7 +103,7 @@ def test_patient_language_preferred_channel_and_opt_outs_are_honoured():
                    {"pat-1": french_sms})
     mail = result.notifications[0]
     assert (mail.channel, mail.address, mail.language) == ("sms", "+33600000000", "fr")
-    assert "Médecine de la douleur avec Dr Lee, salle Salle 2" in mail.body
+    assert "10/03 09:00 Médecine de la douleur, Salle 2" in mail.body  # clinic time (London)
     opted_out = Contact("pat-1", "patient", "J", email="j@example.org", phone="+33600000000",
                         preferred_channel="sms", opted_out=frozenset({"sms"}))
     result = _plan("itinerary.booked", _booked([_visit(1, "pain_medicine", start)]),
@@ -204,3 +204,16 @@ def test_the_confirmation_greets_the_patient_by_name_when_known():
     assert known.notifications[0].body.startswith("Hello Ana Silva,\n")
     unknown = _plan("itinerary.booked", _booked([_visit(1, "pain_medicine", start)]), {})
     assert unknown.notifications[0].body.startswith("Hello,\n")
+
+
+def test_an_sms_itinerary_is_short_per_line_and_keeps_every_visit():
+    start = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+    by_sms = Contact("pat-1", "patient", "Ana", phone="+4470000001", preferred_channel="sms")
+    visits = [_visit(i, "physical_therapy", start + timedelta(days=7 * i), f"Gym {i}")
+              for i in range(12)]
+    result = _plan("itinerary.booked", _booked(visits), {"pat-1": by_sms})
+    (sms,) = [n for n in result.notifications if n.template == "itinerary_booked"]
+    assert sms.channel == "sms" and len(sms.body) < 1530
+    for i in range(12):
+        assert f"Physical therapy, Gym {i}" in sms.body
+    assert "Bring: Your medication list; Glasses" in sms.body
