@@ -1,7 +1,7 @@
 """Mints a local bearer token for trying the APIs by hand.
 
-  python scripts/token.py admin
-  python scripts/token.py specialist --discipline physical_therapy --subject pt-1
+  python scripts/mint_token.py admin
+  python scripts/mint_token.py specialist --discipline physical_therapy --subject pt-1
 """
 
 from __future__ import annotations
