@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     Index,
     Integer,
@@ -24,6 +25,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    delete,
+    false,
     func,
     or_,
     select,
@@ -116,6 +119,7 @@ class Notification(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     failed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    provisional: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     dead_lettered_at: Mapped[datetime | None] = mapped_column(UtcDateTime(),
                                                               nullable=True)
 
@@ -179,7 +183,7 @@ def add_planned(session: Session, event_id: str, event_type: str,
                       template=p.template, language=p.language, address=p.address[:320],
                       subject=p.subject[:300], body=p.body, appointment_id=p.appointment_id,
                       status="pending", due_at=p.due_at, next_attempt_at=p.due_at, attempts=0,
-                      created_at=now)
+                      created_at=now, provisional=p.provisional)
         stmt = _insert(session, table).values(**values).on_conflict_do_nothing()
         if session.execute(stmt.returning(table.c.id)).first() is not None:
             added += 1
@@ -245,3 +249,22 @@ def drop_opted_out(session: Session, rows: list[Notification]) -> list[Notificat
             keep.append(row)
     session.flush()
     return keep
+
+
+def take_provisional(session: Session, recipient_id: str) -> list[tuple[bytes, set[str]]]:
+    """Someone's contact has just arrived: their provisional notifications not sent yet
+    are withdrawn (never delivered, so nothing is lost); each source event comes back
+    with the dedupe keys withdrawn, to be planned again with the real contact."""
+    n = Notification
+    taken = session.execute(select(n.event_id, n.dedupe_key).where(
+        n.recipient_id == recipient_id, n.provisional.is_(True), n.status == "pending")).all()
+    if not taken:
+        return []
+    session.execute(delete(n).where(n.recipient_id == recipient_id, n.provisional.is_(True),
+                                    n.status == "pending"))
+    keys: dict[str, set[str]] = {}
+    for event_id, key in taken:
+        keys.setdefault(event_id, set()).add(key)
+    bodies = session.execute(select(SourceEvent.event_id, SourceEvent.body)
+                             .where(SourceEvent.event_id.in_(list(keys)))).all()
+    return [(body, keys[event_id]) for event_id, body in bodies]

@@ -33,6 +33,7 @@ class Contact:
     preferred_channel: str = "email"
     language: str = "en"
     opted_out: frozenset[str] = frozenset()
+    known: bool = True  # False: not in the directory yet, reached by in-app meanwhile
 
     def address(self, channel: str) -> str | None:
         if channel == "email":
@@ -66,6 +67,7 @@ class Planned:
     body: str
     due_at: datetime
     appointment_id: str | None = None
+    provisional: bool = False  # planned for someone not in the directory yet
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,9 @@ class Rules:
     timezone: str = "Europe/London"
     triage_lead: Contact = Contact(TRIAGE_LEAD, "role", "Triage lead")
     schedulers: Contact = Contact(SCHEDULERS, "role", "Schedulers")
+    # How long a notification for someone not yet in the directory waits for their
+    # contact (events on different topics arrive in no common order).
+    unknown_recipient_grace: timedelta = timedelta(seconds=30)
 
 
 Lookup = Callable[[str], Contact | None]
@@ -247,12 +252,16 @@ class _Planner:
     def contact(self, recipient_id: str, kind: str) -> Contact:
         """Someone we know nothing about yet still gets their in-app feed: nothing is
         dropped for want of an address."""
-        return self.lookup(recipient_id) or Contact(recipient_id, kind, preferred_channel="in_app")
+        return self.lookup(recipient_id) or Contact(recipient_id, kind,
+                                                    preferred_channel="in_app", known=False)
 
     def tell(self, who: Contact, template: str, context: dict[str, Any], *,
              dedupe_key: str | None = None, due_at: datetime | None = None,
              appointment_id: str | None = None) -> None:
         lang = language_of(who.language)
+        due_at = due_at or self.now
+        if not who.known:
+            due_at = max(due_at, self.now + self.rules.unknown_recipient_grace)
         for channel in who.channels():
             ctx = self._localise(context, lang, channel)
             named, anonymous = GREETING[lang]
@@ -262,7 +271,7 @@ class _Planner:
                 dedupe_key=dedupe_key or self.event_id, recipient_id=who.recipient_id,
                 channel=channel, template=template, language=lang,
                 address=who.address(channel) or who.recipient_id, subject=subject, body=body,
-                due_at=due_at or self.now, appointment_id=appointment_id))
+                due_at=due_at, appointment_id=appointment_id, provisional=not who.known))
 
     @staticmethod
     def _localise(context: dict[str, Any], lang: str, channel: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from services.notifier import db
 from services.notifier.domain import HANDLED_EVENTS, Contact, Rules, plan
 from services.notifier.wiring import Clock
 from shared import topics
-from shared.events import Envelope
+from shared.events import Envelope, parse_event
 from shared.kafka import Subscription
 from shared.runtime import Runtime
 
@@ -33,17 +33,32 @@ class NotificationPlanner:
         self.now = now
 
     def handle(self, session, event: Envelope) -> None:  # type: ignore[no-untyped-def]
+        newcomer = self._keep_directory(session, event)
+        self._plan(session, event)
+        if newcomer:  # what beat their contact here is planned again, for real
+            for body, keys in db.take_provisional(session, newcomer):
+                self._plan(session, parse_event(body), only=(newcomer, keys))
+
+    def _plan(self, session, event: Envelope,  # type: ignore[no-untyped-def]
+              only: tuple[str, set[str]] | None = None) -> None:
+        """Plan an event; `only` re-plans just one recipient's withdrawn notifications
+        (nothing else of an old event is replayed, its cancellations least of all)."""
         now = self.now()
-        self._keep_directory(session, event)
         result = plan(event.id, event.type, event.payload,
                       lambda rid: db.lookup(session, rid), self.rules, now)
-        db.cancel_reminders(session, result.cancel_reminders_for)
-        if result.notifications:
+        planned = result.notifications
+        if only is None:
+            db.cancel_reminders(session, result.cancel_reminders_for)
+        else:
+            planned = [p for p in planned
+                       if p.recipient_id == only[0] and p.dedupe_key in only[1]]
+        if planned:
             db.remember_event(session, event.id, event.type, source_topic(event.type),
                               message_key(event), event.to_bytes())
-            db.add_planned(session, event.id, event.type, result.notifications, now)
+            db.add_planned(session, event.id, event.type, planned, now)
 
-    def _keep_directory(self, session, event: Envelope) -> None:  # type: ignore[no-untyped-def]
+    def _keep_directory(self, session, event: Envelope) -> str | None:  # type: ignore[no-untyped-def]
+        """Keep contacts from events; the id of whoever was added or changed."""
         p = event.payload
         if event.type == "referral.received":
             pt = p["patient"]
@@ -51,10 +66,13 @@ class NotificationPlanner:
                 pt["patient_id"], "patient", pt["name"], pt.get("email"), pt.get("phone"),
                 pt.get("preferred_channel") or "email", pt.get("language") or "en"),
                 self.now())
+            return pt["patient_id"]
         elif event.type == "provider.registered":
             db.upsert_recipient(session, Contact(
                 p["provider_id"], "provider", p["name"], p.get("email"), p.get("phone"),
                 "email" if p.get("email") else "in_app"), self.now())
+            return p["provider_id"]
+        return None
 
 
 def subscription(runtime: Runtime, rules: Rules, now: Clock) -> Subscription:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from services.notifier.db import Base
@@ -40,6 +40,7 @@ class NotifierConfig:
     batch: int = 100
     poll_seconds: float = 0.2
     reminder_offsets: str = "48h,2h"
+    unknown_recipient_grace_seconds: float = 30.0
     triage_lead_email: str | None = "triage-lead@paincare.local"
     schedulers_email: str | None = "schedulers@paincare.local"
 
@@ -64,6 +65,8 @@ class NotifierConfig:
             batch=int(get("NOTIFIER_BATCH", d.batch)),
             poll_seconds=float(get("NOTIFIER_POLL_SECONDS", d.poll_seconds)),
             reminder_offsets=get("NOTIFIER_REMINDER_OFFSETS", d.reminder_offsets),
+            unknown_recipient_grace_seconds=float(get(
+                "NOTIFIER_UNKNOWN_RECIPIENT_GRACE_SECONDS", d.unknown_recipient_grace_seconds)),
             triage_lead_email=get("TRIAGE_LEAD_EMAIL", d.triage_lead_email) or None,
             schedulers_email=get("SCHEDULERS_EMAIL", d.schedulers_email) or None,
         )
@@ -71,6 +74,7 @@ class NotifierConfig:
     def rules(self, timezone: str) -> Rules:
         return Rules(
             reminder_offsets=parse_offsets(self.reminder_offsets), timezone=timezone,
+            unknown_recipient_grace=timedelta(seconds=self.unknown_recipient_grace_seconds),
             triage_lead=Contact(TRIAGE_LEAD, "role", "Triage lead", email=self.triage_lead_email),
             schedulers=Contact(SCHEDULERS, "role", "Schedulers", email=self.schedulers_email))
 

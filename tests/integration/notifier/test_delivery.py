@@ -219,3 +219,35 @@ def test_an_opt_out_stops_reminders_planned_before_it(notifier):
     assert len(reminders) == 6
     assert {(r.status, r.last_error) for r in reminders} == {
         ("cancelled", "recipient opted out of email")}
+
+
+def test_a_booking_that_beats_the_patients_referral_here_still_reaches_their_inbox(notifier):
+    """Two topics, no common order: the booking may be handled before the contact."""
+    start = notifier.clock() + timedelta(days=7)
+    visits = [visit(0, start, "pain_medicine"), visit(1, start + timedelta(hours=1))]
+    booked = itinerary_booked("pat-1", visits)
+    notifier.receive(booked)
+    moved_from = visits[0]["start"]
+    new = start + timedelta(days=3)
+    notifier.receive(appointment_event(
+        "appointment.rescheduled", "pat-1",
+        {**visits[0], "start": new.isoformat(), "end": (new + timedelta(hours=1)).isoformat()},
+        previous_start=moved_from, previous_end=visits[0]["end"], by="sched-1"))
+    wait_idle(notifier.deliverer())  # within the grace: nothing goes to the feed yet
+    assert {r.channel for r in notifier.rows(recipient_id="pat-1")} == {"in_app"}
+    assert {r.status for r in notifier.rows(recipient_id="pat-1")} == {"pending", "cancelled"}
+
+    notifier.receive(referral_received("pat-1", email=ANA), topic="referrals.events")
+    wait_idle(notifier.deliverer())
+    (mail,) = [m for m in notifier.smtp.to(ANA) if m["Subject"].startswith("Your appoint")]
+    assert "Room 0" in notifier.smtp.text(mail) and "Room 1" in notifier.smtp.text(mail)
+    assert len([m for m in notifier.smtp.to(ANA) if "moved" in m["Subject"]]) == 1
+    pending = sorted(r.due_at for r in notifier.rows(recipient_id="pat-1", status="pending"))
+    assert pending == sorted([new - timedelta(hours=48), new - timedelta(hours=2),
+                              start + timedelta(hours=1) - timedelta(hours=48),
+                              start + timedelta(hours=1) - timedelta(hours=2)])
+    assert {r.channel for r in notifier.rows(recipient_id="pat-1", status="pending")} == {
+        "email"}
+    notifier.clock.advance(minutes=5)
+    wait_idle(notifier.deliverer())
+    assert notifier.rows(recipient_id="pat-1", channel="in_app", status="sent") == []

@@ -129,6 +129,7 @@ def test_someone_not_in_the_directory_still_gets_their_in_app_feed():
     (offer,) = result.notifications
     assert (offer.recipient_id, offer.channel, offer.template) == (
         "pat-unknown", "in_app", "waitlist_offered")
+    assert offer.provisional and offer.due_at == NOW + RULES.unknown_recipient_grace
     assert offer.subject == "Free Acupuncture appointment on Thu 05 Mar 2026 at 10:00"
 
 
