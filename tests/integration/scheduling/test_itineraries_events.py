@@ -49,10 +49,12 @@ def test_an_accepted_referral_on_the_broker_comes_back_as_a_proposed_itinerary(
         producer.close()
 
         def proposed() -> list:
+            letters = read_topic(settings, topics.dead_letter("scheduling"), timeout_ms=200)
+            assert not letters, f"dead-lettered: {[h for _k, h, _v in letters]}"
             return [v for _k, _h, v in read_topic(settings, topics.SCHEDULING)
                     if isinstance(v, dict) and v.get("type") == "itinerary.proposed"]
 
-        found = wait_for(proposed, timeout=45, what="itinerary.proposed on the broker")
+        found = wait_for(proposed, timeout=90, what="itinerary.proposed on the broker")
     runtime.db.dispose()
     event = found[0]
     assert event["causation_id"] == accepted.id
