@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# scripts/token.py would shadow the standard library's `token` module
+# scripts/mint_token.py would shadow the standard library's `token` module
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "scripts"]
 sys.path.insert(0, str(ROOT))
 
@@ -39,7 +39,7 @@ STEPS: list[tuple[str, str, list[str]]] = [
     ("bad-input", "schemathesis + hostile strings on every OpenAPI operation",
      [*PYTEST, "tests/e2e/test_openapi_fuzz.py"]),
     ("faults", "SIGKILL workers, broker restart, database away, poison; reconciled",
-     [*PYTEST, "tests/e2e/test_faults.py"]),
+     [*PYTEST, "-s", "tests/e2e/test_faults.py"]),
     ("load", "every service under gunicorn at a sustained rate vs bare Kafka",
      [PY, "bench/bench_load.py"]),
 ]

@@ -30,18 +30,25 @@ def test_every_operation_survives_generated_and_hostile_input(new_database_url, 
     budget = float(os.environ.get("PROOF_FUZZ_SECONDS", 45 if long_form() else 25))
     admin = bearer(Settings.for_service("tests"), "admin")
     failures: list[str] = []
+    fuzzed: list[str] = []
     with running_services(services, database_url=new_database_url, topic_prefix=topic_prefix,
                           log_dir=tmp_path / "logs", web_workers=1) as clinic:
         for service, procs in clinic.items():
             stats = fuzz_service(service, procs.url, admin, max_examples=examples,
                                  budget_seconds=budget,
                                  hostile_per_operation=19 if long_form() else 6)
-            assert stats.operations > 0 and stats.cases > 0, f"{service}: nothing fuzzed"
+            if stats.operations == 0:  # a service with no API of its own (a web console)
+                print(f"[bad-input] {service}: no OpenAPI operations")
+                continue
+            fuzzed.append(service)
+            assert stats.cases > 0, f"{service}: nothing fuzzed"
             bad = len(stats.failures)
             record("bad-input", f"{service}: schemathesis + hostile strings ({backend})",
                    tried=stats.cases + stats.hostile,
                    held=stats.cases + stats.hostile - bad,
-                   detail=f"{stats.operations} ops, statuses "
+                   detail=f"{stats.operations} ops, {stats.server_refusals} refused by "
+                          f"gunicorn, statuses "
                           f"{dict(sorted(stats.statuses.items()))}")
             failures += [f"{service}: {f}" for f in stats.failures]
+    assert fuzzed, "no service had an operation to fuzz"
     assert not failures, "\n".join(failures[:40])
