@@ -60,12 +60,13 @@ class Deliverer:
     # ----------------------------------------------------------------- one pass
 
     def run_once(self) -> int:
-        """Claim one batch and deliver it; returns how many rows were handled."""
+        """Claim one batch and deliver it; returns how many rows were claimed."""
         now = self.now()
         with self.runtime.db.transaction() as s:
             rows = db.claim_due(s, now, self.holder,
                                 now + timedelta(seconds=self.config.lease_seconds),
                                 self.config.batch)
+            claimed_count = len(rows)
             rows = db.drop_opted_out(s, rows)
             work = [Outgoing(r.id, r.channel, r.address, r.subject, r.body) for r in rows]
             meta = {r.id: (r.event_id, r.event_type, r.recipient_id, r.attempts) for r in rows}
@@ -81,7 +82,7 @@ class Deliverer:
                 channel.close()
         if self.runtime.settings.kafka_enabled:
             self.dead_letter_pending()
-        return len(work)
+        return claimed_count
 
     def _deliver(self, message: Outgoing, meta: tuple[str, str, str, int]) -> None:
         event_id, event_type, recipient_id, attempts = meta
