@@ -47,20 +47,25 @@ def subscription(runtime: Runtime) -> Subscription:
 
 def expiry_loop(runtime: Runtime, *, clock: Callable[[], datetime] | None = None,
                 every: float | None = None) -> Callable[[threading.Event], None]:
-    """A worker loop that releases lapsed itinerary holds every ITINERARY_EXPIRY_SECONDS
-    (the booking path also releases a lapsed hold it runs into, so this is tidiness and
-    a clear itinerary status, not what frees the slot)."""
-    itineraries = Itineraries(Desk(runtime, clock=clock))
+    """A worker loop that releases lapsed holds every ITINERARY_EXPIRY_SECONDS: first
+    whole itineraries (so they read `expired`), then any other hold, such as an
+    unanswered waitlist offer, whose slot goes on to the next patient waiting. (The
+    booking path also releases a lapsed hold it runs into, so the slot is never lost.)"""
+    desk = Desk(runtime, clock=clock)
+    itineraries = Itineraries(desk)
     if every is None:
         every = float(runtime.settings.setting("ITINERARY_EXPIRY_SECONDS", "30"))
 
     def itinerary_expiry(stop: threading.Event) -> None:
         while not stop.wait(every):
             try:
+                now = (clock or _utcnow)()
                 with runtime.db.transaction() as s:
-                    released = itineraries.expire_holds(s, (clock or _utcnow)())
+                    released = itineraries.expire_holds(s, now)
+                with runtime.db.transaction() as s:
+                    released += desk.expire_holds(s, now)
                 if released:
-                    log.info("itinerary holds expired", extra={"count": released})
+                    log.info("holds expired", extra={"count": released})
             except Exception:
                 log.exception("itinerary expiry failed; trying again")
 

@@ -1,6 +1,10 @@
 """Recurring series (booked together, each occurrence movable, the unplaceable ones
 reported) and the waitlist (a cancelled slot goes to the best match first)."""
 
+from services.scheduling.itinerary_handlers import expiry_loop
+from shared.worker import Worker
+from tests.support.clinic import wait_for
+
 SERIES = {"patient_id": "p-7", "first_start": "2026-03-23T10:00:00+00:00", "minutes": 45,
           "interval_days": 7, "count": 6, "visit_type": "exercise"}
 
@@ -136,3 +140,18 @@ def test_an_unanswered_offer_expires_and_goes_to_the_next_in_line(clinic):
         "w-first", "w-second"]
     late = clinic.post(f"/waitlist/{first['id']}/answer", {"accept": True})
     assert late.status_code == 409
+
+
+def test_the_workers_expiry_loop_passes_an_unanswered_offer_on(clinic):
+    booked = clinic.book("pt", "2026-03-24T10:00:00+00:00").json
+    first = _wish(clinic, "w-first", priority="urgent")
+    _wish(clinic, "w-second")
+    clinic.post(f"/appointments/{booked['id']}/cancel", {"reason": "moved away"})
+    runtime = clinic.app.extensions["paincare.runtime"]
+    loop = expiry_loop(runtime, clock=clinic.clock, every=0.05)
+    with Worker(runtime, [], relay=False, extra_loops=[loop]):
+        clinic.clock.advance(hours=25)
+        wait_for(lambda: clinic.get(f"/waitlist/{first['id']}").json["status"] == "waiting",
+                 timeout=10, what="the worker to let the offer lapse")
+    assert [o["payload"]["patient_id"] for o in clinic.events("waitlist.offered")] == [
+        "w-first", "w-second"]
