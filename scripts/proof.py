@@ -100,7 +100,7 @@ def main() -> int:
         broker.destroy()
 
     findings = load(report)
-    rows = [[f.suite, f.check[:70], str(f.tried), str(f.held), "held" if f.ok else "FAILED",
+    rows = [[f.suite, f.check[:90], str(f.tried), str(f.held), "held" if f.ok else "FAILED",
              f.detail[:60]] for f in findings]
     total = time.monotonic() - started
     print("\nPROOF SUMMARY")
