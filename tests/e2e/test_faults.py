@@ -25,8 +25,9 @@ from pathlib import Path
 import pytest
 import requests
 from kafka import KafkaProducer
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import MetaData, create_engine, func, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from shared import topics
 from shared.config import Settings
@@ -42,7 +43,7 @@ pytestmark = pytest.mark.kafka
 
 SERVICES = [s for s in available_services() if has_worker(s)]
 RECONCILE_SECONDS = 120.0
-_tables = add_messaging_tables(__import__("sqlalchemy").MetaData())
+_tables = add_messaging_tables(MetaData())
 
 
 @dataclass
@@ -112,8 +113,7 @@ class Clinic:
     headers: dict[str, str]
 
     def engine(self, service: str):  # type: ignore[no-untyped-def]
-        return create_engine(self.db_urls[service], poolclass=__import__(
-            "sqlalchemy.pool", fromlist=["NullPool"]).NullPool)
+        return create_engine(self.db_urls[service], poolclass=NullPool)
 
 
 @dataclass
