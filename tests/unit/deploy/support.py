@@ -57,6 +57,23 @@ def service_exists(service: str) -> bool:
     return (ROOT / "services" / service / "app.py").exists()
 
 
+def roles(service: str) -> tuple[str, ...]:
+    """A service's roles: web and worker, or web alone for a service with no worker.py
+    (the clinic console: pages over the other services' APIs, no consumers, no outbox)."""
+    if service_exists(service) and not (ROOT / "services" / service / "worker.py").exists():
+        return ("web",)
+    return ROLES
+
+
+def has_database(service: str) -> bool:
+    """A service owns a database when it wires a runtime (wiring.py); the console has none."""
+    return not service_exists(service) or (ROOT / "services" / service / "wiring.py").exists()
+
+
+# Services that read the other services' web APIs (and so may reach their web ports).
+API_CLIENTS = ("dashboard", "console")
+
+
 @dataclass(frozen=True)
 class Required:
     names: frozenset[str]      # each must be set
@@ -84,6 +101,9 @@ def required_env(service: str, role: str) -> Required:
     reads = _reads_by_role(service)[role]
     names = {n for n in reads.names
              if n not in TEST_OR_DEV_ONLY and role in ROLE_ONLY.get(n, {role})}
+    if not has_database(service):  # Settings reads it for every service; none is opened
+        names.discard("DATABASE_URL")
+        reads.patterns.pop("[A-Z0-9_]+_DATABASE_URL", None)
     patterns = set()
     for regex in reads.patterns:
         # f"{prefix}_DATABASE_URL" falls back to DATABASE_URL, itself required: a

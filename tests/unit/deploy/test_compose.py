@@ -26,7 +26,7 @@ def _env(name: str) -> dict[str, str]:
 
 
 def _app_containers() -> list[tuple[str, str]]:
-    return [(s, r) for s in support.services() for r in support.ROLES]
+    return [(s, r) for s in support.services() for r in support.roles(s)]
 
 
 def test_compose_runs_every_service_role_and_nothing_unknown() -> None:
@@ -60,6 +60,8 @@ def test_web_listens_publishes_and_is_probed_on_the_services_port(service: str) 
     published = [str(p).rsplit(":", 2)[-2:] for p in c["ports"]]
     assert [str(port), str(port)] in published
     assert c["healthcheck"]["test"][-1] == f"http://127.0.0.1:{port}/readyz"
+    if "worker" not in support.roles(service):
+        return
     worker = _svc(f"{service}-worker")
     assert _env(f"{service}-worker")["WORKER_METRICS_PORT"] == str(support.WORKER_METRICS_PORT)
     assert worker["healthcheck"]["test"][-1] == \
@@ -73,11 +75,11 @@ def test_every_variable_the_code_reads_is_set(service: str, role: str) -> None:
     assert not gaps, f"{service}-{role} in docker-compose.yml lacks {gaps}"
 
 
-@pytest.mark.parametrize("service", support.services())
+@pytest.mark.parametrize("service", [s for s in support.services() if support.has_database(s)])
 def test_each_service_uses_its_own_database_and_the_broker(service: str) -> None:
     init = _svc("postgres")["environment"]["PAINCARE_DATABASES"].split()
     assert service in init, "postgres-init.sh creates one database per service"
-    for role in support.ROLES:
+    for role in support.roles(service):
         env = _env(f"{service}-{role}")
         url = urlparse(env["DATABASE_URL"])
         assert (url.scheme, url.hostname, url.path) == \
@@ -100,6 +102,9 @@ def test_start_order_waits_for_health_and_migrations() -> None:
                 assert "healthcheck" in services[dep], f"{dep} has no health check"
     for service, role in _app_containers():
         deps = _svc(f"{service}-{role}")["depends_on"]
+        if not support.has_database(service):  # no database, no broker: the APIs it calls
+            assert deps and all(d.endswith("-web") for d in deps), f"{service}-{role}"
+            continue
         assert deps["kafka"]["condition"] == "service_healthy"
         assert deps["migrate"]["condition"] == "service_completed_successfully"
     assert _svc("migrate")["depends_on"]["postgres"]["condition"] == "service_healthy"
@@ -129,14 +134,16 @@ def test_mail_goes_to_the_local_catcher() -> None:
         assert env["SMTP_PORT"] in container_ports
 
 
-def test_dashboard_reaches_every_other_service_by_its_compose_name() -> None:
-    others = [s for s in topics.SERVICES if s != "dashboard"]
-    for role in support.ROLES:
-        env = _env(f"dashboard-{role}")
+@pytest.mark.parametrize("client", [s for s in support.API_CLIENTS
+                                    if s in support.services()])
+def test_api_clients_reach_every_other_service_by_its_compose_name(client: str) -> None:
+    others = [s for s in topics.SERVICES if s not in support.API_CLIENTS]
+    for role in support.roles(client):
+        env = _env(f"{client}-{role}")
         for other in others:
             url = urlparse(env[f"{other.upper()}_URL"])
             assert (url.hostname, url.port) == (f"{other}-web", support.port(other))
-    deps = _svc("dashboard-web")["depends_on"]
+    deps = _svc(f"{client}-web")["depends_on"]
     assert all(deps[f"{o}-web"]["condition"] == "service_healthy" for o in others)
 
 

@@ -1,0 +1,1 @@
+"""The clinic console: the pages schedulers and specialists use, over the services' APIs."""

@@ -1,0 +1,770 @@
+// PainCare clinic console: the pages schedulers and specialists use. Plain JS module, no
+// framework and no external asset. Every call goes to this origin's /api/<service>/...
+// with the signed-in person's token (sessionStorage); the services decide what they may do.
+"use strict";
+
+const DISCIPLINES = ["pain_medicine", "physical_therapy", "psychology", "acupuncture"];
+const KIND_SECTIONS = {
+  intake_assessment: ["presenting_complaint", "history", "examination", "impression", "plan"],
+  progress: ["subjective", "objective", "assessment", "plan"],
+  treatment_record: ["treatment", "response", "plan"],
+  discharge_summary: ["summary", "outcome", "recommendations"],
+};
+const DAY_START = 8, DAY_END = 18, HOUR_PX = 56;
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g,
+  (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+const words = (s) => String(s ?? "").replace(/_/g, " ");
+const title = (s) => { const w = words(s); return w.charAt(0).toUpperCase() + w.slice(1); };
+
+let config = { kind: "local", clinic_timezone: "Europe/London" };
+let me = null;
+let names = new Map();  // provider id -> name, for the people reading notes
+
+// ------------------------------------------------------------------ time, in the clinic's zone
+const fmt = (opts) => new Intl.DateTimeFormat("en-GB", { timeZone: config.clinic_timezone, ...opts });
+const dateText = (iso) => iso ? fmt({ weekday: "short", day: "numeric", month: "short", year: "numeric" }).format(new Date(iso)) : "–";
+const timeText = (iso) => fmt({ hour: "2-digit", minute: "2-digit", hour12: false }).format(new Date(iso));
+const dateTimeText = (iso) => iso ? `${dateText(iso)} ${timeText(iso)}` : "–";
+function localParts(iso) {
+  // {day: "2026-11-25", minutes: minutes after local midnight, weekday: 0 = Monday}
+  const parts = Object.fromEntries(fmt({ year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", hour12: false, weekday: "short" })
+    .formatToParts(new Date(iso)).map((p) => [p.type, p.value]));
+  const wd = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].indexOf(parts.weekday);
+  return { day: `${parts.year}-${parts.month}-${parts.day}`,
+    minutes: (Number(parts.hour) % 24) * 60 + Number(parts.minute), weekday: wd };
+}
+function addDays(day, n) {
+  const d = new Date(`${day}T12:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + n);
+  return d.toISOString().slice(0, 10);
+}
+const mondayOf = (day) => addDays(day, -((new Date(`${day}T12:00:00Z`).getUTCDay() + 6) % 7));
+const todayLocal = () => localParts(new Date().toISOString()).day;
+
+// ------------------------------------------------------------------ the token and the API
+const TOKEN_KEY = "paincare.console.token";
+const token = () => sessionStorage.getItem(TOKEN_KEY);
+
+function decode(jwt) {
+  try {
+    const part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(decodeURIComponent(escape(atob(part))));
+  } catch { return null; }
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body.detail || body.title || `the service answered ${status}`);
+    this.status = status;
+    this.body = body;
+    this.fields = body.errors || {};
+  }
+}
+
+async function api(method, service, path, body) {
+  const headers = { Authorization: `Bearer ${token()}`, Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let resp;
+  try {
+    resp = await fetch(`/api/${service}${path}`, { method, headers,
+      body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch {
+    throw new ApiError(0, { detail: "The console cannot be reached. Check the connection and try again." });
+  }
+  const data = resp.status === 204 ? {} : await resp.json().catch(() => ({}));
+  if (resp.status === 401) { signOut("Your sign-in has expired or is not valid; please sign in again."); }
+  if (!resp.ok) throw new ApiError(resp.status, data);
+  return data;
+}
+
+// ------------------------------------------------------------------ notices and small bits
+function notice(message, kind = "error") {
+  const el = $("#notice");
+  el.textContent = message || "";
+  el.className = `notice ${kind === "ok" ? "ok" : ""}`;
+  el.hidden = !message;
+}
+
+function explain(err) {
+  // A service's problem in words: its detail, then each field's message.
+  if (!(err instanceof ApiError)) return String(err.message || err);
+  const said = (text) => err.message.includes(text);
+  const extra = Object.entries(err.fields || {})
+    .filter(([k, v]) => k !== "changes" && ![].concat(v).every(said))
+    .map(([k, v]) => `${words(k)}: ${[].concat(v).join("; ")}`);
+  const changes = [].concat(err.fields?.changes || []).filter((c) => !said(c));
+  const text = [err.message, ...extra, ...changes].filter(Boolean).join(" — ");
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+function badge(text, cls = "") { return `<span class="badge ${esc(cls || text)}">${esc(words(text))}</span>`; }
+
+async function busy(button, work) {
+  button.disabled = true;
+  try { return await work(); } finally { button.disabled = false; }
+}
+
+function applyStyles(root) {
+  // The page's CSP forbids style attributes; layout (a visit's place on a calendar) is
+  // set through the CSSOM instead, which it allows.
+  $$("[data-style]", root).forEach((el) => { el.style.cssText = el.dataset.style; });
+}
+
+function setMain(html, heading) {
+  const main = $("#main");
+  main.innerHTML = html;
+  applyStyles(main);
+  document.title = `PainCare · ${heading || "Clinic console"}`;
+}
+
+// ------------------------------------------------------------------ sign-in
+function signOut(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  me = null;
+  renderChrome();
+  location.hash = "#/signin";
+  if (message) notice(message);
+}
+
+function acceptToken(jwt) {
+  const claims = decode(jwt);
+  if (!claims || !claims.role) return false;
+  sessionStorage.setItem(TOKEN_KEY, jwt);
+  me = claims;
+  return true;
+}
+
+function home() {
+  if (!me) return "#/signin";
+  if (me.role === "specialist") return me.discipline === "pain_medicine" ? "#/queue" : "#/diary";
+  return "#/queue";
+}
+
+async function pageSignIn() {
+  renderChrome();
+  if (config.kind === "oidc") {
+    const back = encodeURIComponent(location.origin + "/");
+    setMain(`<h2>Sign in</h2><div class="card"><p>Sign in with the clinic's account.</p>
+      <a class="button" id="oidc" href="${esc(config.authorize_url)}?client_id=${esc(config.client_id)}&response_type=token&redirect_uri=${back}">Sign in with the clinic's identity provider</a></div>`, "Sign in");
+    return;
+  }
+  if (config.kind === "token") {
+    setMain(`<h2>Sign in</h2><form class="card" id="paste"><label for="jwt">Bearer token</label>
+      <textarea id="jwt" required></textarea><div class="actions"><button>Sign in</button></div></form>`, "Sign in");
+    $("#paste").addEventListener("submit", (e) => {
+      e.preventDefault();
+      if (acceptToken($("#jwt").value.trim())) go(home()); else notice("That is not a token.");
+    });
+    return;
+  }
+  setMain(`<h2>Sign in</h2><p class="muted">Local sign-in (this machine's demo users). In a clinic,
+    the clinic's identity provider takes its place (services/console/identity.py).</p>
+    <div id="users" class="users" role="list"><p class="muted">Loading users…</p></div>`, "Sign in");
+  let users = [];
+  try {
+    const resp = await fetch("/auth/users");
+    users = await resp.json();
+  } catch { notice("The console could not list its users."); return; }
+  const who = (u) => u.role === "specialist" ? `${title(u.discipline)}` : title(u.role);
+  $("#users").innerHTML = users.map((u) => `<button type="button" role="listitem" class="disc ${esc(u.discipline || "")}"
+      data-user="${esc(u.id)}" data-role="${esc(u.role)}" data-discipline="${esc(u.discipline || "")}">
+      ${esc(u.name)}<small>${esc(who(u))}</small></button>`).join("");
+  $$("#users button").forEach((b) => b.addEventListener("click", () => busy(b, async () => {
+    const resp = await fetch("/auth/local", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ user_id: b.dataset.user }) });
+    const body = await resp.json().catch(() => ({}));
+    if (!resp.ok || !acceptToken(body.token)) { notice(body.detail || "Sign-in failed."); return; }
+    notice("");
+    go(home());
+  })));
+  $("#users button")?.focus();
+}
+
+// ------------------------------------------------------------------ chrome and routing
+function renderChrome() {
+  const nav = $("#nav");
+  $("#signout").hidden = !me;
+  $("#who").textContent = me ? `${me.name || me.sub} · ${me.role === "specialist" ? words(me.discipline) : me.role}` : "";
+  if (!me) { nav.innerHTML = ""; return; }
+  const links = [];
+  if (me.role !== "specialist" || me.discipline === "pain_medicine") links.push(["#/queue", "Queue"]);
+  links.push(["#/diary", me.role === "specialist" ? "My diary" : "Diaries"]);
+  if (me.role !== "specialist") links.push(["#/waitlist", "Waitlist"]);
+  nav.innerHTML = links.map(([href, text]) => `<a href="${href}">${text}</a>`).join("");
+  const current = location.hash.split("/").slice(0, 2).join("/");
+  $$("a", nav).forEach((a) => { if (a.getAttribute("href") === current) a.setAttribute("aria-current", "page"); });
+}
+
+function go(hash) { if (location.hash === hash) route(); else location.hash = hash; }
+
+const ROUTES = [
+  [/^#\/signin$/, pageSignIn],
+  [/^#\/queue$/, pageQueue],
+  [/^#\/referral\/([\w-]+)$/, pageReferral],
+  [/^#\/itinerary\/([\w-]+)$/, pageItinerary],
+  [/^#\/diary(?:\/(\d{4}-\d{2}-\d{2}))?$/, pageDiary],
+  [/^#\/waitlist$/, pageWaitlist],
+  [/^#\/patient\/([\w.:-]+)$/, pagePatient],
+];
+
+let generation = 0;
+async function route() {
+  const mine = ++generation;
+  const hash = location.hash || "#/";
+  const tokenNow = token();
+  me = tokenNow ? decode(tokenNow) : null;
+  if (me && me.exp && me.exp * 1000 < Date.now()) { signOut("Your sign-in has expired; please sign in again."); return; }
+  if (!me && hash !== "#/signin") { location.hash = "#/signin"; return; }
+  if (hash === "#/" || hash === "#") { location.hash = home(); return; }
+  renderChrome();
+  for (const [pattern, page] of ROUTES) {
+    const m = hash.match(pattern);
+    if (m) {
+      try {
+        await page(...m.slice(1));
+      } catch (err) {
+        if (mine === generation) setMain(`<h2>Could not show this page</h2><p class="notice">${esc(explain(err))}</p>`);
+      }
+      if (mine === generation) $("#main").focus({ preventScroll: true });
+      return;
+    }
+  }
+  setMain("<h2>No such page</h2>");
+}
+
+// ------------------------------------------------------------------ scheduler: the queue
+async function pageQueue() {
+  setMain("<h2>Triage and booking queue</h2><p class='muted'>Loading…</p>", "Queue");
+  const [queue, accepted] = await Promise.all([
+    api("GET", "referrals", "/referrals/queue?limit=200"),
+    api("GET", "referrals", "/referrals?status=accepted&limit=200"),
+  ]);
+  const rows = [...queue.items.map((i) => ({ ...i.referral, next: i.next_action })),
+    ...accepted.items.map((r) => ({ ...r, next: "book" }))];
+  const rank = { urgent: 0, soon: 1, routine: 2 };
+  const prio = (r) => r.priority || r.urgency_requested || "routine";
+  rows.sort((a, b) => (rank[prio(a)] - rank[prio(b)]) || (b.waiting_days - a.waiting_days));
+  const late = rows.filter((r) => r.overdue).length;
+  setMain(`<h2>Triage and booking queue</h2>
+    <p class="muted">${rows.length} referrals waiting: urgent first, then the longest waiting.
+      ${late ? `<span class="badge late">${late} past target</span>` : ""}</p>
+    <div class="table-wrap"><table id="queue"><thead><tr><th>Priority</th><th>Patient</th><th>Condition</th>
+      <th class="hide-narrow">Referrer</th><th>Waiting</th><th>Target date</th><th>Next step</th></tr></thead><tbody>
+    ${rows.map((r) => `<tr class="${r.overdue ? "past-target" : ""}" data-referral="${esc(r.id)}">
+      <td>${badge(prio(r))}${r.priority ? "" : ' <span class="small muted">(requested)</span>'}</td>
+      <td><a href="#/referral/${esc(r.id)}">${esc(r.patient.name)}</a></td>
+      <td>${esc(title(r.condition))}</td>
+      <td class="hide-narrow">${esc(r.referrer.name)}<br><span class="small muted">${esc(r.referrer.organisation)}</span></td>
+      <td>${r.waiting_days} days</td>
+      <td>${esc(r.due_by ? dateText(`${r.due_by}T12:00:00Z`) : "–")} ${r.overdue ? badge("past target", "late") : ""}</td>
+      <td>${esc(title(r.next))} ${badge(r.status, "")}</td></tr>`).join("")}
+    </tbody></table></div>`, "Queue");
+}
+
+// ------------------------------------------------------------------ a referral and its pathway
+function pathwayTable(steps) {
+  if (!steps?.length) return '<p class="muted">No pathway yet: it is set at triage.</p>';
+  return `<table class="pathway"><thead><tr><th>Discipline</th><th>Visit</th><th>Sessions</th><th>Every</th></tr></thead><tbody>
+    ${steps.map((s) => `<tr><td class="disc ${esc(s.discipline)}">${esc(title(s.discipline))}</td><td>${s.visit_minutes} min</td>
+      <td>${s.sessions}</td><td>${s.sessions > 1 ? `${s.interval_days} days` : "–"}</td></tr>`).join("")}</tbody></table>`;
+}
+
+function triageForm(r) {
+  const step = (d, on, minutes, sessions, interval) => `<tr>
+    <td><label class="inline-check"><input type="checkbox" name="use_${d}" ${on ? "checked" : ""}> ${esc(title(d))}</label></td>
+    <td><input type="number" name="minutes_${d}" value="${minutes}" min="10" max="240" aria-label="${esc(title(d))} visit minutes"></td>
+    <td><input type="number" name="sessions_${d}" value="${sessions}" min="1" max="52" aria-label="${esc(title(d))} sessions"></td>
+    <td><input type="number" name="interval_${d}" value="${interval}" min="0" max="90" aria-label="${esc(title(d))} days between sessions"></td></tr>`;
+  const prio = r.priority || r.urgency_requested || "routine";
+  return `<form id="triage" class="card" novalidate><h3>Triage</h3>
+    <div class="inline"><div class="field"><label for="priority">Priority</label><select id="priority" name="priority">
+      ${["urgent", "soon", "routine"].map((p) => `<option ${p === prio ? "selected" : ""}>${p}</option>`).join("")}</select></div>
+    <div class="field"><label for="tool">Screening</label><select id="tool" name="tool"><option value="">none</option>
+      <option value="dn4">DN4</option><option value="lanss">LANSS</option><option value="paindetect">painDETECT</option></select></div>
+    <div class="field"><label for="score">Score</label><input type="number" id="score" name="score"><p class="error" data-error-for="screening.score"></p></div></div>
+    <table><thead><tr><th>Discipline</th><th>Minutes</th><th>Sessions</th><th>Days apart</th></tr></thead><tbody>
+      ${DISCIPLINES.map((d, i) => {
+        const had = (r.pathway || []).find((s) => s.discipline === d);
+        const [minutes, sessions, interval] = had ? [had.visit_minutes, had.sessions, had.interval_days]
+          : [[60, 1, 0], [45, 2, 7], [50, 2, 7], [30, 2, 7]][i];
+        return step(d, had || !(r.pathway || []).length, minutes, sessions, interval);
+      }).join("")}</tbody></table>
+    <p class="error" data-error-for="pathway"></p>
+    <div class="actions"><button id="triage-save">Save triage</button></div></form>`;
+}
+
+async function pageReferral(id) {
+  const r = await api("GET", "referrals", `/referrals/${id}`);
+  const isPainLead = me.role === "admin" || (me.role === "specialist" && me.discipline === "pain_medicine");
+  const canBook = me.role === "scheduler" || me.role === "admin";
+  setMain(`<p><a href="#/queue">← Queue</a></p>
+    <h2>${esc(r.patient.name)} ${badge(r.status, "")} ${badge(r.priority || r.urgency_requested || "routine")}
+      ${r.overdue ? badge("past target", "late") : ""}</h2>
+    <div class="cols">
+      <section class="card"><h3>Referral</h3><dl class="facts">
+        <dt>Condition</dt><dd>${esc(title(r.condition))}</dd>
+        <dt>Pain for</dt><dd>${esc(r.pain_duration.value)} ${esc(r.pain_duration.unit)}</dd>
+        <dt>Referrer</dt><dd>${esc(r.referrer.name)}, ${esc(r.referrer.organisation)}</dd>
+        <dt>Received</dt><dd>${esc(dateText(r.received_at))} (${r.waiting_days} days waiting)</dd>
+        <dt>Target</dt><dd>${esc(r.due_by ? dateText(`${r.due_by}T12:00:00Z`) : "–")}</dd>
+        <dt>Reason</dt><dd>${esc(r.reason)}</dd>
+        <dt>Medication</dt><dd>${r.medications.map((m) => `${esc(m.name)} ${esc(m.dose)}`).join("<br>") || "–"}</dd>
+      </dl></section>
+      <section class="card"><h3>Patient</h3><dl class="facts">
+        <dt>Born</dt><dd>${esc(dateText(`${r.patient.date_of_birth}T12:00:00Z`))}</dd>
+        <dt>Contact</dt><dd>${esc(r.patient.contact?.email || "")} ${esc(r.patient.contact?.phone || "")}</dd>
+        <dt>Prefers</dt><dd>${esc(words(r.patient.preferred_channel))}</dd></dl>
+        ${me.role === "specialist" || me.role === "admin" ? `<p><a href="#/patient/${esc(r.patient.id)}">Timeline and notes</a></p>` : ""}
+      </section>
+    </div>
+    <section class="card"><h3>Care pathway</h3>${pathwayTable(r.pathway)}
+      ${r.screening ? `<p class="small muted">Screening: ${esc(r.screening.tool)} ${esc(r.screening.score)}</p>` : ""}</section>
+    <div id="decide"></div>
+    <section id="itineraries"></section>
+    <section class="card"><h3>History</h3><ol class="small">${r.history.map((h) =>
+      `<li>${esc(dateTimeText(h.at))}: ${esc(words(h.action))} → ${esc(words(h.to_status))} (${esc(h.by_role)})${h.reason ? `: ${esc(h.reason)}` : ""}</li>`).join("")}</ol></section>`,
+  r.patient.name);
+
+  if (isPainLead && r.allowed_moves.includes("triage")) {
+    $("#decide").innerHTML = triageForm(r) + (r.allowed_moves.includes("accept")
+      ? `<div class="card actions"><button id="accept">Accept the referral</button>
+         <label for="reject-reason" class="small">or reject it, saying why</label>
+         <input id="reject-reason" size="30"><button id="reject" class="danger">Reject</button></div>` : "");
+    wireTriage(r);
+  }
+  if (canBook && ["accepted", "scheduled", "in_care"].includes(r.status)) await itineraryList(r);
+}
+
+function wireTriage(r) {
+  const form = $("#triage");
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const f = new FormData(form);
+    const pathway = DISCIPLINES.filter((d) => f.get(`use_${d}`)).map((d) => ({
+      discipline: d, visit_minutes: Number(f.get(`minutes_${d}`)), sessions: Number(f.get(`sessions_${d}`)),
+      interval_days: Number(f.get(`interval_${d}`)) }));
+    const body = { priority: f.get("priority"), pathway };
+    if (f.get("tool")) body.screening = { tool: f.get("tool"), score: Number(f.get("score")) };
+    clearErrors(form);
+    busy($("#triage-save"), async () => {
+      try {
+        await api("POST", "referrals", `/referrals/${r.id}/triage`, body);
+        notice("Triage saved.", "ok");
+        route();
+      } catch (err) { showErrors(form, err); }
+    });
+  });
+  $("#accept")?.addEventListener("click", (e) => busy(e.target, async () => {
+    try {
+      await api("POST", "referrals", `/referrals/${r.id}/accept`, {});
+      notice("Accepted: scheduling proposes the itinerary.", "ok");
+      route();
+    } catch (err) { notice(explain(err)); }
+  }));
+  $("#reject")?.addEventListener("click", (e) => busy(e.target, async () => {
+    try {
+      await api("POST", "referrals", `/referrals/${r.id}/reject`, { reason: $("#reject-reason").value });
+      route();
+    } catch (err) { notice(explain(err)); }
+  }));
+}
+
+async function itineraryList(r, attempt = 0) {
+  const box = $("#itineraries");
+  if (!box) return;
+  const list = await api("GET", "scheduling", `/itineraries?referral_id=${encodeURIComponent(r.id)}`);
+  if (!$("#itineraries")) return;
+  if (!list.length) {
+    box.innerHTML = `<div class="card"><h3>Itinerary</h3><p class="muted" id="itinerary-wait">Scheduling is proposing an itinerary…</p>
+      <div class="actions"><button id="propose" class="secondary">Propose one now</button></div></div>`;
+    $("#propose").addEventListener("click", (e) => busy(e.target, async () => {
+      try {
+        const made = await api("POST", "scheduling", "/itineraries", { patient_id: r.patient.id, referral_id: r.id,
+          pathway: r.pathway, priority: r.priority || "routine", due_by: r.due_by });
+        go(`#/itinerary/${made.id}`);
+      } catch (err) { notice(explain(err)); }
+    }));
+    if (attempt < 30) setTimeout(() => { if (location.hash === `#/referral/${r.id}`) itineraryList(r, attempt + 1); }, 2000);
+    return;
+  }
+  box.innerHTML = `<div class="card"><h3>Itineraries</h3><ul>${list.map((it) => `<li>
+    <a href="#/itinerary/${esc(it.id)}" data-itinerary="${esc(it.id)}">${it.visits.length} visits from
+    ${esc(it.visits[0] ? dateTimeText(it.visits[0].start) : "–")}</a> ${badge(it.status, "")}
+    ${it.status === "proposed" && it.hold_expires_at ? `<span class="small muted">held until ${esc(timeText(it.hold_expires_at))}</span>` : ""}</li>`).join("")}</ul></div>`;
+}
+
+// ------------------------------------------------------------------ the itinerary on a calendar
+function weekCalendar(visits, { selected, label } = {}) {
+  // Visits grouped by local week; each week a Monday-to-Friday (weekend if needed) grid.
+  const weeks = new Map();
+  for (const v of visits) {
+    const p = localParts(v.start);
+    const monday = mondayOf(p.day);
+    if (!weeks.has(monday)) weeks.set(monday, []);
+    weeks.get(monday).push({ ...v, p, endp: localParts(v.end) });
+  }
+  let html = "";
+  for (const [monday, items] of [...weeks.entries()].sort()) {
+    const days = items.some((v) => v.p.weekday > 4) ? 7 : 5;
+    const height = (DAY_END - DAY_START) * HOUR_PX;
+    html += `<section class="week" aria-label="Week of ${esc(dateText(`${monday}T12:00:00Z`))}">
+      <h4>Week of ${esc(dateText(`${monday}T12:00:00Z`))}</h4>
+      <div class="grid" data-style="--days:${days}"><div class="head"></div>`;
+    for (let d = 0; d < days; d++) html += `<div class="head">${esc(fmt({ weekday: "short", day: "numeric", month: "short" }).format(new Date(`${addDays(monday, d)}T12:00:00Z`)))}</div>`;
+    html += `<div class="hours" data-style="height:${height}px">`;
+    for (let h = DAY_START; h <= DAY_END; h++) html += `<span data-style="top:${(h - DAY_START) * HOUR_PX}px">${String(h).padStart(2, "0")}:00</span>`;
+    html += "</div>";
+    for (let d = 0; d < days; d++) {
+      const day = addDays(monday, d);
+      html += `<div class="day" data-style="height:${height}px;--hour:${HOUR_PX}px">`;
+      for (const v of items.filter((x) => x.p.day === day)) {
+        const top = Math.max(0, (v.p.minutes - DAY_START * 60) / 60 * HOUR_PX);
+        const h = Math.max(18, (v.endp.minutes - v.p.minutes) / 60 * HOUR_PX - 2);
+        const id = v.appointment_id || v.id;
+        html += `<button type="button" class="visit ${esc(v.discipline)} ${esc(v.status || "")} ${id === selected ? "selected" : ""}"
+          data-style="top:${top}px;height:${h}px" data-visit="${esc(id)}"
+          aria-label="${esc(label ? label(v) : `${title(v.discipline)} ${timeText(v.start)}`)}">
+          <b>${esc(timeText(v.start))}–${esc(timeText(v.end))}</b>${esc(v.provider_name || v.provider_id)}<br>${esc(v.room_name || "")}</button>`;
+      }
+      html += "</div>";
+    }
+    html += "</div></section>";
+  }
+  return html || '<p class="muted">No visits.</p>';
+}
+
+function named(text, it) {
+  // The services speak of providers by id; the people reading this know them by name.
+  for (const v of it.visits) text = text.split(v.provider_id).join(v.provider_name);
+  return text;
+}
+
+const legend = () => `<div class="legend">${DISCIPLINES.map((d) => `<span data-style="--c:var(--${d})">${esc(title(d))}</span>`).join("")}</div>`;
+
+async function pageItinerary(id, selected) {
+  const it = await api("GET", "scheduling", `/itineraries/${id}`);
+  const visits = [...it.visits].sort((a, b) => a.start.localeCompare(b.start));
+  const canChange = it.status === "proposed";
+  setMain(`<p>${it.referral_id ? `<a href="#/referral/${esc(it.referral_id)}">← Referral</a>` : ""}</p>
+    <h2>Itinerary ${badge(it.status, "")}</h2>
+    <div class="card"><dl class="facts"><dt>Patient</dt><dd>${esc(it.patient_id)}</dd>
+      <dt>Visits</dt><dd>${visits.length}, first on ${esc(visits[0] ? dateTimeText(visits[0].start) : "–")}</dd>
+      ${it.hold_expires_at && canChange ? `<dt>Held until</dt><dd>${esc(dateTimeText(it.hold_expires_at))}</dd>` : ""}
+      ${(it.notes || []).length ? `<dt>Notes</dt><dd>${it.notes.map(esc).join("<br>")}</dd>` : ""}
+      ${(it.reasons || []).length ? `<dt>Why</dt><dd>${it.reasons.map(esc).join("<br>")}</dd>` : ""}</dl>
+      <div class="actions">
+        ${canChange ? '<button id="confirm">Confirm the whole itinerary</button>' : ""}
+        ${canChange ? '<span class="small muted">Choose a visit on the calendar to move it to another offered slot.</span>' : ""}
+      </div></div>
+    <div id="move"></div>
+    ${legend()}
+    <div id="calendar">${weekCalendar(visits, { selected, label: (v) => `${title(v.discipline)} with ${v.provider_name}, ${dateTimeText(v.start)}` })}</div>
+    <h3>Visits</h3><div class="table-wrap"><table id="visits"><thead><tr><th>When</th><th>Discipline</th><th>With</th><th>Room</th><th>Status</th></tr></thead><tbody>
+      ${visits.map((v) => `<tr><td>${esc(dateTimeText(v.start))}–${esc(timeText(v.end))}</td><td class="disc ${esc(v.discipline)}">${esc(title(v.discipline))}</td>
+        <td>${esc(v.provider_name)}</td><td>${esc(v.room_name || "–")}</td><td>${badge(v.status, "")}</td></tr>`).join("")}</tbody></table></div>`,
+  "Itinerary");
+
+  $("#confirm")?.addEventListener("click", (e) => busy(e.target, async () => {
+    try {
+      await api("POST", "scheduling", `/itineraries/${id}/confirm`);
+      notice("Booked: every visit of the itinerary is confirmed.", "ok");
+    } catch (err) {
+      // All or nothing: nothing was booked. A lost slot comes back as a new proposal.
+      notice(`Nothing was booked. ${named(explain(err), it)}`);
+    }
+    await pageItinerary(id);
+  }));
+  if (!canChange) return;
+  $$("#calendar .visit").forEach((b) => b.addEventListener("click", () => offerSlots(it, b.dataset.visit)));
+}
+
+async function offerSlots(it, appointmentId) {
+  const v = it.visits.find((x) => x.appointment_id === appointmentId);
+  $$("#calendar .visit").forEach((b) => b.classList.toggle("selected", b.dataset.visit === appointmentId));
+  const box = $("#move");
+  const day = localParts(v.start).day;
+  const minutes = Math.round((new Date(v.end) - new Date(v.start)) / 60000);
+  box.innerHTML = `<div class="card"><h3>Move ${esc(title(v.discipline))} with ${esc(v.provider_name)} (${esc(dateTimeText(v.start))})</h3>
+    <p class="muted">Loading the slots ${esc(v.provider_name)} has free…</p></div>`;
+  const from = addDays(day, -2) < todayLocal() ? todayLocal() : addDays(day, -2);
+  const free = await api("GET", "scheduling", `/availability?from=${from}&to=${addDays(day, 2)}&provider_id=${encodeURIComponent(v.provider_id)}&visit_minutes=${minutes}&step_minutes=30`);
+  const slots = (free[0]?.slots || []).filter((s) => s.start !== v.start && new Date(s.start) > new Date());
+  const byDay = new Map();
+  slots.forEach((s) => { const d = localParts(s.start).day; if (!byDay.has(d)) byDay.set(d, []); byDay.get(d).push(s); });
+  box.innerHTML = `<div class="card" id="move-card"><h3>Move ${esc(title(v.discipline))} with ${esc(v.provider_name)} (${esc(dateTimeText(v.start))})</h3>
+    ${byDay.size ? [...byDay.entries()].map(([d, list]) => `<div class="slotday"><b>${esc(dateText(`${d}T12:00:00Z`))}</b><div class="slots">
+      ${list.slice(0, 16).map((s) => `<button type="button" data-start="${esc(s.start)}">${esc(timeText(s.start))}</button>`).join("")}</div></div>`).join("")
+      : '<p class="muted">No other free slot within two days of it (the follow-up interval allows two days either way).</p>'}
+    <div class="actions"><button type="button" class="quiet" id="move-cancel">Keep it where it is</button></div></div>`;
+  $("#move-cancel").addEventListener("click", () => { box.innerHTML = ""; });
+  $$("#move-card .slots button").forEach((b) => b.addEventListener("click", () => busy(b, async () => {
+    try {
+      await api("POST", "scheduling", `/itineraries/${it.id}/visits/${appointmentId}/move`,
+        { start: b.dataset.start, provider_id: v.provider_id });
+      notice(`Moved to ${dateTimeText(b.dataset.start)}.`, "ok");
+    } catch (err) {
+      notice(`The visit was not moved. ${named(explain(err), it)}`);
+    }
+    await pageItinerary(it.id, appointmentId);
+  })));
+  $("#move-card .slots button, #move-cancel")?.focus();
+}
+
+// ------------------------------------------------------------------ diaries (day view)
+async function pageDiary(day) {
+  day = day || todayLocal();
+  const own = me.role === "specialist";
+  const [providers, appts] = await Promise.all([
+    api("GET", "scheduling", "/providers"),
+    api("GET", "scheduling", `/appointments?from=${day}T00:00:00Z&to=${addDays(day, 1)}T00:00:00Z&limit=500`),
+  ]);
+  const shown = own ? providers.filter((p) => p.id === me.provider_id) : providers;
+  shown.sort((a, b) => DISCIPLINES.indexOf(a.discipline) - DISCIPLINES.indexOf(b.discipline) || a.name.localeCompare(b.name));
+  const live = appts.filter((a) => !["cancelled", "expired"].includes(a.status));
+  const height = (DAY_END - DAY_START) * HOUR_PX;
+  let grid = `<div class="week"><div class="grid" data-style="--days:${Math.max(1, shown.length)}"><div class="head"></div>
+    ${shown.map((p) => `<div class="head disc ${esc(p.discipline)}">${esc(p.name)}<br><span class="small muted">${esc(title(p.discipline))}</span></div>`).join("")}
+    <div class="hours" data-style="height:${height}px">${Array.from({ length: DAY_END - DAY_START + 1 }, (_, i) =>
+      `<span data-style="top:${i * HOUR_PX}px">${String(DAY_START + i).padStart(2, "0")}:00</span>`).join("")}</div>`;
+  for (const p of shown) {
+    grid += `<div class="day" data-style="height:${height}px;--hour:${HOUR_PX}px" data-provider="${esc(p.id)}">`;
+    for (const a of live.filter((x) => x.provider_id === p.id)) {
+      const s = localParts(a.start), e = localParts(a.end);
+      const top = Math.max(0, (s.minutes - DAY_START * 60) / 60 * HOUR_PX);
+      const h = Math.max(18, (e.minutes - s.minutes) / 60 * HOUR_PX - 2);
+      const link = own || me.role === "admin" ? `#/patient/${encodeURIComponent(a.patient_id)}` : (a.itinerary_id ? `#/itinerary/${a.itinerary_id}` : "");
+      grid += `<a class="visit ${esc(a.discipline)} ${esc(a.status)}" data-style="top:${top}px;height:${h}px" ${link ? `href="${link}"` : ""}
+        data-appointment="${esc(a.id)}"><b>${esc(timeText(a.start))}–${esc(timeText(a.end))}</b>${esc(a.patient_id)}<br>${esc(words(a.visit_type || a.status))}</a>`;
+    }
+    grid += "</div>";
+  }
+  grid += "</div></div>";
+  setMain(`<h2>${own ? "My diary" : "Diaries"} · ${esc(dateText(`${day}T12:00:00Z`))}</h2>
+    <div class="actions"><a class="button quiet" href="#/diary/${addDays(day, -1)}">← Previous day</a>
+      <label for="day" class="small">Day</label><input type="date" id="day" value="${day}">
+      <a class="button quiet" href="#/diary/${addDays(day, 1)}">Next day →</a>
+      <span class="muted small">${live.length} appointments</span></div>
+    ${own && !shown.length ? '<p class="notice">Your sign-in names no provider of the scheduling service, so there is no diary to show.</p>' : grid}`,
+  "Diary");
+  $("#day").addEventListener("change", (e) => go(`#/diary/${e.target.value}`));
+}
+
+// ------------------------------------------------------------------ the waitlist
+async function pageWaitlist() {
+  const wishes = await api("GET", "scheduling", "/waitlist");
+  const active = wishes.filter((w) => ["waiting", "offered"].includes(w.status));
+  setMain(`<h2>Waitlist</h2><p class="muted">${active.length} patients waiting for an earlier or a first slot.</p>
+    <div class="table-wrap"><table id="waitlist"><thead><tr><th>Patient</th><th>Discipline</th><th>Visit</th><th>Priority</th><th>Window</th><th>Status</th></tr></thead><tbody>
+    ${active.map((w) => `<tr><td>${esc(w.patient_id)}</td><td class="disc ${esc(w.discipline)}">${esc(title(w.discipline))}</td>
+      <td>${w.visit_minutes} min</td><td>${badge(w.priority)}</td><td>${esc(w.earliest || "now")} – ${esc(w.latest || "any time")}</td>
+      <td>${badge(w.status, "")}${w.offer_expires_at ? ` <span class="small muted">offer until ${esc(dateTimeText(w.offer_expires_at))}</span>` : ""}</td></tr>`).join("")
+      || '<tr><td colspan="6" class="muted">Nobody is waiting.</td></tr>'}</tbody></table></div>`, "Waitlist");
+}
+
+// ------------------------------------------------------------------ the patient: timeline, trend, notes
+function lineChart(trend, { max, cls, bands = [] }) {
+  const w = 420, h = 170, left = 30, right = 10, top = 10, bottom = 26;
+  const points = trend?.points || [];
+  if (!points.length) return '<p class="muted">No signed measure yet.</p>';
+  const t0 = new Date(points[0].at).getTime();
+  const t1 = Math.max(t0 + 86400000, new Date(points[points.length - 1].at).getTime());
+  const x = (at) => left + ((new Date(at).getTime() - t0) / (t1 - t0)) * (w - left - right);
+  const y = (v) => top + (1 - v / max) * (h - top - bottom);
+  let svg = `<svg viewBox="0 0 ${w} ${h}" role="img" aria-label="${esc(trend.label)}: ${points.map((p) => p.value).join(", ")}">`;
+  for (const [lo, hi] of bands) svg += `<rect class="band" x="${left}" y="${y(hi)}" width="${w - left - right}" height="${y(lo) - y(hi)}"/>`;
+  for (let v = 0; v <= max; v += max > 10 ? 9 : 2) {
+    svg += `<line class="grid-line" x1="${left}" x2="${w - right}" y1="${y(v)}" y2="${y(v)}"/><text x="${left - 6}" y="${y(v) + 4}" text-anchor="end">${v}</text>`;
+  }
+  svg += `<polyline class="trend ${cls}" points="${points.map((p) => `${x(p.at).toFixed(1)},${y(p.value).toFixed(1)}`).join(" ")}"/>`;
+  for (const p of points) {
+    svg += `<circle class="dot ${cls}" cx="${x(p.at).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="4"><title>${esc(dateText(p.at))}: ${p.value} (${esc(p.band)})</title></circle>`;
+  }
+  svg += `<text x="${left}" y="${h - 6}">${esc(dateText(points[0].at))}</text><text x="${w - right}" y="${h - 6}" text-anchor="end">${esc(dateText(points[points.length - 1].at))}</text>`;
+  return svg + "</svg>";
+}
+
+function noteCard(n, byId, canWrite) {
+  const order = KIND_SECTIONS[n.kind] || [];
+  const sections = Object.entries(n.sections || {})
+    .sort(([a], [b]) => order.indexOf(a) - order.indexOf(b)).map(([k, v]) => `<div class="section"><b>${esc(words(k))}</b>${esc(v)}</div>`).join("");
+  const scores = (n.scores || []).map((s) => `<span class="badge" title="${esc(s.band)}">${esc(s.label)} ${esc(s.value)}</span>`).join("");
+  const addenda = (n.addenda || []).map((aid) => byId.get(aid)).filter(Boolean)
+    .map((a) => `<div class="addendum"><b class="small">Addendum ${esc(dateTimeText(a.signed_at || a.created_at))} ${badge(a.status, "")}</b>
+      <div>${esc(a.sections?.text || "")}</div></div>`).join("");
+  const mine = n.author_id === (me.provider_id || me.sub);
+  return `<article class="note disc ${esc(n.discipline)}" data-note="${esc(n.id)}">
+    <header><h4>${esc(title(n.discipline))} · ${esc(title(n.kind))}</h4>${badge(n.status, "")}
+      <span class="small muted">${esc(dateTimeText(n.encounter_at))} · ${esc(names.get(n.author_id) || n.author_id)}</span></header>
+    ${scores ? `<div class="scores">${scores}</div>` : ""}${sections}${addenda}
+    <div class="actions">
+      ${n.status === "draft" && mine ? `<button type="button" class="sign" data-note="${esc(n.id)}">Sign</button>` : ""}
+      ${n.status === "signed" && canWrite ? `<button type="button" class="secondary add-addendum" data-note="${esc(n.id)}">Add an addendum</button>` : ""}
+    </div><div class="addendum-form"></div></article>`;
+}
+
+function noteForm(discipline) {
+  const num = (name, labelText, min, max, step = 1) => `<div class="field"><label for="m-${name}">${esc(labelText)}</label>
+    <input type="number" id="m-${name}" name="${name}" step="${step}" aria-describedby="e-${name}" placeholder="${min}–${max}">
+    <p class="error" id="e-${name}" data-error-for="measures.${name}"></p></div>`;
+  return `<form id="note-form" class="card" novalidate><h3>Write a note (${esc(title(discipline))})</h3>
+    <p class="error" id="note-errors" role="alert"></p>
+    <div class="inline"><div class="field"><label for="kind">Kind</label><select id="kind" name="kind">
+      ${Object.keys(KIND_SECTIONS).map((k) => `<option value="${k}" ${k === "progress" ? "selected" : ""}>${esc(title(k))}</option>`).join("")}</select></div>
+      <div class="field"><label for="encounter">Visit</label><input type="datetime-local" id="encounter" name="encounter_at"></div></div>
+    <div id="sections"></div>
+    <fieldset><legend>Pain (NRS, 0–10)</legend><div class="inline">
+      ${num("nrs.current", "Current", 0, 10)}${num("nrs.average", "Average", 0, 10)}${num("nrs.worst", "Worst", 0, 10)}</div></fieldset>
+    <fieldset><legend>PHQ-9 (nine items, 0–3 each)</legend><div class="phq9">
+      ${Array.from({ length: 9 }, (_, i) => `<div class="field"><label for="m-phq9-${i}">Item ${i + 1}</label>
+        <input type="number" id="m-phq9-${i}" name="phq9.${i}" placeholder="0–3" aria-describedby="e-phq9-${i}">
+        <p class="error" id="e-phq9-${i}" data-error-for="measures.phq9.items.${i}"></p></div>`).join("")}</div>
+      <p class="error" data-error-for="measures.phq9.items"></p><p class="error" data-error-for="measures.phq9"></p></fieldset>
+    <fieldset><legend>Other measures</legend><div class="inline">
+      ${num("dn4", "DN4", 0, 10)}${num("gad7", "GAD-7", 0, 21)}${num("pseq", "PSEQ", 0, 60)}${num("bpi.severity", "BPI severity", 0, 10, 0.25)}${num("bpi.interference", "BPI interference", 0, 10, 0.1)}</div></fieldset>
+    <div class="actions"><button id="save-sign">Save and sign</button><button type="button" id="save-draft" class="secondary">Save as draft</button>
+      <span class="small muted">A signed note cannot be changed; corrections are addenda.</span></div></form>`;
+}
+
+function renderSections(form) {
+  const kind = $("#kind", form).value;
+  $("#sections", form).innerHTML = KIND_SECTIONS[kind].map((s) => `<div class="field"><label for="s-${s}">${esc(title(s))}</label>
+    <textarea id="s-${s}" name="section.${s}" rows="2"></textarea><p class="error" data-error-for="sections.${s}"></p></div>`).join("");
+}
+
+function readNote(form) {
+  const f = new FormData(form);
+  const number = (name) => { const v = String(f.get(name) ?? "").trim(); return v === "" ? undefined : Number(v); };
+  const body = { kind: f.get("kind"), sections: {}, measures: {} };
+  for (const [k, v] of f.entries()) if (k.startsWith("section.") && String(v).trim()) body.sections[k.slice(8)] = String(v).trim();
+  const encounter = f.get("encounter_at");
+  if (encounter) body.encounter_at = new Date(encounter).toISOString();
+  const nrs = {};
+  for (const k of ["current", "average", "worst"]) if (number(`nrs.${k}`) !== undefined) nrs[k] = number(`nrs.${k}`);
+  if (Object.keys(nrs).length) body.measures.nrs = nrs;
+  const items = Array.from({ length: 9 }, (_, i) => number(`phq9.${i}`));
+  if (items.some((v) => v !== undefined)) body.measures.phq9 = { items: items.map((v) => v ?? 0) };
+  for (const k of ["dn4", "gad7", "pseq"]) if (number(k) !== undefined) body.measures[k] = number(k);
+  const bpi = {};
+  for (const k of ["severity", "interference"]) if (number(`bpi.${k}`) !== undefined) bpi[k] = number(`bpi.${k}`);
+  if (Object.keys(bpi).length) body.measures.bpi = bpi;
+  return body;
+}
+
+function clearErrors(form) {
+  $$("[data-error-for]", form).forEach((el) => { el.textContent = ""; });
+  $$(".field.invalid", form).forEach((el) => el.classList.remove("invalid"));
+  const summary = $("#note-errors", form);
+  if (summary) summary.textContent = "";
+}
+
+function showErrors(form, err) {
+  // Each field's message beside its field; anything without a place goes in the summary.
+  const loose = [];
+  for (const [key, messages] of Object.entries(err.fields || {})) {
+    const text = [].concat(messages).join("; ");
+    const slot = $(`[data-error-for="${CSS.escape(key)}"]`, form);
+    if (slot) {
+      slot.textContent = text;
+      slot.closest(".field")?.classList.add("invalid");
+    } else loose.push(`${words(key)}: ${text}`);
+  }
+  const summary = $("#note-errors", form);
+  const placed = Object.keys(err.fields || {}).length - loose.length;
+  const message = err.status === 422
+    ? `Nothing was saved. ${placed ? `Please correct the ${placed === 1 ? "field" : `${placed} fields`} marked below.` : ""} ${loose.join(" — ")}`
+    : `${err.message}${loose.length ? ` — ${loose.join(" — ")}` : ""}`;
+  if (summary) summary.textContent = message; else notice(message);
+  $(".field.invalid input, .field.invalid textarea", form)?.focus();
+}
+
+async function pagePatient(patientId) {
+  patientId = decodeURIComponent(patientId);
+  const [tl, people, referrals] = await Promise.all([
+    api("GET", "notes", `/patients/${encodeURIComponent(patientId)}/timeline?limit=200`),
+    api("GET", "scheduling", "/providers").catch(() => []),
+    api("GET", "referrals", `/referrals?patient_id=${encodeURIComponent(patientId)}&limit=5`).catch(() => ({ items: [] })),
+  ]);
+  names = new Map(people.map((p) => [p.id, p.name]));
+  const patientName = referrals.items[0]?.patient?.name;
+  const byId = new Map(tl.notes.map((n) => [n.id, n]));
+  const main = tl.notes.filter((n) => n.kind !== "addendum");
+  const canWrite = me.role === "specialist";
+  const nrs = tl.trends.nrs_average?.points?.length ? tl.trends.nrs_average : tl.trends.nrs_current;
+  setMain(`<h2>${esc(patientName || `Patient ${patientId}`)} <span class="small muted">· ${esc(patientId)} · timeline across the disciplines</span></h2>
+    ${tl.access && tl.access !== "care_team" ? `<p class="notice">Access: ${esc(words(tl.access))}</p>` : ""}
+    <div class="charts">
+      <figure id="chart-nrs"><figcaption>${esc(nrs?.label || "NRS pain")} (0–10)${nrs?.meaningful ? ` · ${esc(words(nrs.meaningful))}` : ""}</figcaption>${lineChart(nrs, { max: 10, cls: "nrs", bands: [[7, 10]] })}</figure>
+      <figure id="chart-phq9"><figcaption>PHQ-9 (0–27)${tl.trends.phq9?.latest_band ? ` · latest ${esc(words(tl.trends.phq9.latest_band))}` : ""}</figcaption>${lineChart(tl.trends.phq9, { max: 27, cls: "phq9", bands: [[15, 27]] })}</figure>
+    </div>
+    ${canWrite ? '<p><a href="#note-form" id="to-form">Write a note ↓</a></p>' : ""}
+    <h3>Notes (${main.length})</h3><div id="timeline">${main.map((n) => noteCard(n, byId, canWrite)).join("") || '<p class="muted">No notes yet.</p>'}</div>
+    ${canWrite ? noteForm(me.discipline) : ""}`,
+  `Patient ${patientId}`);
+
+  $("#to-form")?.addEventListener("click", (e) => { e.preventDefault(); $("#kind").focus(); });
+  const form = $("#note-form");
+  if (form) {
+    renderSections(form);
+    $("#kind", form).addEventListener("change", () => renderSections(form));
+    const save = async (sign, button) => busy(button, async () => {
+      clearErrors(form);
+      let note;
+      try {
+        note = await api("POST", "notes", `/patients/${encodeURIComponent(patientId)}/notes`, readNote(form));
+      } catch (err) { showErrors(form, err); return; }
+      if (sign) {
+        try { await api("POST", "notes", `/notes/${note.id}/sign`); } catch (err) {
+          notice(`The note was saved as a draft but not signed: ${explain(err)}`);
+          await pagePatient(patientId);
+          return;
+        }
+      }
+      notice(sign ? "Note signed; the care team is told." : "Draft saved.", "ok");
+      await pagePatient(patientId);
+    });
+    form.addEventListener("submit", (e) => { e.preventDefault(); save(true, $("#save-sign")); });
+    $("#save-draft").addEventListener("click", (e) => save(false, e.target));
+  }
+  $$("#timeline .sign").forEach((b) => b.addEventListener("click", () => busy(b, async () => {
+    try { await api("POST", "notes", `/notes/${b.dataset.note}/sign`); notice("Note signed.", "ok"); } catch (err) { notice(explain(err)); }
+    await pagePatient(patientId);
+  })));
+  $$("#timeline .add-addendum").forEach((b) => b.addEventListener("click", () => {
+    const box = $(".addendum-form", b.closest(".note"));
+    box.innerHTML = `<form class="addendum-new" novalidate><p class="error" id="note-errors"></p><div class="field"><label for="add-${esc(b.dataset.note)}">Addendum</label>
+      <textarea id="add-${esc(b.dataset.note)}" name="text"></textarea><p class="error" data-error-for="text"></p></div>
+      <div class="actions"><button>Sign the addendum</button></div></form>`;
+    const f = $("form", box);
+    $("textarea", f).focus();
+    f.addEventListener("submit", (e) => {
+      e.preventDefault();
+      clearErrors(f);
+      busy($("button", f), async () => {
+        let made;
+        try { made = await api("POST", "notes", `/notes/${b.dataset.note}/addenda`, { text: $("textarea", f).value }); } catch (err) { showErrors(f, err); return; }
+        try { await api("POST", "notes", `/notes/${made.id}/sign`); notice("Addendum signed.", "ok"); } catch (err) {
+          notice(`The addendum was saved as a draft but not signed: ${explain(err)}`);
+        }
+        await pagePatient(patientId);
+      });
+    });
+  }));
+}
+
+// ------------------------------------------------------------------ start
+async function start() {
+  // A token handed back by the clinic's identity provider arrives in the fragment.
+  const m = location.hash.match(/^#token=([^&]+)/);
+  if (m) { acceptToken(decodeURIComponent(m[1])); history.replaceState(null, "", "/#/"); }
+  try { config = { ...config, ...(await (await fetch("/auth/config")).json()) }; } catch { /* defaults */ }
+  $("#signout").addEventListener("click", () => signOut());
+  $("#skip").addEventListener("click", (e) => { e.preventDefault(); $("#main").focus(); });
+  window.addEventListener("hashchange", () => { notice(""); route(); });
+  route();
+}
+
+start();

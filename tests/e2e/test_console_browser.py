@@ -1,0 +1,243 @@
+"""The clinic console in a real browser (headless Chromium) against referrals, scheduling
+and notes running as in production (gunicorn + workers, real Kafka): a referral goes from
+the queue to a confirmed itinerary and a signed note, and a service's refusal (a measure
+out of range, a slot taken meanwhile) is shown in words with nothing half-done left."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+import requests
+
+from services.referrals import demo as referrals_demo
+from services.scheduling import demo as scheduling_demo
+from shared.config import ROOT, Settings
+from tests.support.clinic import bearer, wait_for
+from tests.support.processes import running_services
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "artifacts"
+PATIENT = "Sofia Marin"  # the demo's urgent chemotherapy-induced neuropathy referral
+
+pytestmark = [
+    pytest.mark.kafka,
+    pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
+                       reason="Debian's chromium is not installed (CI installs it)"),
+]
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"console-{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 5_000
+
+
+def sign_in(page, url: str, who: str) -> None:
+    """Sign out if needed, then pick the local user whose button says `who`."""
+    if page.locator("#signout").is_visible():
+        page.click("#signout")
+    else:
+        page.goto(url + "/#/signin")
+    page.get_by_role("listitem").filter(has_text=who).first.click()
+    page.locator("#who").filter(has_text=who.split(" (")[0]).wait_for()
+
+
+def test_a_referral_goes_from_the_queue_to_a_booked_itinerary_and_a_signed_note(
+        new_database_url, topic_prefix, kafka_bootstrap, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    settings = Settings.for_service("tests", topic_prefix=topic_prefix,
+                                    kafka_bootstrap=kafka_bootstrap)
+    logs = tmp_path / "logs"
+    with running_services(["referrals", "scheduling", "notes"], database_url=new_database_url,
+                          topic_prefix=topic_prefix, log_dir=logs, web_workers=1) as clinic:
+        urls = {f"{s.upper()}_URL": procs.url for s, procs in clinic.items()}
+        with running_services(["console"], database_url=new_database_url,
+                              topic_prefix=topic_prefix, log_dir=logs, web_workers=1,
+                              extra_env={**urls, "CONSOLE_LOCAL_SIGNIN": "true"}) as front, \
+                sync_playwright() as p:
+            _walk_the_clinic(p, expect, settings, clinic, front["console"].url)
+
+
+def _walk_the_clinic(p, expect, settings, clinic, url: str) -> None:
+    scheduling, notes = clinic["scheduling"].url, clinic["notes"].url
+    ids = scheduling_demo.seed(scheduling, bearer(settings, "admin"))
+    okafor = ids["providers"]["Dr Amara Okafor"]
+    referrals_demo.seed(clinic["referrals"].url, bearer(settings, "scheduler"))
+
+    browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"])
+    try:
+        page = browser.new_page(viewport={"width": 1366, "height": 900})
+        requested: list[str] = []
+        page.on("request", lambda r: requested.append(r.url))
+
+        # The scheduler's queue: urgent first, every demo referral waiting.
+        page.goto(url + "/")
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        expect(page.get_by_role("listitem").filter(has_text="Dr Amara Okafor")).to_be_visible()
+        shot(page, "signin")
+        sign_in(page, url, "Scheduler (local)")
+        rows = page.locator("#queue tbody tr")
+        expect(rows).to_have_count(7, timeout=15000)
+        expect(rows.first.locator("td").first).to_contain_text("urgent")
+        shot(page, "queue")
+
+        # The referral's page; the pain-medicine specialist triages and accepts it.
+        page.get_by_role("link", name=PATIENT).click()
+        expect(page.get_by_role("heading", name=re.compile(PATIENT))).to_be_visible()
+        expect(page.locator("#triage")).to_have_count(0)  # a scheduler does not triage
+        referral_id = page.url.rsplit("/", 1)[-1]
+        sign_in(page, url, "Dr Amara Okafor")
+        page.goto(f"{url}/#/referral/{referral_id}")
+        expect(page.locator("#triage")).to_be_visible()
+        page.select_option("#priority", "urgent")
+        page.select_option("#tool", "dn4")
+        page.fill("#score", "14")  # DN4 is 0-10: the service says so beside the field
+        page.click("#triage-save")
+        expect(page.locator('[data-error-for="screening.score"]')).to_contain_text("DN4")
+        page.fill("#score", "6")
+        page.click("#triage-save")
+        expect(page.locator("#notice")).to_have_text("Triage saved.")
+        expect(page.locator(".pathway tbody tr")).to_have_count(4)
+        shot(page, "referral-triaged")
+        page.click("#accept")
+        expect(page.get_by_role("heading", name=re.compile("accepted"))).to_be_visible()
+
+        # Scheduling answers referral.accepted with a held itinerary; the scheduler sees it.
+        sign_in(page, url, "Scheduler (local)")
+        page.goto(f"{url}/#/referral/{referral_id}")
+        link = page.locator("#itineraries a[data-itinerary]")
+        expect(link).to_be_visible(timeout=45000)
+        shot(page, "referral")
+        link.click()
+        expect(page.get_by_role("heading", name=re.compile("proposed"))).to_be_visible()
+        visits = page.locator("#calendar .visit")
+        assert visits.count() == 7  # 1 + 2 + 2 + 2 sessions
+        shot(page, "itinerary-proposed")
+        itinerary_id = page.url.rsplit("/", 1)[-1]
+
+        # Move one visit: the slot offered is taken meanwhile -> said in words, unchanged.
+        acupuncture = page.locator("#calendar .visit.acupuncture").last
+        before = acupuncture.get_attribute("aria-label")
+        acupuncture.click()
+        first_slot = page.locator("#move-card .slots button").first
+        expect(first_slot).to_be_visible(timeout=15000)
+        shot(page, "itinerary-move")
+        taken_at = first_slot.get_attribute("data-start")
+        itinerary = requests.get(f"{scheduling}/itineraries/{itinerary_id}", timeout=10,
+                                 headers=bearer(settings, "scheduler")).json()
+        moved = next(v for v in itinerary["visits"] if v["discipline"] == "acupuncture"
+                     and v["session_index"] == max(x["session_index"] for x in itinerary["visits"]
+                                                   if x["discipline"] == "acupuncture"))
+        other_patient = requests.post(f"{scheduling}/appointments", timeout=10,
+                                      headers=bearer(settings, "scheduler"), json={
+                                          "patient_id": "demo-pat-999",
+                                          "provider_id": moved["provider_id"],
+                                          "start": taken_at, "minutes": 30})
+        assert other_patient.status_code == 201, other_patient.text
+        first_slot.click()
+        expect(page.locator("#notice")).to_contain_text("The visit was not moved")
+        expect(page.locator("#calendar .visit.acupuncture").last).to_have_attribute(
+            "aria-label", before)
+        shot(page, "itinerary-slot-taken")
+
+        # Another offered slot moves it; then one action books the whole itinerary.
+        page.locator("#calendar .visit.acupuncture").last.click()
+        second = page.locator("#move-card .slots button").nth(1)
+        expect(second).to_be_visible(timeout=15000)
+        second.click()
+        expect(page.locator("#notice")).to_contain_text("Moved to")
+        page.click("#confirm")
+        expect(page.locator("#notice")).to_have_text(
+            "Booked: every visit of the itinerary is confirmed.", timeout=20000)
+        expect(page.get_by_role("heading", name=re.compile("booked"))).to_be_visible()
+        expect(page.locator("#confirm")).to_have_count(0)
+        shot(page, "itinerary-booked")
+
+        # Diaries, one column per provider, and the waitlist.
+        first_day = page.locator("#visits tbody tr").first.inner_text()
+        day = itinerary_day(itinerary)
+        page.goto(f"{url}/#/diary/{day}")
+        expect(page.locator(f'.day[data-provider="{okafor}"] .visit').first).to_be_visible(
+            timeout=10000)
+        shot(page, "diaries")
+        page.goto(f"{url}/#/waitlist")
+        expect(page.locator("#waitlist")).to_be_visible()
+        shot(page, "waitlist")
+        assert first_day
+
+        # The specialist: their diary, the patient's timeline, a note with measures.
+        sign_in(page, url, "Dr Amara Okafor")
+        page.goto(f"{url}/#/diary/{day}")
+        expect(page.locator(".day .visit").first).to_be_visible(timeout=10000)
+        assert page.locator(".day").count() == 1  # their own diary only
+        shot(page, "my-diary")
+        patient_id = itinerary["patient_id"]
+        # the care team hears of the booking through Kafka
+        wait_for(lambda: any(m["member_id"] == okafor for m in requests.get(
+            f"{notes}/patients/{patient_id}/care-team", timeout=10,
+            headers=bearer(settings, "admin")).json()), timeout=30, what="care team")
+        page.goto(f"{url}/#/patient/{patient_id}")
+        form = page.locator("#note-form")
+        expect(form).to_be_visible(timeout=10000)
+        page.select_option("#kind", "intake_assessment")
+        page.fill("#s-presenting_complaint", "Painful numbness in hands and feet.")
+        page.fill("#s-plan", "Duloxetine review; graded activity.")
+        page.fill('[name="nrs.current"]', "7")
+        page.fill('[name="nrs.average"]', "6")
+        page.fill('[name="nrs.worst"]', "14")  # out of range
+        for i, v in enumerate([2, 2, 1, 1, 1, 1, 1, 0, 0]):
+            page.fill(f'[name="phq9.{i}"]', str(v))
+        page.click("#save-sign")
+        error = page.locator('[data-error-for="measures.nrs.worst"]')
+        expect(error).to_contain_text("NRS worst pain must be between 0 and 10, got 14")
+        expect(page.locator("#note-errors")).to_contain_text("Nothing was saved")
+        shot(page, "note-error")
+        timeline = requests.get(f"{notes}/patients/{patient_id}/timeline", timeout=10,
+                                headers=bearer(settings, "admin")).json()
+        assert timeline["total"] == 0, "a refused note leaves nothing behind"
+
+        page.fill('[name="nrs.worst"]', "9")
+        page.click("#save-sign")
+        expect(page.locator("#notice")).to_have_text("Note signed; the care team is told.")
+        note = page.locator("#timeline .note").first
+        expect(note).to_contain_text("signed")
+        expect(note).to_contain_text("NRS worst pain 9")
+        expect(page.locator("#chart-nrs circle")).to_have_count(1)
+        expect(page.locator("#chart-phq9 circle")).to_have_count(1)
+
+        # A correction is an addendum, signed at once.
+        note.locator(".add-addendum").click()
+        page.locator(".addendum-new textarea").fill("Correction: worst pain is at night.")
+        page.locator(".addendum-new button").click()
+        expect(page.locator("#notice")).to_have_text("Addendum signed.")
+        expect(page.locator("#timeline .addendum")).to_contain_text("worst pain is at night")
+        shot(page, "patient")
+
+        # The same pages on a tablet, reached by keyboard.
+        page.set_viewport_size({"width": 820, "height": 1180})
+        page.goto(f"{url}/#/queue")
+        expect(page.locator("#queue tbody tr")).to_have_count(6)  # Sofia Marin is booked
+        shot(page, "queue-tablet")
+        page.keyboard.press("Tab")  # the page moves focus to its content on every route
+        expect(page.locator("#queue a").first).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name=re.compile("Daniel Brooks"))).to_be_visible()
+        assert all(r.startswith(url) for r in requested), "no external assets or calls"
+    finally:
+        browser.close()
+
+
+def itinerary_day(itinerary: dict) -> str:
+    """The local date of the first visit (the clinic is in Europe/London)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    first = min(v["start"] for v in itinerary["visits"])
+    return datetime.fromisoformat(first).astimezone(ZoneInfo("Europe/London")).date().isoformat()
