@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from services.notes import demo as notes_demo
 from services.referrals import demo as referrals_demo
 from services.scheduling import demo as scheduling_demo
 from shared.config import ROOT, Settings
@@ -183,6 +184,16 @@ def _walk_the_clinic(p, expect, settings, clinic, url: str) -> None:
         wait_for(lambda: any(m["member_id"] == okafor for m in requests.get(
             f"{notes}/patients/{patient_id}/care-team", timeout=10,
             headers=bearer(settings, "admin")).json()), timeout=30, what="care team")
+        # six weeks of the other disciplines' signed notes, written by the booked team
+        team = {v["discipline"]: v["provider_id"] for v in itinerary["visits"]}
+        wait_for(lambda: set(team.values()) <= {m["member_id"] for m in requests.get(
+            f"{notes}/patients/{patient_id}/care-team", timeout=10,
+            headers=bearer(settings, "admin")).json()}, timeout=30, what="whole care team")
+        notes_demo.seed(notes, lambda d: bearer(settings, "specialist", team[d],
+                                                discipline=d, provider_id=team[d]),
+                        patient_id)
+        before_notes = requests.get(f"{notes}/patients/{patient_id}/timeline", timeout=10,
+                                    headers=bearer(settings, "admin")).json()["total"]
         page.goto(f"{url}/#/patient/{patient_id}")
         form = page.locator("#note-form")
         expect(form).to_be_visible(timeout=10000)
@@ -201,23 +212,27 @@ def _walk_the_clinic(p, expect, settings, clinic, url: str) -> None:
         shot(page, "note-error")
         timeline = requests.get(f"{notes}/patients/{patient_id}/timeline", timeout=10,
                                 headers=bearer(settings, "admin")).json()
-        assert timeline["total"] == 0, "a refused note leaves nothing behind"
+        assert timeline["total"] == before_notes, "a refused note leaves nothing behind"
 
         page.fill('[name="nrs.worst"]', "9")
         page.click("#save-sign")
         expect(page.locator("#notice")).to_have_text("Note signed; the care team is told.")
-        note = page.locator("#timeline .note").first
+        note = page.locator("#timeline .note").filter(has_text="Painful numbness")
         expect(note).to_contain_text("signed")
         expect(note).to_contain_text("NRS worst pain 9")
-        expect(page.locator("#chart-nrs circle")).to_have_count(1)
-        expect(page.locator("#chart-phq9 circle")).to_have_count(1)
+        for discipline in ("pain_medicine", "physical_therapy", "psychology", "acupuncture"):
+            expect(page.locator(f"#timeline .note.{discipline}").first).to_be_visible()
+        expect(page.locator("#chart-nrs circle")).to_have_count(3)  # 7, 4, then today's 6
+        expect(page.locator("#chart-phq9 circle")).to_have_count(4)
 
         # A correction is an addendum, signed at once.
+        note = page.locator("#timeline .note").filter(has_text="Painful numbness")
         note.locator(".add-addendum").click()
         page.locator(".addendum-new textarea").fill("Correction: worst pain is at night.")
         page.locator(".addendum-new button").click()
         expect(page.locator("#notice")).to_have_text("Addendum signed.")
-        expect(page.locator("#timeline .addendum")).to_contain_text("worst pain is at night")
+        expect(page.locator("#timeline .note").filter(has_text="Painful numbness")
+               .locator(".addendum")).to_contain_text("worst pain is at night")
         shot(page, "patient")
 
         # The same pages on a tablet, reached by keyboard.

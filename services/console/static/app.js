@@ -114,7 +114,12 @@ function applyStyles(root) {
   $$("[data-style]", root).forEach((el) => { el.style.cssText = el.dataset.style; });
 }
 
+class Stale extends Error {}
+let activeHash = "";
+
 function setMain(html, heading) {
+  // A page whose answers arrive after the person has gone elsewhere draws nothing.
+  if (location.hash !== activeHash) throw new Stale();
   const main = $("#main");
   main.innerHTML = html;
   applyStyles(main);
@@ -215,6 +220,7 @@ let generation = 0;
 async function route() {
   const mine = ++generation;
   const hash = location.hash || "#/";
+  activeHash = location.hash;
   const tokenNow = token();
   me = tokenNow ? decode(tokenNow) : null;
   if (me && me.exp && me.exp * 1000 < Date.now()) { signOut("Your sign-in has expired; please sign in again."); return; }
@@ -227,6 +233,7 @@ async function route() {
       try {
         await page(...m.slice(1));
       } catch (err) {
+        if (err instanceof Stale) return;
         if (mine === generation) setMain(`<h2>Could not show this page</h2><p class="notice">${esc(explain(err))}</p>`);
       }
       if (mine === generation) $("#main").focus({ preventScroll: true });
@@ -427,6 +434,7 @@ function weekCalendar(visits, { selected, label } = {}) {
         const id = v.appointment_id || v.id;
         html += `<button type="button" class="visit ${esc(v.discipline)} ${esc(v.status || "")} ${id === selected ? "selected" : ""}"
           data-style="top:${top}px;height:${h}px" data-visit="${esc(id)}"
+          title="${esc(`${timeText(v.start)}–${timeText(v.end)} ${v.provider_name || ""} ${v.room_name || ""}`)}"
           aria-label="${esc(label ? label(v) : `${title(v.discipline)} ${timeText(v.start)}`)}">
           <b>${esc(timeText(v.start))}–${esc(timeText(v.end))}</b>${esc(v.provider_name || v.provider_id)}<br>${esc(v.room_name || "")}</button>`;
       }
@@ -447,11 +455,13 @@ const legend = () => `<div class="legend">${DISCIPLINES.map((d) => `<span data-s
 
 async function pageItinerary(id, selected) {
   const it = await api("GET", "scheduling", `/itineraries/${id}`);
+  const referral = it.referral_id
+    ? await api("GET", "referrals", `/referrals/${it.referral_id}`).catch(() => null) : null;
   const visits = [...it.visits].sort((a, b) => a.start.localeCompare(b.start));
   const canChange = it.status === "proposed";
   setMain(`<p>${it.referral_id ? `<a href="#/referral/${esc(it.referral_id)}">← Referral</a>` : ""}</p>
-    <h2>Itinerary ${badge(it.status, "")}</h2>
-    <div class="card"><dl class="facts"><dt>Patient</dt><dd>${esc(it.patient_id)}</dd>
+    <h2>Itinerary ${referral ? `for ${esc(referral.patient.name)}` : ""} ${badge(it.status, "")}</h2>
+    <div class="card"><dl class="facts"><dt>Patient</dt><dd>${esc(referral?.patient?.name || "")} <span class="muted">${esc(it.patient_id)}</span></dd>
       <dt>Visits</dt><dd>${visits.length}, first on ${esc(visits[0] ? dateTimeText(visits[0].start) : "–")}</dd>
       ${it.hold_expires_at && canChange ? `<dt>Held until</dt><dd>${esc(dateTimeText(it.hold_expires_at))}</dd>` : ""}
       ${(it.notes || []).length ? `<dt>Notes</dt><dd>${it.notes.map(esc).join("<br>")}</dd>` : ""}
