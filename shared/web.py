@@ -193,6 +193,27 @@ def _audit_refusal(app: Flask, principal: Principal | None, reason: str) -> None
         log.exception("could not audit a refused request")
 
 
+def _unstorable(value: Any) -> str | None:
+    """Text no column can hold: a NUL character (PostgreSQL refuses it) or a lone
+    surrogate (not UTF-8). Found anywhere in a JSON body, it is refused as input, not 500."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "a lone surrogate (not UTF-8)"
+        return None
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    if isinstance(value, list):
+        for item in value:
+            found = _unstorable(item)
+            if found:
+                return found
+    return None
+
+
 def _install_request_hooks(app: Flask, settings: Settings) -> None:
     @app.before_request
     def _identify() -> Response | None:
@@ -223,6 +244,9 @@ def _install_request_hooks(app: Flask, settings: Settings) -> None:
             return problem(exc.status, exc.title, exc.detail)
         except ClinicError as exc:
             return problem(exc.status, exc.title, exc.detail)
+        found = _unstorable(request.get_json(silent=True)) if request.is_json else None
+        if found:
+            return problem(422, "Unprocessable content", f"text may not contain {found}")
         return None
 
     @app.after_request
