@@ -195,8 +195,8 @@ def _hostile_pass(op: Any, samples: list, base_url: str, headers: dict[str, str]
                     if b is not None:
                         import json as _json
 
-                        data = _json.dumps(b, ensure_ascii=False).encode("utf-8",
-                                                                         "surrogatepass")
+                        # escaped: a lone surrogate arrives as valid JSON, reaching the app
+                        data = _json.dumps(b, ensure_ascii=True).encode()
                     resp = session.request(method, url, params=q, data=data, timeout=15,
                                            headers={**headers,
                                                     "Content-Type": "application/json"})

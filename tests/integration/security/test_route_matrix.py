@@ -261,3 +261,39 @@ def test_the_matrix_sees_a_route_without_roles_and_a_forged_token(service: str) 
                                   headers={"Authorization": f"Bearer {scheduler}"})
     assert resp.status_code == 403 and _is_problem(resp), resp.get_json()
     assert "patient_id" not in resp.get_data(as_text=True)
+
+
+def test_text_no_database_can_hold_is_refused_as_input_not_500() -> None:
+    """A NUL (PostgreSQL refuses it) or a lone surrogate in a JSON body answers 422."""
+    import marshmallow as ma
+    from flask_smorest import Blueprint
+
+    from shared.web import create_service_app, roles
+
+    settings = Settings.for_service("tests", database_url="sqlite://", kafka_enabled=False)
+    blp = Blueprint("texts", __name__, url_prefix="/texts")
+
+    class TextIn(ma.Schema):
+        name = ma.fields.String(required=True)
+
+    @blp.post("/")
+    @blp.arguments(TextIn)
+    @blp.response(201)
+    @roles("scheduler")
+    def _store(body: dict) -> dict:
+        body["name"].encode("utf-8")  # what a database driver does first
+        if "\x00" in body["name"]:
+            raise RuntimeError("PostgreSQL: a string literal cannot contain NUL")
+        return {}
+
+    client = create_service_app(settings, title="t", description="d",
+                                blueprints=[blp]).test_client()
+    token = dict((label, t) for label, _r, t in principals(settings))["scheduler"]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    for raw in (b'{"name": "a\\u0000b"}', b'{"name": "a\\ud800b"}',
+                b'{"name": "x", "extra": ["\\u0000"]}'):
+        resp = client.post("/texts/", data=raw, headers=headers)
+        assert resp.status_code == 422 and _is_problem(resp), (raw, resp.status_code)
+    ok = client.post("/texts/", data=b'{"name": "caf\\u00e9 \\ud83e\\udde0"}',
+                     headers=headers)
+    assert ok.status_code == 201
