@@ -50,7 +50,8 @@ def up() -> int:
     for service, info in state.items():
         print(f"  {service:<11} {info['url']}   (API docs: {info['url']}/docs)")
     if "dashboard" in state:
-        print(f"\n  Ops dashboard: {state['dashboard']['url']}/  (token: scripts/mint_token.py admin)")
+        print(f"\n  Ops dashboard: {state['dashboard']['url']}/"
+              "  (token: python scripts/mint_token.py admin)")
     if "console" in state:
         print(f"  Clinic console: {state['console']['url']}/")
     print(f"  Kafka: 127.0.0.1:9092   logs: {LOGS}   stop: make down")
