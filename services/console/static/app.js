@@ -115,11 +115,10 @@ function applyStyles(root) {
 }
 
 class Stale extends Error {}
-let activeHash = "";
 
-function setMain(html, heading) {
+function setMain(here, html, heading) {
   // A page whose answers arrive after the person has gone elsewhere draws nothing.
-  if (location.hash !== activeHash) throw new Stale();
+  if (location.hash !== here) throw new Stale();
   const main = $("#main");
   main.innerHTML = html;
   applyStyles(main);
@@ -150,15 +149,16 @@ function home() {
 }
 
 async function pageSignIn() {
+  const here = location.hash;
   renderChrome();
   if (config.kind === "oidc") {
     const back = encodeURIComponent(location.origin + "/");
-    setMain(`<h2>Sign in</h2><div class="card"><p>Sign in with the clinic's account.</p>
+    setMain(here, `<h2>Sign in</h2><div class="card"><p>Sign in with the clinic's account.</p>
       <a class="button" id="oidc" href="${esc(config.authorize_url)}?client_id=${esc(config.client_id)}&response_type=token&redirect_uri=${back}">Sign in with the clinic's identity provider</a></div>`, "Sign in");
     return;
   }
   if (config.kind === "token") {
-    setMain(`<h2>Sign in</h2><form class="card" id="paste"><label for="jwt">Bearer token</label>
+    setMain(here, `<h2>Sign in</h2><form class="card" id="paste"><label for="jwt">Bearer token</label>
       <textarea id="jwt" required></textarea><div class="actions"><button>Sign in</button></div></form>`, "Sign in");
     $("#paste").addEventListener("submit", (e) => {
       e.preventDefault();
@@ -166,7 +166,7 @@ async function pageSignIn() {
     });
     return;
   }
-  setMain(`<h2>Sign in</h2><p class="muted">Local sign-in (this machine's demo users). In a clinic,
+  setMain(here, `<h2>Sign in</h2><p class="muted">Local sign-in (this machine's demo users). In a clinic,
     the clinic's identity provider takes its place (services/console/identity.py).</p>
     <div id="users" class="users" role="list"><p class="muted">Loading users…</p></div>`, "Sign in");
   let users = [];
@@ -219,8 +219,8 @@ const ROUTES = [
 let generation = 0;
 async function route() {
   const mine = ++generation;
-  const hash = location.hash || "#/";
-  activeHash = location.hash;
+  const here = location.hash;
+  const hash = here || "#/";
   const tokenNow = token();
   me = tokenNow ? decode(tokenNow) : null;
   if (me && me.exp && me.exp * 1000 < Date.now()) { signOut("Your sign-in has expired; please sign in again."); return; }
@@ -234,18 +234,19 @@ async function route() {
         await page(...m.slice(1));
       } catch (err) {
         if (err instanceof Stale) return;
-        if (mine === generation) setMain(`<h2>Could not show this page</h2><p class="notice">${esc(explain(err))}</p>`);
+        if (mine === generation) setMain(here, `<h2>Could not show this page</h2><p class="notice">${esc(explain(err))}</p>`);
       }
       if (mine === generation) $("#main").focus({ preventScroll: true });
       return;
     }
   }
-  setMain("<h2>No such page</h2>");
+  setMain(here, "<h2>No such page</h2>");
 }
 
 // ------------------------------------------------------------------ scheduler: the queue
 async function pageQueue() {
-  setMain("<h2>Triage and booking queue</h2><p class='muted'>Loading…</p>", "Queue");
+  const here = location.hash;
+  setMain(here, "<h2>Triage and booking queue</h2><p class='muted'>Loading…</p>", "Queue");
   const [queue, accepted] = await Promise.all([
     api("GET", "referrals", "/referrals/queue?limit=200"),
     api("GET", "referrals", "/referrals?status=accepted&limit=200"),
@@ -256,7 +257,7 @@ async function pageQueue() {
   const prio = (r) => r.priority || r.urgency_requested || "routine";
   rows.sort((a, b) => (rank[prio(a)] - rank[prio(b)]) || (b.waiting_days - a.waiting_days));
   const late = rows.filter((r) => r.overdue).length;
-  setMain(`<h2>Triage and booking queue</h2>
+  setMain(here, `<h2>Triage and booking queue</h2>
     <p class="muted">${rows.length} referrals waiting: urgent first, then the longest waiting.
       ${late ? `<span class="badge late">${late} past target</span>` : ""}</p>
     <div class="table-wrap"><table id="queue"><thead><tr><th>Priority</th><th>Patient</th><th>Condition</th>
@@ -305,10 +306,11 @@ function triageForm(r) {
 }
 
 async function pageReferral(id) {
+  const here = location.hash;
   const r = await api("GET", "referrals", `/referrals/${id}`);
   const isPainLead = me.role === "admin" || (me.role === "specialist" && me.discipline === "pain_medicine");
   const canBook = me.role === "scheduler" || me.role === "admin";
-  setMain(`<p><a href="#/queue">← Queue</a></p>
+  setMain(here, `<p><a href="#/queue">← Queue</a></p>
     <h2>${esc(r.patient.name)} ${badge(r.status, "")} ${badge(r.priority || r.urgency_requested || "routine")}
       ${r.overdue ? badge("past target", "late") : ""}</h2>
     <div class="cols">
@@ -454,12 +456,13 @@ function named(text, it) {
 const legend = () => `<div class="legend">${DISCIPLINES.map((d) => `<span data-style="--c:var(--${d})">${esc(title(d))}</span>`).join("")}</div>`;
 
 async function pageItinerary(id, selected) {
+  const here = location.hash;
   const it = await api("GET", "scheduling", `/itineraries/${id}`);
   const referral = it.referral_id
     ? await api("GET", "referrals", `/referrals/${it.referral_id}`).catch(() => null) : null;
   const visits = [...it.visits].sort((a, b) => a.start.localeCompare(b.start));
   const canChange = it.status === "proposed";
-  setMain(`<p>${it.referral_id ? `<a href="#/referral/${esc(it.referral_id)}">← Referral</a>` : ""}</p>
+  setMain(here, `<p>${it.referral_id ? `<a href="#/referral/${esc(it.referral_id)}">← Referral</a>` : ""}</p>
     <h2>Itinerary ${referral ? `for ${esc(referral.patient.name)}` : ""} ${badge(it.status, "")}</h2>
     <div class="card"><dl class="facts"><dt>Patient</dt><dd>${esc(referral?.patient?.name || "")} <span class="muted">${esc(it.patient_id)}</span></dd>
       <dt>Visits</dt><dd>${visits.length}, first on ${esc(visits[0] ? dateTimeText(visits[0].start) : "–")}</dd>
@@ -502,7 +505,11 @@ async function offerSlots(it, appointmentId) {
     <p class="muted">Loading the slots ${esc(v.provider_name)} has free…</p></div>`;
   const from = addDays(day, -2) < todayLocal() ? todayLocal() : addDays(day, -2);
   const free = await api("GET", "scheduling", `/availability?from=${from}&to=${addDays(day, 2)}&provider_id=${encodeURIComponent(v.provider_id)}&visit_minutes=${minutes}&step_minutes=30`);
-  const slots = (free[0]?.slots || []).filter((s) => s.start !== v.start && new Date(s.start) > new Date());
+  // The patient cannot be in two places: slots over the itinerary's other visits are not offered.
+  const others = it.visits.filter((x) => x.appointment_id !== appointmentId)
+    .map((x) => [new Date(x.start), new Date(x.end)]);
+  const clear = (s) => others.every(([a, b]) => new Date(s.end) <= a || new Date(s.start) >= b);
+  const slots = (free[0]?.slots || []).filter((s) => s.start !== v.start && new Date(s.start) > new Date() && clear(s));
   const byDay = new Map();
   slots.forEach((s) => { const d = localParts(s.start).day; if (!byDay.has(d)) byDay.set(d, []); byDay.get(d).push(s); });
   box.innerHTML = `<div class="card" id="move-card"><h3>Move ${esc(title(v.discipline))} with ${esc(v.provider_name)} (${esc(dateTimeText(v.start))})</h3>
@@ -526,6 +533,7 @@ async function offerSlots(it, appointmentId) {
 
 // ------------------------------------------------------------------ diaries (day view)
 async function pageDiary(day) {
+  const here = location.hash;
   day = day || todayLocal();
   const own = me.role === "specialist";
   const [providers, appts] = await Promise.all([
@@ -553,11 +561,11 @@ async function pageDiary(day) {
     grid += "</div>";
   }
   grid += "</div></div>";
-  setMain(`<h2>${own ? "My diary" : "Diaries"} · ${esc(dateText(`${day}T12:00:00Z`))}</h2>
+  setMain(here, `<h2>${own ? "My diary" : "Diaries"} · ${esc(dateText(`${day}T12:00:00Z`))}</h2>
     <div class="actions"><a class="button quiet" href="#/diary/${addDays(day, -1)}">← Previous day</a>
       <label for="day" class="small">Day</label><input type="date" id="day" value="${day}">
       <a class="button quiet" href="#/diary/${addDays(day, 1)}">Next day →</a>
-      <span class="muted small">${live.length} appointments</span></div>
+      <span class="muted small">${live.length} appointment${live.length === 1 ? "" : "s"}</span></div>
     ${own && !shown.length ? '<p class="notice">Your sign-in names no provider of the scheduling service, so there is no diary to show.</p>' : grid}`,
   "Diary");
   $("#day").addEventListener("change", (e) => go(`#/diary/${e.target.value}`));
@@ -565,9 +573,10 @@ async function pageDiary(day) {
 
 // ------------------------------------------------------------------ the waitlist
 async function pageWaitlist() {
+  const here = location.hash;
   const wishes = await api("GET", "scheduling", "/waitlist");
   const active = wishes.filter((w) => ["waiting", "offered"].includes(w.status));
-  setMain(`<h2>Waitlist</h2><p class="muted">${active.length} patients waiting for an earlier or a first slot.</p>
+  setMain(here, `<h2>Waitlist</h2><p class="muted">${active.length} patients waiting for an earlier or a first slot.</p>
     <div class="table-wrap"><table id="waitlist"><thead><tr><th>Patient</th><th>Discipline</th><th>Visit</th><th>Priority</th><th>Window</th><th>Status</th></tr></thead><tbody>
     ${active.map((w) => `<tr><td>${esc(w.patient_id)}</td><td class="disc ${esc(w.discipline)}">${esc(title(w.discipline))}</td>
       <td>${w.visit_minutes} min</td><td>${badge(w.priority)}</td><td>${esc(w.earliest || "now")} – ${esc(w.latest || "any time")}</td>
@@ -692,6 +701,7 @@ function showErrors(form, err) {
 }
 
 async function pagePatient(patientId) {
+  const here = location.hash;
   patientId = decodeURIComponent(patientId);
   const [tl, people, referrals] = await Promise.all([
     api("GET", "notes", `/patients/${encodeURIComponent(patientId)}/timeline?limit=200`),
@@ -704,7 +714,7 @@ async function pagePatient(patientId) {
   const main = tl.notes.filter((n) => n.kind !== "addendum");
   const canWrite = me.role === "specialist";
   const nrs = tl.trends.nrs_average?.points?.length ? tl.trends.nrs_average : tl.trends.nrs_current;
-  setMain(`<h2>${esc(patientName || `Patient ${patientId}`)} <span class="small muted">· ${esc(patientId)} · timeline across the disciplines</span></h2>
+  setMain(here, `<h2>${esc(patientName || `Patient ${patientId}`)} <span class="small muted">· ${esc(patientId)} · timeline across the disciplines</span></h2>
     ${tl.access && tl.access !== "care_team" ? `<p class="notice">Access: ${esc(words(tl.access))}</p>` : ""}
     <div class="charts">
       <figure id="chart-nrs"><figcaption>${esc(nrs?.label || "NRS pain")} (0–10)${nrs?.meaningful ? ` · ${esc(words(nrs.meaningful))}` : ""}</figcaption>${lineChart(nrs, { max: 10, cls: "nrs", bands: [[7, 10]] })}</figure>
