@@ -168,8 +168,14 @@ def _walk_the_clinic(p, expect, settings, clinic, url: str) -> None:
         expect(page.locator(f'.day[data-provider="{okafor}"] .visit').first).to_be_visible(
             timeout=10000)
         shot(page, "diaries")
+        wish = requests.post(f"{scheduling}/waitlist", timeout=10,
+                             headers=bearer(settings, "scheduler"), json={
+                                 "patient_id": "demo-pat-004", "discipline": "physical_therapy",
+                                 "visit_minutes": 45, "priority": "urgent"})
+        assert wish.status_code == 201, wish.text
         page.goto(f"{url}/#/waitlist")
-        expect(page.locator("#waitlist")).to_be_visible()
+        expect(page.locator("#waitlist tbody tr").filter(has_text="demo-pat-004")).to_contain_text(
+            "Physical therapy")
         shot(page, "waitlist")
         assert first_day
 

@@ -331,7 +331,8 @@ async function pageReferral(id) {
       </section>
     </div>
     <section class="card"><h3>Care pathway</h3>${pathwayTable(r.pathway)}
-      ${r.screening ? `<p class="small muted">Screening: ${esc(r.screening.tool)} ${esc(r.screening.score)}</p>` : ""}</section>
+      ${r.screening ? `<p class="small muted">Screening: ${esc({ dn4: "DN4", lanss: "LANSS", paindetect: "painDETECT" }[r.screening.tool] || r.screening.tool)} ${esc(r.screening.score)}</p>` : ""}
+      ${canBook && ["received", "triaged"].includes(r.status) ? '<p class="small muted">Waiting for a pain-medicine specialist to triage and accept it; scheduling then proposes the itinerary.</p>' : ""}</section>
     <div id="decide"></div>
     <section id="itineraries"></section>
     <section class="card"><h3>History</h3><ol class="small">${r.history.map((h) =>
@@ -514,7 +515,7 @@ async function offerSlots(it, appointmentId) {
   slots.forEach((s) => { const d = localParts(s.start).day; if (!byDay.has(d)) byDay.set(d, []); byDay.get(d).push(s); });
   box.innerHTML = `<div class="card" id="move-card"><h3>Move ${esc(title(v.discipline))} with ${esc(v.provider_name)} (${esc(dateTimeText(v.start))})</h3>
     ${byDay.size ? [...byDay.entries()].map(([d, list]) => `<div class="slotday"><b>${esc(dateText(`${d}T12:00:00Z`))}</b><div class="slots">
-      ${list.slice(0, 16).map((s) => `<button type="button" data-start="${esc(s.start)}">${esc(timeText(s.start))}</button>`).join("")}</div></div>`).join("")
+      ${list.slice(0, 16).map((s) => `<button type="button" data-start="${esc(s.start)}" aria-label="Move to ${esc(dateTimeText(s.start))}">${esc(timeText(s.start))}</button>`).join("")}</div></div>`).join("")
       : '<p class="muted">No other free slot within two days of it (the follow-up interval allows two days either way).</p>'}
     <div class="actions"><button type="button" class="quiet" id="move-cancel">Keep it where it is</button></div></div>`;
   $("#move-cancel").addEventListener("click", () => { box.innerHTML = ""; });
@@ -576,7 +577,7 @@ async function pageWaitlist() {
   const here = location.hash;
   const wishes = await api("GET", "scheduling", "/waitlist");
   const active = wishes.filter((w) => ["waiting", "offered"].includes(w.status));
-  setMain(here, `<h2>Waitlist</h2><p class="muted">${active.length} patients waiting for an earlier or a first slot.</p>
+  setMain(here, `<h2>Waitlist</h2><p class="muted">${active.length} ${active.length === 1 ? "patient" : "patients"} waiting for an earlier or a first slot.</p>
     <div class="table-wrap"><table id="waitlist"><thead><tr><th>Patient</th><th>Discipline</th><th>Visit</th><th>Priority</th><th>Window</th><th>Status</th></tr></thead><tbody>
     ${active.map((w) => `<tr><td>${esc(w.patient_id)}</td><td class="disc ${esc(w.discipline)}">${esc(title(w.discipline))}</td>
       <td>${w.visit_minutes} min</td><td>${badge(w.priority)}</td><td>${esc(w.earliest || "now")} – ${esc(w.latest || "any time")}</td>
