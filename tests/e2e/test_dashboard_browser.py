@@ -13,7 +13,7 @@ import pytest
 from shared import topics
 from shared.config import ROOT, Settings
 from tests.support.clinic import token
-from tests.support.processes import running_services
+from tests.support.processes import free_port, running_services
 from tests.unit.dashboard.stories import a_clinic_week, notified, publish, received
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -39,7 +39,11 @@ def test_an_admin_watches_the_clinic_live(new_database_url, topic_prefix, kafka_
                           topic_prefix=topic_prefix, log_dir=logs, web_workers=1) as first, \
             running_services(["dashboard"], database_url=new_database_url,
                              topic_prefix=topic_prefix, log_dir=logs, web_workers=1,
-                             extra_env={"REFERRALS_URL": first["referrals"].url}) as clinic, \
+                             extra_env={"REFERRALS_URL": first["referrals"].url,
+                                        # services this test does not start: nothing answers
+                                        **{f"{name}_URL": f"http://127.0.0.1:{free_port()}"
+                                           for name in ("SCHEDULING", "NOTES", "NOTIFIER")}}
+                             ) as clinic, \
             sync_playwright() as p:
         url = clinic["dashboard"].url
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
