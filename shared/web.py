@@ -193,24 +193,29 @@ def _audit_refusal(app: Flask, principal: Principal | None, reason: str) -> None
         log.exception("could not audit a refused request")
 
 
-def _unstorable(value: Any) -> str | None:
+def _unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
     """Text no column can hold: a NUL character (PostgreSQL refuses it) or a lone
-    surrogate (not UTF-8). Found anywhere in a JSON body, it is refused as input, not 500."""
+    surrogate (not UTF-8). Found anywhere in a JSON body, it is refused as input naming
+    the field (`patient.name`, `medications.0.dose`), not answered with a 500."""
     if isinstance(value, str):
         if "\x00" in value:
-            return "a NUL character"
+            return path or "body", "a NUL character"
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return "a lone surrogate (not UTF-8)"
+            return path or "body", "a lone surrogate (not UTF-8)"
         return None
+    items: list[tuple[str, Any]] = []
     if isinstance(value, dict):
-        value = [*value.keys(), *value.values()]
-    if isinstance(value, list):
-        for item in value:
-            found = _unstorable(item)
-            if found:
-                return found
+        for key, item in value.items():
+            name = f"{path}.{key}" if path else str(key)
+            items += [(name, key), (name, item)]
+    elif isinstance(value, list):
+        items = [(f"{path}.{i}" if path else str(i), item) for i, item in enumerate(value)]
+    for name, item in items:
+        found = _unstorable(item, name)
+        if found:
+            return found
     return None
 
 
@@ -222,9 +227,14 @@ def _install_request_hooks(app: Flask, settings: Settings) -> None:
         cid = request.headers.get("X-Correlation-ID") or rid
         correlation.set_request(rid[:64], cid[:64])
         g.principal = None
-        if _has_control_characters(request.path) or "%00" in request.query_string.decode(
-                "latin-1").lower():
-            return problem(400, "Bad request", "the URL contains control characters")
+        if _has_control_characters(request.path):
+            return problem(400, "Bad request", "the URL's path contains control characters")
+        bad_args = sorted({f"query.{k}" for k, v in request.args.items(multi=True)
+                           if _has_control_characters(k + v)})
+        if bad_args:
+            return problem(422, "Unprocessable content",
+                           "query parameters may not contain control characters",
+                           errors={k: ["may not contain control characters"] for k in bad_args})
         if request.path.startswith(PUBLIC_PATHS) or request.method == "OPTIONS":
             return None
         header = request.headers.get("Authorization", "")
@@ -246,7 +256,9 @@ def _install_request_hooks(app: Flask, settings: Settings) -> None:
             return problem(exc.status, exc.title, exc.detail)
         found = _unstorable(request.get_json(silent=True)) if request.is_json else None
         if found:
-            return problem(422, "Unprocessable content", f"text may not contain {found}")
+            field, what = found
+            return problem(422, "Unprocessable content", f"{field} may not contain {what}",
+                           errors={field: [f"may not contain {what}"]})
         return None
 
     @app.after_request

@@ -100,3 +100,22 @@ def test_health_needs_no_token_and_metrics_are_prometheus(client):
     assert b"paincare_http_requests_total" in c.get("/metrics").data
 
 
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"name": "Ann\x00", "born": "1960-01-02"}, "name"),
+    ({"name": "Ann", "born": "1960-01-02", "extra": [{"note": "x\ud800"}]}, "extra.0.note"),
+])
+def test_text_no_database_can_store_is_a_422_naming_the_field(client, body, field):
+    c, settings = client
+    resp = c.post("/patients", json=body, headers=bearer(settings, "scheduler"))
+    assert resp.status_code == 422
+    assert list(resp.json["errors"]) == [field]
+
+
+def test_control_characters_in_the_url_are_refused_at_the_door(client):
+    c, settings = client
+    assert c.get("/patients/%00", headers=bearer(settings, "scheduler")).status_code == 400
+    resp = c.get("/patients?name=a%00b", headers=bearer(settings, "scheduler"))
+    assert resp.status_code == 422
+    assert list(resp.json["errors"]) == ["query.name"]
