@@ -7,6 +7,7 @@ provider_id); admins do everything; service accounts read and book.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import marshmallow as ma
@@ -121,9 +122,20 @@ class ExceptionOut(ma.Schema):
     note = fields.String()
 
 
+CALENDAR = (date(1900, 1, 1), date(2999, 12, 31))
+
+
 class DaysQuery(ma.Schema):
-    first_day = fields.Date(required=True, data_key="from")
-    last_day = fields.Date(required=True, data_key="to")
+    first_day = fields.Date(required=True, data_key="from",
+                            validate=validate.Range(*CALENDAR))
+    last_day = fields.Date(required=True, data_key="to", validate=validate.Range(*CALENDAR))
+
+    @ma.validates_schema
+    def _days_in_order(self, data: dict, **_: Any) -> None:
+        """A clinic's calendar, in order: a year like 9999 has no local midnight after it
+        to convert, and a window that ends before it starts is a mistake, not empty."""
+        if "first_day" in data and "last_day" in data and data["last_day"] < data["first_day"]:
+            raise ma.ValidationError("must not be before `from`", "to")
 
 
 class ExceptionQuery(DaysQuery):

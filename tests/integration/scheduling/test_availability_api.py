@@ -69,6 +69,17 @@ def test_availability_by_discipline_and_never_in_the_past(clinic):
     assert bad.headers["Content-Type"] == "application/problem+json"
 
 
+def test_days_outside_any_clinic_calendar_are_refused_naming_the_field(clinic):
+    """Found by schemathesis: year 9999 has no next local midnight to convert (was a 500)."""
+    for path in ("/availability", "/exceptions"):
+        far = clinic.get(path, **{"from": "9999-12-31", "to": "9999-12-31"})
+        assert far.status_code == 422, far.json
+        assert set(far.json["errors"]) == {"query.from", "query.to"}
+        backwards = clinic.get(path, **{"from": "2026-03-23", "to": "2026-03-01"})
+        assert backwards.status_code == 422
+        assert set(backwards.json["errors"]) == {"query.to"}
+
+
 def test_a_lifted_leave_frees_the_day_again(clinic):
     leave = clinic.post("/exceptions", {"provider_id": clinic.ids["psych"], "kind": "training",
                                         "start": "2026-03-24T09:00:00+00:00",
