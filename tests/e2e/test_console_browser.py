@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -114,7 +115,14 @@ def _walk_the_clinic(p, expect, settings, clinic, url: str) -> None:
         sign_in(page, url, "Scheduler (local)")
         page.goto(f"{url}/#/referral/{referral_id}")
         link = page.locator("#itineraries a[data-itinerary]")
-        expect(link).to_be_visible(timeout=45000)
+        # the proposal arrives through the broker; like a person, look again until it is there
+        deadline = time.monotonic() + 90
+        while not link.is_visible() and time.monotonic() < deadline:
+            page.wait_for_timeout(2000)
+            if not link.is_visible():
+                page.reload()
+                page.wait_for_load_state("networkidle")
+        expect(link).to_be_visible(timeout=5000)
         shot(page, "referral")
         link.click()
         expect(page.get_by_role("heading", name=re.compile("proposed"))).to_be_visible()
