@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import marshmallow as ma
@@ -319,3 +320,41 @@ class PageArgs(ma.Schema):
     # bounded: an offset past a 64-bit integer reached the database and answered 500
     offset = ma.fields.Integer(load_default=0,
                                validate=ma.validate.Range(min=0, max=1_000_000_000))
+
+
+PAGE_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+
+
+class _PageAtRoot:
+    """WSGI middleware: `/` is the page (which routes itself by its #fragment). Every
+    other path is the app's, under its authentication."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], index: str) -> None:
+        self.app = app
+        self.index = index
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") in ("/", "", "/index.html"):
+            environ["PATH_INFO"] = self.index
+        return self.app(environ, start_response)
+
+
+def serve_page(app: Flask, name: str, static_dir: Path) -> None:
+    """Serve a service's web page from its own files (no CDN: a clinic may have no
+    internet) under the public `/static/<name>/`, with `/` as its index.html and a
+    same-origin Content-Security-Policy. A page carries no data; it signs in and asks
+    the service's APIs, which are not public."""
+    from flask import send_from_directory
+
+    base = f"/static/{name}"
+
+    def asset(filename: str) -> Response:
+        response = send_from_directory(static_dir, filename, max_age=0)
+        response.headers["Content-Security-Policy"] = PAGE_CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    app.add_url_rule(base + "/<path:filename>", f"{name}_page_asset", asset)
+    app.wsgi_app = _PageAtRoot(app.wsgi_app, base + "/index.html")  # type: ignore[method-assign]

@@ -11,7 +11,7 @@ from services.console import identity as identities
 from services.console import page, proxy
 from services.console.signin import create_signin_app
 from shared.config import Settings
-from shared.web import create_service_app
+from shared.web import create_service_app, serve_page
 
 
 def create_app(settings: Settings | None = None, *, upstreams: proxy.Upstreams | None = None,
@@ -36,9 +36,9 @@ def create_app(settings: Settings | None = None, *, upstreams: proxy.Upstreams |
         extensions={"console.upstreams": upstreams, "console.http": requests.Session(),
                     "console.identity": identity},
     )
-    app.register_blueprint(page.bp)
     app.register_blueprint(proxy.bp)
     signin = create_signin_app(settings, identity)
-    app.wsgi_app = page.PageAtRoot(  # type: ignore[method-assign]
-        DispatcherMiddleware(app.wsgi_app, {"/auth": signin.wsgi_app}))
+    app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, {"/auth": signin.wsgi_app})
+    serve_page(app, "console", page.STATIC)
     return app

@@ -8,7 +8,7 @@ from services.dashboard.wiring import build_runtime
 from shared import ops
 from shared.config import Settings
 from shared.runtime import Runtime
-from shared.web import create_service_app
+from shared.web import create_service_app, serve_page
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None,
@@ -25,6 +25,5 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         extensions={"paincare.runtime": runtime,
                     "dashboard.probe": probe or PlatformProbe(runtime)},
     )
-    app.register_blueprint(page.bp)
-    app.wsgi_app = page.PageAtRoot(app.wsgi_app)  # type: ignore[method-assign]
+    serve_page(app, "dashboard", page.STATIC)
     return app
