@@ -298,12 +298,19 @@ class EventConsumer:
                     offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
                     handled += 1
         except Exception:
-            # Nothing of this batch is committed: go back to its start, or the next poll
-            # would go on past the record that failed (inboxes absorb the ones redone).
+            # Keep what was done (its effects are committed) and go back to the first
+            # record not done, or the next poll would go on past the one that failed.
+            # Were the commit to fail too, the inboxes absorb the records done again.
             for tp, records in batch.items():
                 try:
-                    self.consumer.seek(tp, records[0].offset)
+                    self.consumer.seek(tp, offsets[tp].offset if tp in offsets
+                                       else records[0].offset)
                 except Exception:  # no longer assigned: its next owner starts there
+                    pass
+            if offsets:
+                try:
+                    self.consumer.commit(offsets)
+                except Exception:
                     pass
             raise
         if offsets:
