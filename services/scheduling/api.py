@@ -28,7 +28,8 @@ blp = Blueprint("scheduling", __name__, description="Providers, rooms, availabil
 
 READERS = ("scheduler", "specialist", "service")
 _id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-_opt_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+_opt_id = fields.String(load_default=None, allow_none=True,
+                        validate=validate.Length(min=1, max=64))  # null, not "", for none
 
 
 def desk() -> Desk:

@@ -97,6 +97,7 @@ def test_a_wish_must_make_sense(clinic):
     for bad, field in (({"earliest": "2026-04-02", "latest": "2026-04-01"}, "latest"),
                        ({"day_start": "14:00", "day_end": "09:00"}, "day_end"),
                        ({"provider_id": "nobody"}, None),
+                       ({"provider_id": ""}, "provider_id"),  # was a foreign-key 500
                        ({"weekdays": [7]}, "weekdays.0")):
         refused = clinic.post("/waitlist", {"patient_id": "p-1", "discipline": "psychology",
                                             "visit_minutes": 50, **bad})
