@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 import marshmallow as ma
 from flask import Flask, Response, g, jsonify, request
 from flask_smorest import Api, Blueprint
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from shared import correlation, logs, metrics
@@ -144,6 +146,13 @@ def create_service_app(settings: Settings, *, title: str, description: str,
     def _unexpected(exc: Exception) -> Response:
         if isinstance(exc, HTTPException):
             return api.handle_http_exception(exc)
+        if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout)):
+            log.warning("database unavailable", extra={"error": repr(exc)[:300]})
+            resp = problem(503, "Service unavailable",
+                           "The database cannot be reached just now; nothing was saved. "
+                           "Try again shortly.")
+            resp.headers["Retry-After"] = "5"
+            return resp
         log.exception("unhandled error")
         return problem(500, "Internal server error",
                        "Something went wrong on our side; it has been logged.")

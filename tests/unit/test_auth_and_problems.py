@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import marshmallow as ma
 import pytest
 from flask_smorest import Blueprint
+from sqlalchemy.exc import OperationalError
 
 from shared.auth import mint_token, verify_token
 from shared.config import Settings
@@ -51,6 +52,12 @@ blp = Blueprint("things", __name__)
 @roles("scheduler")
 def _create(body):
     raise Conflict("that patient is already waiting")
+
+
+@blp.get("/patients/database-away")
+@roles("scheduler")
+def _database_away():
+    raise OperationalError("select 1", {}, ConnectionRefusedError("connection refused"))
 
 
 @pytest.fixture
@@ -119,3 +126,11 @@ def test_control_characters_in_the_url_are_refused_at_the_door(client):
     resp = c.get("/patients?name=a%00b", headers=bearer(settings, "scheduler"))
     assert resp.status_code == 422
     assert list(resp.json["errors"]) == ["query.name"]
+
+
+def test_a_database_that_is_away_is_a_503_to_try_again_not_a_500(client):
+    c, settings = client
+    resp = c.get("/patients/database-away", headers=bearer(settings, "scheduler"))
+    assert resp.status_code == 503
+    assert resp.mimetype == "application/problem+json"
+    assert resp.headers["Retry-After"] == "5"
