@@ -27,7 +27,8 @@ lint: bootstrap
 	.venv/bin/ruff check .
 
 test: bootstrap kafka postgres lint   ## unit, integration and e2e tests, on SQLite and PostgreSQL, real Kafka
-	$(PY) -m pytest tests -p no:cacheprovider $(PYTEST_ARGS)
+	@$(PY) -m pytest tests -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc = 5 ]; then echo "make test: pytest collected no tests: a failure"; fi; exit $$rc
 
 unit: bootstrap
 	$(PY) -m pytest tests/unit -q
