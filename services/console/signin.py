@@ -11,6 +11,7 @@ from flask import Flask, Response, jsonify, request
 from services.console.identity import IdentityProvider
 from shared.config import Settings
 from shared.errors import ClinicError
+from shared.web import problem
 
 
 class SignInIn(ma.Schema):
@@ -19,13 +20,6 @@ class SignInIn(ma.Schema):
 
 def create_signin_app(settings: Settings, identity: IdentityProvider) -> Flask:
     app = Flask("console-signin")
-
-    def _problem(status: int, title: str, detail: str, errors: dict | None = None) -> Response:
-        resp = jsonify({"type": "about:blank", "status": status, "title": title,
-                        "detail": detail, **({"errors": errors} if errors else {})})
-        resp.status_code = status
-        resp.mimetype = "application/problem+json"
-        return resp
 
     @app.after_request
     def _no_store(resp: Response) -> Response:
@@ -47,10 +41,10 @@ def create_signin_app(settings: Settings, identity: IdentityProvider) -> Flask:
             body = SignInIn().load(request.get_json(silent=True) or {})
             token = identity.sign_in(body["user_id"])
         except ma.ValidationError as exc:
-            return _problem(422, "Unprocessable Entity", "choose a user to sign in as",
-                            exc.messages)  # type: ignore[arg-type]
+            return problem(422, "Unprocessable content", "choose a user to sign in as",
+                           errors=exc.messages)  # type: ignore[arg-type]
         except ClinicError as exc:
-            return _problem(exc.status, exc.title, exc.detail)
+            return problem(exc.status, exc.title, exc.detail)
         return jsonify({"token": token})
 
     return app

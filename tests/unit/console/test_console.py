@@ -174,7 +174,10 @@ def test_no_token_for_someone_who_is_not_a_local_user():
     fake = FakeService(FakeAnswer(200, b"[]", {}))
     client = console(fake)
     assert client.post("/auth/local", json={"user_id": "mallory"}).status_code == 404
-    assert client.post("/auth/local", json={}).status_code == 422
+    missing = client.post("/auth/local", json={})
+    assert missing.status_code == 422
+    assert missing.mimetype == "application/problem+json"
+    assert list(missing.json["errors"]) == ["user_id"]
 
 
 def test_without_scheduling_there_is_one_specialist_per_discipline():
