@@ -236,6 +236,18 @@ def _header_bytes(value: object) -> bytes:
     return str(value).encode()[:1000]
 
 
+def dead_letter_headers(reason: str, *, consumer: str, source_topic: str, attempts: int,
+                        failed_at: datetime, **more: object) -> list[tuple[str, bytes]]:
+    """The headers every dead letter carries (the dashboard and replay read them), plus
+    whatever the parking party knows besides (`source_partition=3` -> dlq.source.partition)."""
+    fields = {"reason": reason, "consumer": consumer, "source.topic": source_topic,
+              **{k.replace("source_", "source."): v for k, v in more.items()
+                 if k.startswith("source_")},
+              "attempts": attempts, "failed_at": failed_at.isoformat(),
+              **{k: v for k, v in more.items() if not k.startswith("source_")}}
+    return [(f"dlq.{k}", _header_bytes(v)) for k, v in fields.items()]
+
+
 class EventConsumer:
     """Consumes a subscription: each event's effect and its inbox record commit together,
     offsets are committed after the effects; failures past their retries and invalid
@@ -373,15 +385,10 @@ class EventConsumer:
 
     def dead_letter(self, record, reason: str, *, attempts: int) -> None:  # type: ignore[no-untyped-def]
         """Park the message, with why, where it came from and when, and go on."""
-        headers = [
-            ("dlq.reason", _header_bytes(reason)),
-            ("dlq.consumer", _header_bytes(self.group)),
-            ("dlq.source.topic", _header_bytes(record.topic)),
-            ("dlq.source.partition", _header_bytes(record.partition)),
-            ("dlq.source.offset", _header_bytes(record.offset)),
-            ("dlq.attempts", _header_bytes(attempts)),
-            ("dlq.failed_at", _header_bytes(datetime.now(UTC).isoformat())),
-        ]
+        headers = dead_letter_headers(
+            reason, consumer=self.group, source_topic=record.topic, attempts=attempts,
+            failed_at=datetime.now(UTC), source_partition=record.partition,
+            source_offset=record.offset)
         value = record.value if record.value is None or len(record.value) <= MAX_EVENT_BYTES \
             else record.value[:MAX_EVENT_BYTES]
         self.producer.send(self.dead_letter_topic, key=record.key, value=value,

@@ -36,8 +36,8 @@ from services.notifier.channels import Channel, Outgoing
 from services.notifier.db import Notification
 from services.notifier.domain import retry_delay
 from services.notifier.wiring import Clock, NotifierConfig
-from shared import topics
-from shared.kafka import make_producer
+from shared import metrics, topics
+from shared.kafka import dead_letter_headers, make_producer
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -174,19 +174,17 @@ class Deliverer:
         dlq = settings.topic(topics.dead_letter(settings.service))
         futures = []
         for r in rows:
-            headers = [("dlq.reason", (r.last_error or "failed").encode()[:1000]),
-                       ("dlq.consumer", b"notifier.delivery"),
-                       ("dlq.source.topic", settings.topic(r.topic).encode()),
-                       ("dlq.attempts", str(r.attempts).encode()),
-                       ("dlq.failed_at", self.now().isoformat().encode()),
-                       ("dlq.notification_id", r.id.encode()),
-                       ("dlq.channel", r.channel.encode()),
-                       ("dlq.recipient_id", r.recipient_id.encode())]
+            headers = dead_letter_headers(
+                r.last_error or "failed", consumer="notifier.delivery",
+                source_topic=settings.topic(r.topic), attempts=r.attempts,
+                failed_at=self.now(), notification_id=r.id, channel=r.channel,
+                recipient_id=r.recipient_id)
             futures.append(self.producer.send(dlq, key=r.message_key.encode(), value=r.body,
                                               headers=headers))
         self.producer.flush(timeout=30)
         for f in futures:
             f.get(timeout=30)
+        metrics.DEAD_LETTERS.labels(settings.service).inc(len(rows))
         with self.runtime.db.transaction() as s:
             s.execute(update(Notification.__table__)
                       .where(Notification.__table__.c.id.in_([r.id for r in rows]))

@@ -11,7 +11,7 @@ from kafka import KafkaProducer
 from services.notifier import db
 from services.notifier.app import create_app
 from services.notifier.delivery import wait_idle
-from shared import topics
+from shared import metrics, topics
 from shared.events import new_event
 from tests.integration.notifier.clinic_events import (
     itinerary_booked,
@@ -44,6 +44,7 @@ def _book_by_sms(notifier):
 def test_a_gateway_answering_500_forever_fails_dead_letters_and_loses_nothing(kafka_notifier):
     notifier = kafka_notifier
     notifier.sms.status = 500
+    parked_before = metrics.DEAD_LETTERS.labels("notifier")._value.get()
     booked = _book_by_sms(notifier)
     deliverer = notifier.deliverer()
     for _ in range(3):  # NOTIFIER_MAX_ATTEMPTS=3, backoff 60 s, 120 s
@@ -62,6 +63,7 @@ def test_a_gateway_answering_500_forever_fails_dead_letters_and_loses_nothing(ka
     assert "500" in headers["dlq.reason"] and headers["dlq.attempts"] == "3"
     assert headers["dlq.notification_id"] == row.id
     assert headers["dlq.source.topic"] == notifier.runtime.settings.topic(topics.SCHEDULING)
+    assert metrics.DEAD_LETTERS.labels("notifier")._value.get() == parked_before + 1
     deliverer.close()
 
     notifier.sms.status = 200  # the gateway is fixed; a scheduler retries from the API
