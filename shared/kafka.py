@@ -32,7 +32,7 @@ from shared.db import Database
 from shared.errors import ClinicError
 from shared.events import Envelope, InvalidEvent, parse_event
 from shared.events.envelope import MAX_EVENT_BYTES
-from shared.messaging import MessagingTables, utcnow
+from shared.messaging import Inbox, MessagingTables, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -256,8 +256,6 @@ class EventConsumer:
     def __init__(self, settings: Settings, db: Database, tables: MessagingTables,
                  subscription: Subscription, *, sleep: Callable[[float], None] = time.sleep
                  ) -> None:
-        from shared.messaging import Inbox
-
         self.settings = settings
         self.db = db
         self.inbox = Inbox(tables)

@@ -15,7 +15,7 @@ from shared.config import Settings
 from shared.db import Database
 from shared.events import Envelope, new_event
 from shared.kafka import add_relay_lease_table, kafka_reachable
-from shared.messaging import Inbox, Outbox, add_messaging_tables
+from shared.messaging import Inbox, MessagingTables, Outbox, add_messaging_tables
 
 
 class Runtime:
@@ -30,8 +30,6 @@ class Runtime:
         if "outbox" not in metadata.tables:
             add_messaging_tables(metadata)
             add_relay_lease_table(metadata)
-        from shared.messaging import MessagingTables
-
         self.tables = MessagingTables(metadata.tables["outbox"], metadata.tables["inbox"],
                                       metadata.tables["audit_log"])
         self.lease = metadata.tables["outbox_relay_lease"]
