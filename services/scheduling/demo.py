@@ -57,28 +57,32 @@ def _ok(resp: requests.Response, *codes: int) -> dict:
     return resp.json() if resp.content else {}
 
 
-def seed(base_url: str, headers: dict, *, timeout: float = 10.0) -> dict:
-    """Create the demo clinic (admin headers); returns ids by name."""
+def seed(base_url: str, headers: dict, *, providers: list[dict[str, Any]] | None = None,
+         rooms: list[dict[str, Any]] | None = None, weekdays: range = WEEKDAYS,
+         timeout: float = 10.0) -> dict:
+    """Create the demo clinic (admin headers), or another staff list (the simulator's
+    round-the-clock clinic); returns ids by name."""
     base = base_url.rstrip("/")
     http = requests.Session()
     http.headers.update(headers)
     existing = {p["name"]: p["id"] for p in _ok(http.get(
         f"{base}/providers", params={"include_inactive": "true"}, timeout=timeout), 200)}
-    providers: dict[str, str] = {}
-    for spec in PROVIDERS:
+    ids: dict[str, str] = {}
+    for spec in providers or PROVIDERS:
         body = {k: spec[k] for k in ("name", "discipline", "visit_types", "email")}
         if spec["name"] in existing:
-            providers[spec["name"]] = existing[spec["name"]]
+            ids[spec["name"]] = existing[spec["name"]]
         else:
-            providers[spec["name"]] = _ok(http.post(f"{base}/providers", json=body,
-                                                    timeout=timeout), 201)["id"]
+            ids[spec["name"]] = _ok(http.post(f"{base}/providers", json=body,
+                                              timeout=timeout), 201)["id"]
         blocks = [{"weekday": d, "start": start, "end": end}
-                  for d in WEEKDAYS for start, end in spec["hours"]]
-        _ok(http.put(f"{base}/providers/{providers[spec['name']]}/template",
+                  for d in weekdays for start, end in spec["hours"]]
+        _ok(http.put(f"{base}/providers/{ids[spec['name']]}/template",
                      json={"blocks": blocks}, timeout=timeout), 200)
-    rooms = {r["name"]: r["id"] for r in _ok(http.get(f"{base}/rooms", timeout=timeout), 200)}
-    for spec in ROOMS:
-        if spec["name"] not in rooms:
-            rooms[spec["name"]] = _ok(http.post(f"{base}/rooms", json=spec, timeout=timeout),
-                                      201)["id"]
-    return {"providers": providers, "rooms": rooms}
+    room_ids = {r["name"]: r["id"]
+                for r in _ok(http.get(f"{base}/rooms", timeout=timeout), 200)}
+    for spec in rooms or ROOMS:
+        if spec["name"] not in room_ids:
+            room_ids[spec["name"]] = _ok(http.post(f"{base}/rooms", json=spec,
+                                                   timeout=timeout), 201)["id"]
+    return {"providers": ids, "rooms": room_ids}
