@@ -1,12 +1,16 @@
 """Demo data for a freshly started clinic, through the public APIs only (as a clinic's
 staff would enter it): the clinic's providers and rooms, referrals, two referrals
-triaged and accepted, their proposed itineraries confirmed, and care notes.
+triaged and accepted, their proposed itineraries confirmed, and care notes; then the
+clinic simulator's patients (`simulator/`) on the same clinic: referrals triaged,
+accepted, rejected, withdrawn and held, itineraries confirmed or declined, visits
+called off, attended or missed, and signed notes, in a realistic mix.
 
 Safe to run twice: every seed keeps what exists.  python scripts/demo.py
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -151,6 +155,27 @@ def notes() -> None:
         say(f"care notes skipped ({exc})")
 
 
+def simulated_patients(count: int) -> None:
+    """The simulator's mix of patients, once (their ids are fixed, so a second load
+    finds them and adds nobody)."""
+    from simulator.run import ClinicSimulation, SimulationPlan
+
+    first = requests.get(f"{URL['referrals']}/referrals", headers=SCHEDULER, timeout=10,
+                         params={"patient_id": "sim-demo-00000"})
+    if first.ok and first.json()["items"]:
+        say("simulated patients: already there")
+        return
+    plan = SimulationPlan(patients=count, rate=4.0, concurrency=6, short_pathways=False,
+                          round_the_clock=False, run_id="demo")
+    sim = ClinicSimulation(URL, SETTINGS, plan)
+    ledger = sim.run()
+    summary = ledger.summary()
+    say(f"{count} simulated patients: referrals {dict(summary['referrals'])}, "
+        f"visits {dict(summary['visits'])}, {summary['notes'].get('signed', 0)} notes signed")
+    for failure in ledger.failures[:5]:
+        say(f"  not as expected: {failure}")
+
+
 def main() -> int:
     services = set(available_services())
     if "scheduling" in services:
@@ -167,6 +192,8 @@ def main() -> int:
         confirm_itineraries(accepted)
     if "notes" in services and "scheduling" in services:
         notes()
+    if {"referrals", "scheduling", "notes"} <= services:
+        simulated_patients(int(os.environ.get("DEMO_PATIENTS", "16")))
     return 0
 
 
