@@ -1,5 +1,6 @@
-"""Runs the whole clinic on this machine: Kafka, every service's web and worker, demo
-data.   python scripts/clinic.py up|down|status"""
+"""Runs the whole clinic on this machine: Kafka, every service's web and worker, the
+receivers of the notifier's email and SMS (the patients' mailbox), demo data.
+   python scripts/clinic.py up|down|status"""
 
 from __future__ import annotations
 
@@ -8,16 +9,52 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from shared.config import VAR_DIR  # noqa: E402
-from shared.launcher import PORTS, ServiceProcesses, available_services  # noqa: E402
+from shared.launcher import PORTS, PYTHON, ServiceProcesses, available_services  # noqa: E402
 
 STATE = VAR_DIR / "clinic.json"
 LOGS = VAR_DIR / "logs"
+RECEIVERS = "receivers"
+
+
+def mailbox_url() -> str:
+    return f"http://127.0.0.1:{os.environ.get('RECEIVER_WEB_PORT', '8025')}"
+
+
+def start_receivers() -> dict:
+    """The SMTP server and SMS gateway the notifier sends to (simulator.receivers), so
+    that what it sends is delivered and readable instead of failing and dead-lettering.
+    Started before the services: the demo data already makes the notifier send."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("PYTHONPATH", str(ROOT))
+    env["PYTHONUNBUFFERED"] = "1"
+    proc = subprocess.Popen([PYTHON, "-m", "simulator.receivers"], env=env, cwd=ROOT,
+                            start_new_session=True,
+                            stdout=open(LOGS / "receivers.log", "ab"),
+                            stderr=subprocess.STDOUT)
+    url = mailbox_url()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"receivers exited with {proc.returncode}; "
+                               f"see {LOGS / 'receivers.log'}")
+        try:
+            if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                return {"url": url, "pids": {"main": proc.pid}}
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGTERM)
+    raise TimeoutError(f"receivers not ready at {url} in 30s; see {LOGS / 'receivers.log'}")
 
 
 def up() -> int:
@@ -30,6 +67,8 @@ def up() -> int:
     (VAR_DIR / "prometheus").mkdir(exist_ok=True)
     for f in (VAR_DIR / "prometheus").glob("*.db"):
         f.unlink()
+    state = {RECEIVERS: start_receivers()}
+    STATE.write_text(json.dumps(state, indent=2))  # `make down` stops it even if a service fails
     started = []
     for service in available_services():
         senv = dict(env)
@@ -37,7 +76,6 @@ def up() -> int:
             senv["DATABASE_URL"] = f"postgresql+psycopg://postgres@127.0.0.1:5433/{service}"
         procs = ServiceProcesses(service, PORTS[service], senv, LOGS).start()
         started.append(procs)
-    state = {}
     for procs in started:
         procs.wait_ready()
         state[procs.service] = {"url": procs.url,
@@ -48,33 +86,47 @@ def up() -> int:
         subprocess.run([sys.executable, str(demo)], check=True)
     print("\nPainCare is running:")
     for service, info in state.items():
-        print(f"  {service:<11} {info['url']}   (API docs: {info['url']}/docs)")
+        if service != RECEIVERS:
+            print(f"  {service:<11} {info['url']}   (API docs: {info['url']}/docs)")
     if "dashboard" in state:
         print(f"\n  Ops dashboard: {state['dashboard']['url']}/"
               "  (token: python scripts/mint_token.py admin)")
     if "console" in state:
         print(f"  Clinic console: {state['console']['url']}/")
+    print(f"  Patients' mailbox: {state[RECEIVERS]['url']}/"
+          "  (every email and SMS the notifier sends)")
     print(f"  Kafka: 127.0.0.1:9092   logs: {LOGS}   stop: make down")
     return 0
 
 
 def down(quiet: bool = False) -> int:
     if STATE.exists():
-        for info in json.loads(STATE.read_text()).values():
+        state = json.loads(STATE.read_text())
+        for info in state.values():
             for pid in info["pids"].values():
                 try:
                     os.killpg(pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
+        if RECEIVERS in state:  # its fixed ports must be free before the next `up`
+            _wait_gone(state[RECEIVERS]["pids"]["main"])
         STATE.unlink()
         if not quiet:
             print("clinic: services stopped")
     return 0
 
 
-def status() -> int:
-    import requests
+def _wait_gone(pid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
 
+
+def status() -> int:
     for service in available_services():
         url = f"http://127.0.0.1:{PORTS[service]}/readyz"
         try:
@@ -82,6 +134,11 @@ def status() -> int:
         except requests.RequestException:
             code = "down"
         print(f"{service:<11} {code}")
+    try:
+        code = requests.get(mailbox_url() + "/healthz", timeout=2).status_code
+    except requests.RequestException:
+        code = "down"
+    print(f"{'mailbox':<11} {code}   {mailbox_url()}/")
     return 0
 
 
