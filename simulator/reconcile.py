@@ -213,9 +213,23 @@ def _unpublished(engine: Engine) -> int:
                             .where(OUTBOX.c.published_at.is_(None))).scalar_one()
 
 
+def _deliveries_due(engine: Engine) -> int:
+    """Notifications the delivery loop is sending or should pick up now: while there are
+    any, a row may turn `sent` after the topics were read (and look unannounced)."""
+    from services.notifier.db import Notification
+
+    n = Notification.__table__
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(n).where(
+            (n.c.status == "sending")
+            | ((n.c.status == "pending") & (n.c.next_attempt_at <= datetime.now(UTC))))
+        ).scalar_one()
+
+
 def unsettled(engines: Mapping[str, Engine], consumers: list[Consumer], settings: Settings
               ) -> tuple[list[str], Topics]:
-    """What still moves: outbox rows not published, handled events not yet in an inbox."""
+    """What still moves: outbox rows not published, notifications due for delivery,
+    handled events not yet in an inbox."""
     waiting = []
     for service, engine in engines.items():
         try:
@@ -225,6 +239,14 @@ def unsettled(engines: Mapping[str, Engine], consumers: list[Consumer], settings
             continue
         if n:
             waiting.append(f"{service} outbox {n}")
+    if "notifier" in engines:
+        try:
+            due = _deliveries_due(engines["notifier"])
+        except Exception as exc:
+            waiting.append(f"notifier unreadable ({type(exc).__name__})")
+        else:
+            if due:
+                waiting.append(f"notifier deliveries due {due}")
     seen = Topics.read(settings, engines)
     for c in consumers:
         try:
@@ -250,9 +272,9 @@ def settle(engines: Mapping[str, Engine], consumers: list[Consumer], settings: S
             break
         time.sleep(1.0)
     took = f"{time.monotonic() - started:.1f}s"
-    return (Check("pipeline quiet (outboxes drained, inboxes caught up)", 1, int(not waiting),
-                  f"after {took}" + (f": still {'; '.join(waiting)}" if waiting else "")),
-            seen)
+    detail = f"after {took}" + (f": still {'; '.join(waiting)}" if waiting else "")
+    return (Check("pipeline quiet (outboxes drained, deliveries done, inboxes caught up)",
+                  1, int(not waiting), detail), seen)
 
 
 # ------------------------------------------------------------------------------ checks
