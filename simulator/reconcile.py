@@ -553,7 +553,7 @@ def check_notes(ledger: Any, engine: Engine, seen: Topics) -> Check:
     return t.check()
 
 
-def _notification_rows(engine: Engine) -> list[Any]:
+def notification_rows(engine: Engine) -> list[Any]:
     from services.notifier.db import Notification
 
     n = Notification.__table__
@@ -653,7 +653,7 @@ def reconcile(ledger: Any, db_urls: dict[str, str], settings: Settings, *,
                        check_notes(ledger, engines["notes"], seen)]
         checks.append(check_inboxes(engines, consumers, seen))
         if "notifier" in engines:
-            rows = _notification_rows(engines["notifier"])
+            rows = notification_rows(engines["notifier"])
             checks += [check_notifications(rows, seen), check_sent(rows, seen)]
             if mailbox is not None:
                 checks.append(check_mailbox(rows, mailbox))

@@ -16,10 +16,12 @@ import requests
 from sqlalchemy import MetaData, create_engine, delete, insert, update
 from sqlalchemy.pool import NullPool
 
+from services.notes.db import care_team, notes
 from services.notifier.db import Notification
 from services.referrals.db import HistoryRow
 from services.scheduling import demo as scheduling_demo
 from services.scheduling.db import appointments
+from services.scheduling.itinerary_db import itineraries
 from shared.config import Settings
 from shared.launcher import ServiceProcesses
 from shared.messaging import add_messaging_tables
@@ -32,7 +34,14 @@ from simulator.ledger import (
     VisitRecord,
 )
 from simulator.receivers import SmtpServer
-from simulator.reconcile import Check, check_double_booking, reconcile, table
+from simulator.reconcile import (
+    Check,
+    check_double_booking,
+    check_mailbox,
+    notification_rows,
+    reconcile,
+    table,
+)
 from tests.support.clinic import bearer, wait_for
 from tests.support.processes import running_services
 
@@ -175,6 +184,12 @@ def test_a_clean_story_reconciles_and_each_kind_of_damage_is_caught(story: Story
     assert checks["notifications"].tried >= 2  # itinerary booked; note signed to the team
     assert checks["mailbox"].tried >= 1
 
+    rows = notification_rows(story.engine("notifier"))
+    sent = [r.id for r in rows if r.status == "sent" and r.channel == "email"]
+    lost = check_mailbox(rows, SimpleNamespace(ids=lambda: sent[1:] + sent[1:]))
+    assert (lost.tried, lost.held) == (len(sent), len(sent) - 1), lost
+    assert "more than once" in lost.detail and sent[0] in lost.detail
+
     ledger = story.ledger
     visit = next(iter(ledger.visits.values()))
     referral = next(iter(ledger.referrals.values()))
@@ -195,11 +210,17 @@ def test_a_clean_story_reconciles_and_each_kind_of_damage_is_caught(story: Story
         conn.execute(delete(INBOX).where(INBOX.c.consumer == "notes.care_team",
                                          INBOX.c.event_type == "appointment.booked"))
 
+    with story.engine("scheduling").begin() as conn:  # an itinerary cancelled unannounced
+        conn.execute(update(itineraries).values(status="cancelled"))
+    with story.engine("notes").begin() as conn:  # a signed note back to draft; a member gone
+        conn.execute(update(notes).values(status="draft"))
+        conn.execute(delete(care_team).where(care_team.c.member_id == visit.provider_id))
+
     damaged = story.reconcile(settle_seconds=2)
     broken = {name for name, c in damaged.items() if not c.ok}
     caught = {"pipeline quiet", "appointments", "appointment events", "notifications",
               "referrals", "referrals consumed itinerary.booked and appointment.completed once",
-              "inboxes"}
+              "inboxes", "itineraries", "notes", "notes care team"}
     # the lost confirmation's notification.sent stands alone if it was sent by now
     assert caught <= broken <= caught | {"notifications sent"}, table(list(damaged.values()))
     assert visit.appointment_id in damaged["appointments"].detail
