@@ -230,6 +230,13 @@ def _minutes(moment: datetime) -> int:
     return int(moment.timestamp()) // 60
 
 
+def _minutes_up(moment: datetime) -> int:
+    """A search may start at the first whole minute not before `moment`: rounding down
+    would offer a slot that has begun (and the booking would refuse it as past)."""
+    whole = _minutes(moment)
+    return whole + 1 if moment.timestamp() > whole * 60 else whole
+
+
 def _moment(minute: int) -> datetime:
     return datetime.fromtimestamp(minute * 60, tz=UTC)
 
@@ -953,7 +960,7 @@ def _prepare(pathway: CarePathway, calendar: ClinicCalendar, earliest: datetime,
         unfit = [d for d in names if not any(d in r.fit_for for r in calendar.rooms.values())]
         if unfit:
             return Unplaceable(tuple(f"No room is fit for {_label(d)}." for d in unfit))
-    return _Search(pathway, calendar, _minutes(earliest), _minutes(latest),
+    return _Search(pathway, calendar, _minutes_up(earliest), _minutes(latest),
                    sorted((_minutes(b.start), _minutes(b.end)) for b in patient_busy),
                    rules, weights, order, preds,
                    due_by.toordinal() if due_by is not None else None)

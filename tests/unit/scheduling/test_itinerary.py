@@ -400,3 +400,16 @@ def test_a_move_outside_the_interval(grouped: tuple[Itinerary, ClinicCalendar]) 
         "ps1 is not free at 2026-03-13 10:00.",
         "The patient is unavailable at 2026-03-13 10:00.",
         "psychology sessions 1 and 2 are 11 days apart; allowed 5-9."]
+
+
+def test_a_search_started_within_a_minute_never_offers_the_slot_that_has_begun() -> None:
+    """09:00:30 is past 09:00: the 09:00 slot is gone (booking it would be refused as past;
+    rounding the start down once dead-lettered a referral.accepted)."""
+    calendar = ClinicCalendar(HOURS, [pm("pm1", 0, "09:00", "11:00")])
+    found = search(CarePathway((PAIN,)), calendar,
+                   earliest=at(0, "09:00") + timedelta(seconds=30))
+    assert isinstance(found, list)
+    assert all(it.visits[0].start > at(0, "09:00") for it in found)
+    assert plan(found[0])[0][2] == "0 09:05"  # the next start on the 5-minute grid
+    exact = search(CarePathway((PAIN,)), calendar, earliest=at(0, "09:00"))
+    assert isinstance(exact, list) and plan(exact[0])[0][2] == "0 09:00"
