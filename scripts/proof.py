@@ -81,7 +81,8 @@ def main() -> int:
             tail = (out_dir / f"{name}.log").read_text(errors="replace").splitlines()
             for line in tail:  # the faults as they were done, the load figures
                 if line.startswith("[faults]") or (name == "load" and (
-                        line.startswith(("|", "+", "throughput", "pings")))):
+                        line.startswith(("|", "+", "throughput", "pings", "clinic",
+                                          "confirmations")))):
                     print("  " + line)
             for f in load(report)[before:]:  # what was tried and what held
                 print(f"  [{'held' if f.ok else 'FAILED'}] {f.check}: {f.held}/{f.tried} "
