@@ -96,6 +96,8 @@ class Patient:
             "pain_duration": {"value": max(1, months + rng.randint(-2, 6)), "unit": "months"},
             "medications": [{"name": "pregabalin", "dose": "75 mg twice daily"}],
             "reason": reason, "urgency_requested": self.priority,
+            **({"condition_detail": "small-fibre neuropathy, cause under investigation"}
+               if self.condition == "other" else {}),
         }
 
     def triage(self, *, short: bool) -> dict[str, Any]:
