@@ -127,7 +127,7 @@ def make_patient(rng: random.Random, run: str, n: int) -> Patient:
         date_of_birth=born.isoformat(),
         email=f"{handle}@patients.example.org" if channel != "sms" or rng.random() < 0.5
         else None,
-        phone=f"+44 7700 {rng.randrange(900000, 999999)}" if channel == "sms"
+        phone=f"+44 77{rng.randrange(10, 99)} {n:06d}" if channel == "sms"
         or rng.random() < 0.4 else None,
         channel=channel, condition=condition,
         priority=rng.choices(("urgent", "soon", "routine"), weights=(15, 35, 50))[0])

@@ -104,8 +104,8 @@ class ClinicSimulation:
         futures: list[Future] = []
         with ThreadPoolExecutor(self.plan.concurrency, thread_name_prefix="journey") as pool:
             for n in range(self.plan.patients):
-                if self.plan.seconds is not None and \
-                        time.monotonic() - started >= self.plan.seconds:
+                if self._stop.is_set() or (self.plan.seconds is not None and
+                                           time.monotonic() - started >= self.plan.seconds):
                     break
                 patient = make_patient(rng, self.plan.run_id, n)
                 journey_rng = random.Random(rng.random())
@@ -115,6 +115,9 @@ class ClinicSimulation:
                 due = started + (n + 1) / self.plan.rate
                 time.sleep(max(0.0, due - time.monotonic()))
             for f in futures:
+                if self._stop.is_set():  # stop(): abandon what has not begun
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    break
                 f.result()
         self._stop.set()
         desk.join(60)
