@@ -1,13 +1,20 @@
-"""Faults in the middle of a stream, and afterwards every record accounted for.
+"""Faults in the middle of the clinic's work, and afterwards every record accounted for.
 
 Every service runs as in production (gunicorn web, worker process) on a private broker
-(this suite stops it; it never touches a broker others use). A pinger streams
-`POST /ops/pings` round-robin over the services; every ping is a system.ping that every
-service's worker records in its inbox. Faults: each worker SIGKILLed and restarted, the
-broker stopped and restarted, a service's database unavailable for a while, a poison
-event. After each, the reconciliation reads the topic and every service's outbox and
-inbox: every event on the topic is in every inbox exactly once, every acknowledged ping
-is on the topic, no outbox row is left unpublished.
+(this suite stops it; it never touches a broker others use), with a real SMTP server and
+SMS gateway for the notifier. Two streams run through each fault:
+- the clinic simulator (`simulator/`): patients referred, triaged, accepted, rejected,
+  withdrawn; itineraries proposed by the services themselves and confirmed or declined;
+  visits called off, attended or missed; notes written and signed;
+- a pinger: `POST /ops/pings` round-robin over the services, each a system.ping that every
+  service's worker records in its inbox.
+Faults: each worker SIGKILLed and restarted, the broker stopped and restarted, a service's
+database unavailable for a while, a poison event. After each, two reconciliations:
+`simulator.reconcile` accounts for every referral, appointment, itinerary, note and
+notification against the simulator's ledger, the services' databases and the events on
+the topics (each exactly once, every effect applied once, no double booking, every sent
+email received); the ping one checks every ping in every inbox exactly once, every
+acknowledged ping on the topic, no outbox row left unpublished.
 
 Short form in the normal suite; `make proof` (PROOF_LONG=1) streams longer, kills every
 worker twice and makes every service's database unavailable.
@@ -33,6 +40,12 @@ from shared import topics
 from shared.config import Settings
 from shared.launcher import ServiceProcesses, available_services, has_worker
 from shared.messaging import add_messaging_tables
+from simulator.client import Timings
+from simulator.journeys import Staff
+from simulator.ledger import Ledger
+from simulator.receivers import SmsGateway, SmtpServer
+from simulator.reconcile import reconcile as reconcile_clinic
+from simulator.run import ClinicSimulation, SimulationPlan
 from tests.proof.broker import PrivateBroker, private_broker
 from tests.proof.report import long_form, record
 from tests.support import infra
@@ -111,9 +124,25 @@ class Clinic:
     broker: PrivateBroker
     settings: Settings  # topic prefix and bootstrap, for reading topics
     headers: dict[str, str]
+    mailbox: SmtpServer
+    ledger: Ledger = field(default_factory=Ledger)
+    timings: Timings = field(default_factory=Timings)
+    phases: int = 0
+    staff: Staff | None = None
 
     def engine(self, service: str):  # type: ignore[no-untyped-def]
         return create_engine(self.db_urls[service], poolclass=NullPool)
+
+    def simulation(self, seconds: float, rate: float) -> ClinicSimulation:
+        """One phase of simulated patients (new ids per phase) on the shared ledger."""
+        self.phases += 1
+        plan = SimulationPlan(patients=10_000, seconds=seconds, rate=rate, concurrency=6,
+                              seed=self.phases, run_id=f"p{self.phases}")
+        urls = {s: p.url for s, p in self.procs.items()}
+        simulation = ClinicSimulation(urls, self.settings, plan, ledger=self.ledger,
+                                      timings=self.timings)
+        simulation.staff = self.staff
+        return simulation
 
 
 @dataclass
@@ -225,20 +254,31 @@ def clinic(backend: str, new_database_url, tmp_path: Path) -> Iterator[Clinic]:
         urls[service] = new_database_url(service)
         return urls[service]
 
-    env = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "CONSUMER_MAX_ATTEMPTS": "3"}
+    mailbox, sms = SmtpServer().start(), SmsGateway().start()
+    env = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "CONSUMER_MAX_ATTEMPTS": "3",
+           "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(mailbox.port),
+           "SMS_GATEWAY_URL": sms.url, "NOTIFIER_POLL_SECONDS": "0.2"}
     try:
         with running_services(SERVICES, database_url=database_url, topic_prefix=prefix,
                               log_dir=tmp_path / "logs", extra_env=env,
                               web_workers=1) as procs:
-            yield Clinic(procs, urls, broker, settings, bearer(settings, "admin"))
+            clinic = Clinic(procs, urls, broker, settings, bearer(settings, "admin"), mailbox)
+            clinic.staff = clinic.simulation(0, 1).open_clinic()
+            yield clinic
     finally:
         broker.destroy()
+        mailbox.stop()
+        sms.stop()
 
 
 def _stream(clinic: Clinic, seconds: float, during: Callable[[], None] | None = None,
             pinger: Pinger | None = None) -> Pinger:
-    """Ping for `seconds`, doing `during` (the fault) in the middle of the stream."""
+    """Simulated patients and pings for `seconds`, doing `during` (the fault) in the middle;
+    returns once every journey begun has ended (through the fault's aftermath)."""
     pinger = pinger or Pinger(clinic.procs, clinic.headers)
+    simulation = clinic.simulation(seconds, rate=1.5 if long_form() else 1.0)
+    patients = threading.Thread(target=simulation.run, daemon=True)
+    patients.start()
     pinger.start()
     try:
         time.sleep(seconds / 2)
@@ -247,7 +287,25 @@ def _stream(clinic: Clinic, seconds: float, during: Callable[[], None] | None = 
         time.sleep(seconds / 2)
     finally:
         pinger.stop()
+        patients.join(300)
+    assert not patients.is_alive(), "simulated journeys still running after 300 s"
     return pinger
+
+
+def reconcile_patients(clinic: Clinic, label: str) -> None:
+    """Every referral, itinerary, appointment, note and notification accounted for."""
+    checks = reconcile_clinic(clinic.ledger, clinic.db_urls, clinic.settings,
+                              mailbox=clinic.mailbox)
+    summary = clinic.ledger.summary()
+    print(f"[faults] {label}: simulated so far {summary}")
+    for check in checks:
+        record("faults", f"{label}: {check.name}", tried=check.tried, held=check.held,
+               detail=check.detail)
+    failed = [c for c in checks if not c.ok]
+    assert not failed, f"{label}: " + "; ".join(f"{c.name}: {c.detail}" for c in failed)
+    # The simulated staff had every answer they expected (faults give 503s and
+    # retries, never a wrong answer or a lost action).
+    assert not clinic.ledger.failures, clinic.ledger.failures[:10]
 
 
 # -------------------------------------------------------------------------- faults
@@ -324,10 +382,12 @@ def test_faults_mid_stream_lose_nothing_and_duplicate_nothing(clinic: Clinic,
 
     pinger = _stream(clinic, seconds, kill_workers(clinic, rounds=2 if long else 1))
     results["SIGKILL workers"] = reconcile(clinic, pinger, f"SIGKILL each worker ({backend})")
+    reconcile_patients(clinic, f"SIGKILL each worker ({backend})")
 
     if long or backend == "sqlite":  # the broker does not care which database; short form once
         pinger = _stream(clinic, seconds, restart_broker(clinic, 8.0 if long else 3.0), pinger)
         results["broker restart"] = reconcile(clinic, pinger, f"broker stop/start ({backend})")
+        reconcile_patients(clinic, f"broker stop/start ({backend})")
 
     away = sorted(clinic.procs) if long else [sorted(clinic.procs)[-1]]
     for service in away:
@@ -335,9 +395,11 @@ def test_faults_mid_stream_lose_nothing_and_duplicate_nothing(clinic: Clinic,
                          pinger)
         results[f"{service} db away"] = reconcile(
             clinic, pinger, f"{service} database unavailable ({backend})")
+        reconcile_patients(clinic, f"{service} database unavailable ({backend})")
 
     pinger = _stream(clinic, seconds, poison(clinic), pinger)
     results["poison"] = reconcile(clinic, pinger, f"poison event ({backend})")
+    reconcile_patients(clinic, f"poison event ({backend})")
     letters = {s: n for s, n in results["poison"].dead_letters.items()}
     record("faults", f"poison event dead-lettered by every service ({backend})",
            tried=2 * len(clinic.procs), held=sum(min(n, 2) for n in letters.values()),
