@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
@@ -449,25 +450,45 @@ def _describe(record) -> DeadLetter:  # type: ignore[no-untyped-def]
                       event_type, event_id)
 
 
-def read_dead_letters(settings: Settings, service: str, *, limit: int = 100,
-                      timeout_ms: int = 1500) -> list[DeadLetter]:
-    """The newest dead letters of a service, for the dashboard (reads, commits nothing)."""
-    topic = settings.topic(topics.dead_letter(service))
+def read_records(settings: Settings, topic: str, *, last: int | None = None,
+                 timeout_ms: int = 2000) -> list[Any]:
+    """Every record of a (prefixed) topic up to its end at the time of the call, or the
+    `last` few of each partition: for the dashboard's dead letters and for reconciling
+    what the topics say. Reads without a group and commits nothing; stops at the end
+    offsets rather than waiting out a timeout."""
+    name = settings.topic(topic)
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
                              enable_auto_commit=False, group_id=None,
                              consumer_timeout_ms=timeout_ms)
     try:
-        parts = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or [])]
+        parts = [TopicPartition(name, p) for p in (consumer.partitions_for_topic(name) or [])]
         if not parts:
             return []
         consumer.assign(parts)
         ends = consumer.end_offsets(parts)
-        for tp in parts:
-            consumer.seek(tp, max(0, ends[tp] - limit))
-        found = [_describe(r) for r in consumer]
-        return sorted(found, key=lambda d: d.failed_at, reverse=True)[:limit]
+        if last is None:
+            consumer.seek_to_beginning(*parts)
+        else:
+            for tp in parts:
+                consumer.seek(tp, max(0, ends[tp] - last))
+        out: list[Any] = []
+        if all(consumer.position(tp) >= ends[tp] for tp in parts):
+            return out
+        for record in consumer:
+            out.append(record)
+            if all(consumer.position(tp) >= ends[tp] for tp in parts):
+                break
+        return out
     finally:
         consumer.close()
+
+
+def read_dead_letters(settings: Settings, service: str, *, limit: int = 100,
+                      timeout_ms: int = 1500) -> list[DeadLetter]:
+    """The newest dead letters of a service, for the dashboard (reads, commits nothing)."""
+    found = [_describe(r) for r in read_records(settings, topics.dead_letter(service),
+                                                last=limit, timeout_ms=timeout_ms)]
+    return sorted(found, key=lambda d: d.failed_at, reverse=True)[:limit]
 
 
 def replay_dead_letters(settings: Settings, service: str, *, timeout_ms: int = 2000) -> int:

@@ -21,13 +21,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import MetaData, create_engine, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from shared import topics
 from shared.config import Settings
+from shared.kafka import read_records
 from shared.messaging import add_messaging_tables
 
 _messaging = add_messaging_tables(MetaData())
@@ -88,32 +88,16 @@ def read_topic(settings: Settings, topic: str, *, timeout_ms: int = 2000
                ) -> list[tuple[str | None, dict[str, str], Any]]:
     """Every record on a (prefixed) topic, from the start, as (key, headers, value); the
     value is the parsed JSON, or the raw bytes if it is not JSON (a poison message)."""
-    name = settings.topic(topic)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                             enable_auto_commit=False, consumer_timeout_ms=timeout_ms)
-    try:
-        parts = [TopicPartition(name, p) for p in (consumer.partitions_for_topic(name) or [])]
-        if not parts:
-            return []
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        ends = consumer.end_offsets(parts)
-        out: list[tuple[str | None, dict[str, str], Any]] = []
-        if not any(ends.values()):
-            return out
-        for record in consumer:
-            try:
-                value = json.loads(record.value)
-            except Exception:
-                value = record.value
-            out.append((record.key.decode(errors="replace") if record.key else None,
-                        {k: v.decode(errors="replace") for k, v in record.headers or []},
-                        value))
-            if all(consumer.position(tp) >= ends[tp] for tp in parts):
-                break
-        return out
-    finally:
-        consumer.close()
+    out: list[tuple[str | None, dict[str, str], Any]] = []
+    for record in read_records(settings, topic, timeout_ms=timeout_ms):
+        try:
+            value = json.loads(record.value)
+        except Exception:
+            value = record.value
+        out.append((record.key.decode(errors="replace") if record.key else None,
+                    {k: v.decode(errors="replace") for k, v in record.headers or []},
+                    value))
+    return out
 
 
 @dataclass

@@ -1,17 +1,17 @@
 """Small tools for clinic stories in tests: tokens for each role, waiting for an
-asynchronous effect, reading a topic."""
+asynchronous effect, reading a topic (the reconciliation's reader, one way)."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from kafka import KafkaConsumer, TopicPartition
-
 from shared.auth import mint_token
 from shared.config import Settings
+from simulator.reconcile import read_topic
+
+__all__ = ["bearer", "read_topic", "token", "wait_for"]
 
 T = TypeVar("T")
 
@@ -36,31 +36,3 @@ def wait_for(probe: Callable[[], T], *, timeout: float = 30.0, interval: float =
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-def read_topic(settings: Settings, topic: str, *, timeout_ms: int = 2000) -> list:
-    """Every record on a (prefixed) topic, from the start, as (key, headers, value dict)."""
-    name = settings.topic(topic)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                             enable_auto_commit=False, consumer_timeout_ms=timeout_ms)
-    try:
-        parts = [TopicPartition(name, p) for p in (consumer.partitions_for_topic(name) or [])]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        ends = consumer.end_offsets(parts)
-        out = []
-        if not any(ends.values()):
-            return out
-        for record in consumer:
-            try:
-                value = json.loads(record.value)
-            except Exception:
-                value = record.value
-            out.append((record.key.decode() if record.key else None,
-                        {k: v.decode(errors="replace") for k, v in record.headers or []},
-                        value))
-            if all(consumer.position(tp) >= ends[tp] for tp in parts):
-                break
-        return out
-    finally:
-        consumer.close()
