@@ -29,6 +29,7 @@ from shared import topics
 from shared.config import Settings
 from shared.kafka import read_records
 from shared.messaging import add_messaging_tables
+from simulator.ledger import Ledger
 
 _messaging = add_messaging_tables(MetaData())
 OUTBOX, INBOX = _messaging.outbox, _messaging.inbox
@@ -279,7 +280,7 @@ def _one(ids: set[str] | None, what: str, n: int = 1) -> str | None:
 _LATER_BY_EVENTS: dict[str, set[str]] = {"accepted": {"accepted", "scheduled", "in_care"}}
 
 
-def check_referrals(ledger: Any, engine: Engine, seen: Topics) -> Check:
+def check_referrals(ledger: Ledger, engine: Engine, seen: Topics) -> Check:
     """Each intake once (by its idempotency key), in the ledger's status, with exactly
     one referral.received and one status event per move in its history."""
     from services.referrals.db import HistoryRow, ReferralRow
@@ -331,7 +332,7 @@ def _appointment_rows(engine: Engine) -> dict[str, Any]:
         a.c.hold_expires_at, a.c.itinerary_id, a.c.referral_id))}
 
 
-def check_visits(ledger: Any, appts: dict[str, Any]) -> Check:
+def check_visits(ledger: Ledger, appts: dict[str, Any]) -> Check:
     t = _Tally("appointments: every answered visit stored in its status")
     with ledger.lock:
         visits = list(ledger.visits.values())
@@ -374,7 +375,7 @@ def check_appointment_events(appts: dict[str, Any], seen: Topics) -> Check:
     return t.check()
 
 
-def check_itineraries(ledger: Any, engine: Engine, seen: Topics) -> Check:
+def check_itineraries(ledger: Ledger, engine: Engine, seen: Topics) -> Check:
     from services.scheduling.itinerary_db import itineraries as it
 
     t = _Tally("itineraries: status as answered, one itinerary.booked per booking")
@@ -519,7 +520,7 @@ def check_inboxes(engines: Mapping[str, Engine], consumers: list[Consumer], seen
     return t.check()
 
 
-def check_notes(ledger: Any, engine: Engine, seen: Topics) -> Check:
+def check_notes(ledger: Ledger, engine: Engine, seen: Topics) -> Check:
     from services.notes.db import notes
 
     t = _Tally("notes: status as answered, one note.signed per signed note")
@@ -622,7 +623,7 @@ def check_dead_letters(seen: Topics) -> Check:
 
 # --------------------------------------------------------------------------- the whole
 
-def reconcile(ledger: Any, db_urls: dict[str, str], settings: Settings, *,
+def reconcile(ledger: Ledger, db_urls: dict[str, str], settings: Settings, *,
               mailbox: object | None = None, settle_seconds: float = 120.0) -> list[Check]:
     """Wait for the pipeline to be quiet, then run every check whose services were given."""
     engines = {s: create_engine(u, poolclass=NullPool) for s, u in db_urls.items()}
