@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -274,3 +276,211 @@ def itinerary_day(itinerary: dict) -> str:
 
     first = min(v["start"] for v in itinerary["visits"])
     return datetime.fromisoformat(first).astimezone(ZoneInfo("Europe/London")).date().isoformat()
+
+
+# --- the scheduler's intake form and cancelling ---------------------------------------------
+
+@contextmanager
+def _console_over(services: list[str], database_url: str, topic_prefix: str,
+                  logs: Path) -> Iterator[tuple[dict, str]]:
+    """The given services as processes and the console in front of them (its users and
+    proxy point at these, never at another clinic on this machine's default ports)."""
+    with running_services(services, database_url=database_url, topic_prefix=topic_prefix,
+                          log_dir=logs, web_workers=1) as clinic:
+        urls = {f"{s.upper()}_URL": procs.url for s, procs in clinic.items()}
+        with running_services(["console"], database_url=database_url,
+                              topic_prefix=topic_prefix, log_dir=logs, web_workers=1,
+                              extra_env={**urls, "CONSOLE_LOCAL_SIGNIN": "true"}) as front:
+            yield clinic, front["console"].url
+
+
+def _browser(p):
+    return p.chromium.launch(executable_path=str(CHROMIUM), args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"])
+
+
+def test_a_scheduler_files_a_referral_through_the_form_and_a_lost_answer_is_resent_once(
+        new_database_url, topic_prefix, kafka_bootstrap, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    settings = Settings.for_service("tests", topic_prefix=topic_prefix,
+                                    kafka_bootstrap=kafka_bootstrap)
+    with _console_over(["referrals", "scheduling"], new_database_url, topic_prefix,
+                       tmp_path / "logs") as (clinic, url), sync_playwright() as p:
+        browser = _browser(p)
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            sign_in(page, url, "Scheduler (local)")
+            page.get_by_role("link", name="New referral").click()
+            expect(page.get_by_role("heading", name="New referral")).to_be_visible()
+            page.fill("#p-name", "Eleanor Whitfield")
+            page.fill("#p-id", "pat-e2e-100")
+            page.fill("#p-dob", "1961-07-30")
+            page.fill("#p-email", "eleanor.whitfield(at)example.org")  # not an address
+            page.fill("#p-phone", "+44 7700 900555")
+            page.fill("#r-name", "Dr Hugh Barnes")
+            page.fill("#r-org", "Riverside Medical Practice")
+            page.select_option("#condition", "other")  # needs a description: left out at first
+            expect(page.locator("#condition-detail")).to_be_visible()
+            page.fill("#pain-value", "8")
+            page.fill("#med-0-name", "amitriptyline")
+            page.fill("#med-0-dose", "25 mg")
+            page.fill("#med-0-frequency", "at night")
+            page.click("#add-med")
+            expect(page.locator("#intake tr[data-med]")).to_have_count(4)
+            expect(page.locator("#med-3-name")).to_be_focused()
+            page.fill("#med-3-name", "capsaicin 8% patch")  # rows between stay empty
+            page.fill("#med-3-dose", "one patch")
+            page.fill("#reason", "Burning pain along the left forearm since a wrist fracture; "
+                                 "allodynia to light touch.")
+            page.select_option("#urgency", "soon")
+            shot(page, "intake")
+
+            # The service refuses the address: said beside the email field, nothing recorded.
+            page.click("#intake-save")
+            beside = page.locator(".field", has=page.locator("#p-email")).locator(".error")
+            expect(beside).to_contain_text("email")
+            expect(page.locator('[data-error-for="patient.contact.email"]')).to_have_attribute(
+                "id", "e-p-email")
+            expect(page.locator("#p-email")).to_have_attribute("aria-invalid", "true")
+            expect(page.locator("#p-email")).to_be_focused()
+            expect(page.locator("#intake-errors")).to_contain_text("Nothing was recorded")
+            shot(page, "intake-error")
+
+            # The clinic's rule: 'other' needs its description, said beside that field.
+            page.fill("#p-email", "eleanor.whitfield@example.org")
+            page.click("#intake-save")
+            expect(page.locator('[data-error-for="condition_detail"]')).to_contain_text(
+                "needs a description")
+            expect(page.locator('[data-error-for="patient.contact.email"]')).to_be_empty()
+            page.fill("#condition-detail", "Complex regional pain after a distal radius fracture "
+                                           "(not yet confirmed)")
+
+            # The service records it but its answer is lost; sending again is the same referral.
+            lost: list[int] = []
+
+            def lose_the_answer(route) -> None:
+                lost.append(route.fetch().status)
+                route.abort()
+
+            page.route("**/api/referrals/referrals", lose_the_answer)
+            page.click("#intake-save")
+            expect(page.locator("#intake-errors")).to_contain_text("cannot be reached")
+            assert lost == [201]
+            page.unroute("**/api/referrals/referrals")
+            page.click("#intake-save")
+            expect(page.locator("#notice")).to_contain_text("already recorded")
+            heading = page.get_by_role("heading", name=re.compile("Eleanor Whitfield"))
+            expect(heading).to_contain_text("received")
+            facts = page.locator("dl.facts").first
+            expect(facts).to_contain_text("Other: Complex regional pain after a distal radius")
+            expect(facts).to_contain_text("amitriptyline 25 mg, at night")
+            expect(facts).to_contain_text("capsaicin 8% patch one patch")
+            shot(page, "intake-recorded")
+
+            found = requests.get(f"{clinic['referrals'].url}/referrals?patient_id=pat-e2e-100",
+                                 headers=bearer(settings, "scheduler"), timeout=10).json()
+            assert found["total"] == 1, "the resend folded into the one referral"
+            [made] = found["items"]
+            assert made["id"] == page.url.rsplit("/", 1)[-1]
+            assert [m["name"] for m in made["medications"]] == ["amitriptyline",
+                                                                 "capsaicin 8% patch"]
+            assert made["urgency_requested"] == "soon"
+            assert made["patient"]["contact"]["email"] == "eleanor.whitfield@example.org"
+        finally:
+            browser.close()
+
+
+def test_a_scheduler_cancels_one_visit_then_the_whole_itinerary(
+        new_database_url, topic_prefix, kafka_bootstrap, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    settings = Settings.for_service("tests", topic_prefix=topic_prefix,
+                                    kafka_bootstrap=kafka_bootstrap)
+    with _console_over(["referrals", "scheduling"], new_database_url, topic_prefix,
+                       tmp_path / "logs") as (clinic, url), sync_playwright() as p:
+        scheduling, referrals = clinic["scheduling"].url, clinic["referrals"].url
+        scheduler = bearer(settings, "scheduler")
+        scheduling_demo.seed(scheduling, bearer(settings, "admin"))
+        referral_id = referrals_demo.seed(referrals, scheduler)[0]
+        lead = bearer(settings, "specialist", "pm-lead", discipline="pain_medicine")
+        triaged = requests.post(f"{referrals}/referrals/{referral_id}/triage", headers=lead,
+                                timeout=10, json={"priority": "soon", "pathway": [
+                                    {"discipline": "pain_medicine", "visit_minutes": 60,
+                                     "sessions": 1, "interval_days": 0},
+                                    {"discipline": "physical_therapy", "visit_minutes": 45,
+                                     "sessions": 2, "interval_days": 7}]})
+        assert triaged.status_code == 200, triaged.text
+        accepted = requests.post(f"{referrals}/referrals/{referral_id}/accept", headers=lead,
+                                 json={}, timeout=10)
+        assert accepted.status_code == 200, accepted.text
+        # scheduling proposes on referral.accepted (through Kafka); the scheduler books it
+        [proposal] = wait_for(lambda: requests.get(
+            f"{scheduling}/itineraries?referral_id={referral_id}", headers=scheduler,
+            timeout=10).json(), timeout=90, what="the proposed itinerary")
+        booked = requests.post(f"{scheduling}/itineraries/{proposal['id']}/confirm",
+                               headers=scheduler, timeout=20)
+        assert booked.status_code == 200, booked.text
+        itinerary_id = proposal["id"]
+
+        browser = _browser(p)
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            sign_in(page, url, "Scheduler (local)")
+            page.goto(f"{url}/#/itinerary/{itinerary_id}")
+            expect(page.get_by_role("heading", name=re.compile("booked"))).to_be_visible()
+            cancel_buttons = page.locator("#visits .cancel-visit")
+            expect(cancel_buttons).to_have_count(3)
+
+            # One visit: the dialog asks why (a blank reason is said beside the field).
+            row = page.locator("#visits tbody tr").last
+            visit_id = row.get_attribute("data-visit")
+            row.locator(".cancel-visit").click()
+            dialog = page.get_by_role("dialog")
+            expect(dialog).to_be_visible()
+            expect(page.locator("#cancel-reason")).to_be_focused()
+            page.click("#cancel-go")
+            expect(page.locator('#cancel-dialog [data-error-for="reason"]')).to_contain_text(
+                "Say why")
+            page.fill("#cancel-reason", "The patient is away that week.")
+            shot(page, "cancel-visit")
+            page.click("#cancel-go")
+            expect(page.locator("#notice")).to_contain_text("Visit cancelled")
+            expect(dialog).to_have_count(0)
+            expect(page.locator(f'#visits tr[data-visit="{visit_id}"]')).to_contain_text(
+                "cancelled")
+            expect(cancel_buttons).to_have_count(2)
+            expect(page.get_by_role("heading", name=re.compile("booked"))).to_be_visible()
+            shot(page, "visit-cancelled")
+            visit = requests.get(f"{scheduling}/appointments/{visit_id}", headers=scheduler,
+                                 timeout=10).json()
+            assert (visit["status"], visit["cancel_reason"]) == (
+                "cancelled", "The patient is away that week.")
+
+            # The whole itinerary, by keyboard: Escape keeps it, then a reason cancels it.
+            page.locator("#cancel-itinerary").focus()
+            page.keyboard.press("Enter")
+            expect(dialog).to_be_visible()
+            page.keyboard.press("Escape")
+            expect(dialog).to_have_count(0)
+            expect(page.locator("#cancel-itinerary")).to_be_focused()
+            page.keyboard.press("Enter")
+            expect(dialog).to_contain_text("2 visits are cancelled")
+            page.keyboard.type("The patient declined the offered visits.")
+            shot(page, "cancel-itinerary")
+            page.keyboard.press("Tab")
+            expect(page.locator("#cancel-go")).to_be_focused()
+            page.keyboard.press("Enter")
+            expect(page.locator("#notice")).to_contain_text("Itinerary cancelled")
+            expect(page.get_by_role("heading", name=re.compile("cancelled"))).to_be_visible()
+            expect(page.locator("#cancel-itinerary")).to_have_count(0)
+            expect(cancel_buttons).to_have_count(0)
+            expect(page.locator("#visits tbody tr").filter(has_text="booked")).to_have_count(0)
+            shot(page, "itinerary-cancelled")
+            after = requests.get(f"{scheduling}/itineraries/{itinerary_id}", headers=scheduler,
+                                 timeout=10).json()
+            assert after["status"] == "cancelled"
+            assert {v["status"] for v in after["visits"]} == {"cancelled"}
+        finally:
+            browser.close()

@@ -65,8 +65,9 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, service, path, body) {
-  const headers = { Authorization: `Bearer ${token()}`, Accept: "application/json" };
+async function call(method, service, path, body, extraHeaders = {}) {
+  // {status, data}: for the callers that need to tell a new thing (201) from a repeat (200).
+  const headers = { ...extraHeaders, Authorization: `Bearer ${token()}`, Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let resp;
   try {
@@ -78,10 +79,23 @@ async function api(method, service, path, body) {
   const data = resp.status === 204 ? {} : await resp.json().catch(() => ({}));
   if (resp.status === 401) { signOut("Your sign-in has expired or is not valid; please sign in again."); }
   if (!resp.ok) throw new ApiError(resp.status, data);
-  return data;
+  return { status: resp.status, data };
+}
+
+const api = async (method, service, path, body) => (await call(method, service, path, body)).data;
+
+function newKey() {
+  // One Idempotency-Key per form: a double click or a resend after a lost answer folds
+  // into the one thing it meant. randomUUID needs a secure context; the fallback does not.
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
 }
 
 // ------------------------------------------------------------------ notices and small bits
+let carried = null;  // a notice to show on the next page (a hash change clears the notice)
+const noticeAfterMove = (message, kind = "ok") => { carried = [message, kind]; };
+
 function notice(message, kind = "error") {
   const el = $("#notice");
   el.textContent = message || "";
@@ -199,6 +213,7 @@ function renderChrome() {
   if (me.role !== "specialist" || me.discipline === "pain_medicine") links.push(["#/queue", "Queue"]);
   links.push(["#/diary", me.role === "specialist" ? "My diary" : "Diaries"]);
   if (me.role !== "specialist") links.push(["#/waitlist", "Waitlist"]);
+  if (canRecord()) links.push(["#/intake", "New referral"]);
   nav.innerHTML = links.map(([href, text]) => `<a href="${href}">${text}</a>`).join("");
   const current = location.hash.split("/").slice(0, 2).join("/");
   $$("a", nav).forEach((a) => { if (a.getAttribute("href") === current) a.setAttribute("aria-current", "page"); });
@@ -209,6 +224,7 @@ function go(hash) { if (location.hash === hash) route(); else location.hash = ha
 const ROUTES = [
   [/^#\/signin$/, pageSignIn],
   [/^#\/queue$/, pageQueue],
+  [/^#\/intake$/, pageIntake],
   [/^#\/referral\/([\w-]+)$/, pageReferral],
   [/^#\/itinerary\/([\w-]+)$/, pageItinerary],
   [/^#\/diary(?:\/(\d{4}-\d{2}-\d{2}))?$/, pageDiary],
@@ -273,6 +289,148 @@ async function pageQueue() {
     </tbody></table></div>`, "Queue");
 }
 
+// ------------------------------------------------------------------ scheduler: a new referral
+const CONDITIONS = ["diabetic_neuropathy", "post_herpetic_neuralgia", "chemotherapy_induced_neuropathy",
+  "crps", "multiple_sclerosis", "radiculopathy", "trigeminal_neuralgia", "other"];
+const CONDITION_NAMES = { crps: "CRPS (complex regional pain syndrome)", other: "Other (describe it)" };
+const MEDICATION_ROWS = 3, MEDICATION_MAX = 30;
+const canRecord = () => me && ["scheduler", "admin"].includes(me.role);
+
+function medicationRow(i) {
+  const cell = (part, label, attrs = "") => `<td><div class="field">
+    <input id="med-${i}-${part}" name="med.${i}.${part}" aria-label="${esc(label)} ${i + 1}"
+      aria-describedby="e-med-${i}-${part}" ${attrs}>
+    <p class="error" id="e-med-${i}-${part}" data-error-slot="${part}"></p></div></td>`;
+  return `<tr data-med="${i}">${cell("name", "Medicine")}${cell("dose", "Dose")}${cell("frequency", "How often")}</tr>`;
+}
+
+function intakeForm() {
+  const select = (id, name, options, chosen) => `<select id="${id}" name="${name}" aria-describedby="e-${id}">
+    ${options.map(([v, text]) => `<option value="${esc(v)}" ${v === chosen ? "selected" : ""}>${esc(text)}</option>`).join("")}</select>`;
+  return `<form id="intake" class="intake" novalidate>
+    <p class="error" id="intake-errors" role="alert" data-error-summary></p>
+    <div class="cols">
+      <fieldset class="card"><legend>Patient</legend><div class="form-grid">
+        ${field({ id: "p-name", name: "patient.name", label: "Name", required: true, attrs: 'autocomplete="off"' })}
+        ${field({ id: "p-id", name: "patient.id", label: "Patient id", required: true, hint: "The clinic's record number" })}
+        ${field({ id: "p-dob", name: "patient.date_of_birth", label: "Date of birth", type: "date", required: true })}
+        ${field({ id: "p-email", name: "patient.contact.email", label: "Email", type: "email", attrs: 'autocomplete="off"' })}
+        ${field({ id: "p-phone", name: "patient.contact.phone", label: "Phone", type: "tel", attrs: 'autocomplete="off"' })}
+        ${field({ id: "p-channel", name: "patient.preferred_channel", label: "Prefers to hear by",
+          control: select("p-channel", "patient.preferred_channel", [["email", "Email"], ["sms", "SMS"], ["in_app", "In the app"]], "email") })}
+      </div></fieldset>
+      <fieldset class="card"><legend>Referrer</legend><div class="form-grid">
+        ${field({ id: "r-name", name: "referrer.name", label: "Name", required: true })}
+        ${field({ id: "r-org", name: "referrer.organisation", label: "Organisation", required: true })}
+      </div></fieldset>
+    </div>
+    <fieldset class="card"><legend>Condition and pain</legend><div class="form-grid">
+      ${field({ id: "condition", name: "condition", label: "Condition", required: true,
+        control: select("condition", "condition", [["", "Choose…"], ...CONDITIONS.map((c) => [c, CONDITION_NAMES[c] || title(c)])], "") })}
+      <div id="detail-box" hidden>${field({ id: "condition-detail", name: "condition_detail", label: "Describe the condition", required: true })}</div>
+      <div class="field"><span class="label" id="pain-label">Pain for <span class="req" aria-hidden="true">*</span></span>
+        <div class="pair" role="group" aria-labelledby="pain-label">
+          <input type="number" id="pain-value" name="pain_duration.value" min="0" max="1200" aria-label="Pain for (number)"
+            aria-describedby="e-pain-value" required aria-required="true">
+          ${select("pain-unit", "pain_duration.unit", [["days", "days"], ["weeks", "weeks"], ["months", "months"], ["years", "years"]], "months").replace("<select", '<select aria-label="Pain for (unit)"')}
+        </div>
+        <p class="error" id="e-pain-value" data-error-for="pain_duration.value"></p>
+        <p class="error" data-error-for="pain_duration.unit"></p></div>
+    </div></fieldset>
+    <fieldset class="card"><legend>Medication</legend>
+      <table class="meds"><thead><tr><th scope="col">Medicine</th><th scope="col">Dose</th><th scope="col">How often</th></tr></thead>
+        <tbody>${Array.from({ length: MEDICATION_ROWS }, (_, i) => medicationRow(i)).join("")}</tbody></table>
+      <p class="error" data-error-for="medications"></p>
+      <div class="actions"><button type="button" class="secondary" id="add-med">Add another medicine</button>
+        <span class="small muted">Rows left empty are not sent.</span></div></fieldset>
+    <fieldset class="card"><legend>Reason and urgency</legend>
+      ${field({ id: "reason", name: "reason", label: "Reason for referral", required: true,
+        control: '<textarea id="reason" name="reason" rows="4" required aria-required="true" aria-describedby="e-reason"></textarea>' })}
+      ${field({ id: "urgency", name: "urgency_requested", label: "Urgency the referrer asks for",
+        control: select("urgency", "urgency_requested", [["", "Not stated"], ["urgent", "Urgent"], ["soon", "Soon"], ["routine", "Routine"]], "") })}
+    </fieldset>
+    <div class="actions"><button id="intake-save">Record the referral</button><a class="button quiet" href="#/queue">Back to the queue</a>
+      <span class="small muted"><span class="req" aria-hidden="true">*</span> required. Sending it twice records it once.</span></div>
+  </form>`;
+}
+
+function readIntake(form) {
+  // The referral as the API takes it; empty optional fields are left out. Medication rows
+  // with anything typed are sent in order, and their error slots take the index they are sent under.
+  const f = new FormData(form);
+  const text = (name) => String(f.get(name) ?? "").trim();
+  const put = (obj, key, value) => { if (value !== "" && value !== undefined) obj[key] = value; };
+  const patient = { contact: {} }, referrer = {}, pain = {}, body = { patient, referrer, pain_duration: pain };
+  put(patient, "name", text("patient.name"));
+  put(patient, "id", text("patient.id"));
+  put(patient, "date_of_birth", text("patient.date_of_birth"));
+  put(patient.contact, "email", text("patient.contact.email"));
+  put(patient.contact, "phone", text("patient.contact.phone"));
+  put(patient, "preferred_channel", text("patient.preferred_channel"));
+  put(referrer, "name", text("referrer.name"));
+  put(referrer, "organisation", text("referrer.organisation"));
+  put(body, "condition", text("condition"));
+  if (text("condition") === "other") put(body, "condition_detail", text("condition_detail"));
+  if (text("pain_duration.value") !== "") pain.value = Number(text("pain_duration.value"));
+  put(pain, "unit", text("pain_duration.unit"));
+  body.medications = [];
+  $$("tr[data-med]", form).forEach((row) => {
+    const i = row.dataset.med;
+    const med = {};
+    for (const part of ["name", "dose", "frequency"]) put(med, part, text(`med.${i}.${part}`));
+    const sent = Object.keys(med).length ? body.medications.push(med) - 1 : null;
+    $$("[data-error-slot]", row).forEach((slot) => {
+      if (sent === null) slot.removeAttribute("data-error-for");
+      else slot.dataset.errorFor = `medications.${sent}.${slot.dataset.errorSlot}`;
+    });
+  });
+  put(body, "reason", text("reason"));
+  put(body, "urgency_requested", text("urgency_requested"));
+  return body;
+}
+
+async function pageIntake() {
+  const here = location.hash;
+  if (!canRecord()) {
+    setMain(here, '<h2>New referral</h2><p class="notice">Referrals are recorded by the schedulers.</p>', "New referral");
+    return;
+  }
+  setMain(here, `<p><a href="#/queue">← Queue</a></p><h2>New referral</h2>
+    <p class="muted">What the referrer sent. Pain medicine triages it next; the patient hears once it is booked.</p>
+    ${intakeForm()}`, "New referral");
+  const form = $("#intake");
+  const key = newKey();  // once per form: a double click or a resend is the same referral
+  const detail = () => {
+    const other = $("#condition", form).value === "other";
+    $("#detail-box", form).hidden = !other;
+  };
+  $("#condition", form).addEventListener("change", detail);
+  $("#add-med", form).addEventListener("click", (e) => {
+    const body = $("table.meds tbody", form);
+    const n = $$("tr", body).length;
+    body.insertAdjacentHTML("beforeend", medicationRow(n));
+    if (n + 1 >= MEDICATION_MAX) e.target.hidden = true;
+    $(`#med-${n}-name`, form).focus();
+  });
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const button = $("#intake-save", form);
+    if (button.disabled) return;
+    clearErrors(form);
+    busy(button, async () => {
+      let answer;
+      try {
+        answer = await call("POST", "referrals", "/referrals", readIntake(form), { "Idempotency-Key": key });
+      } catch (err) { showErrors(form, err, { nothing: "Nothing was recorded." }); return; }
+      const r = answer.data;
+      noticeAfterMove(answer.status === 201
+        ? `Referral recorded for ${r.patient.name}; it waits for triage.`
+        : `This referral was already recorded (${dateText(r.received_at)}); here it is.`);
+      go(`#/referral/${r.id}`);
+    });
+  });
+}
+
 // ------------------------------------------------------------------ a referral and its pathway
 function pathwayTable(steps) {
   if (!steps?.length) return '<p class="muted">No pathway yet: it is set at triage.</p>';
@@ -315,13 +473,13 @@ async function pageReferral(id) {
       ${r.overdue ? badge("past target", "late") : ""}</h2>
     <div class="cols">
       <section class="card"><h3>Referral</h3><dl class="facts">
-        <dt>Condition</dt><dd>${esc(title(r.condition))}</dd>
+        <dt>Condition</dt><dd>${esc(title(r.condition))}${r.condition_detail ? `: ${esc(r.condition_detail)}` : ""}</dd>
         <dt>Pain for</dt><dd>${esc(r.pain_duration.value)} ${esc(r.pain_duration.unit)}</dd>
         <dt>Referrer</dt><dd>${esc(r.referrer.name)}, ${esc(r.referrer.organisation)}</dd>
         <dt>Received</dt><dd>${esc(dateText(r.received_at))} (${r.waiting_days} days waiting)</dd>
         <dt>Target</dt><dd>${esc(r.due_by ? dateText(`${r.due_by}T12:00:00Z`) : "–")}</dd>
         <dt>Reason</dt><dd>${esc(r.reason)}</dd>
-        <dt>Medication</dt><dd>${r.medications.map((m) => `${esc(m.name)} ${esc(m.dose)}`).join("<br>") || "–"}</dd>
+        <dt>Medication</dt><dd>${r.medications.map((m) => `${esc(m.name)} ${esc(m.dose)}${m.frequency ? `, ${esc(m.frequency)}` : ""}`).join("<br>") || "–"}</dd>
       </dl></section>
       <section class="card"><h3>Patient</h3><dl class="facts">
         <dt>Born</dt><dd>${esc(dateText(`${r.patient.date_of_birth}T12:00:00Z`))}</dd>
@@ -463,6 +621,9 @@ async function pageItinerary(id, selected) {
     ? await api("GET", "referrals", `/referrals/${it.referral_id}`).catch(() => null) : null;
   const visits = [...it.visits].sort((a, b) => a.start.localeCompare(b.start));
   const canChange = it.status === "proposed";
+  // The scheduling API lets schedulers (and admins) cancel; nobody else sees the buttons.
+  const canCancel = ["scheduler", "admin"].includes(me.role) && ["proposed", "booked"].includes(it.status);
+  const visitCancellable = (v) => canCancel && v.status === "booked";
   setMain(here, `<p>${it.referral_id ? `<a href="#/referral/${esc(it.referral_id)}">← Referral</a>` : ""}</p>
     <h2>Itinerary ${referral ? `for ${esc(referral.patient.name)}` : ""} ${badge(it.status, "")}</h2>
     <div class="card"><dl class="facts"><dt>Patient</dt><dd>${esc(referral?.patient?.name || "")} <span class="muted">${esc(it.patient_id)}</span></dd>
@@ -473,14 +634,40 @@ async function pageItinerary(id, selected) {
       <div class="actions">
         ${canChange ? '<button id="confirm">Confirm the whole itinerary</button>' : ""}
         ${canChange ? '<span class="small muted">Choose a visit on the calendar to move it to another offered slot.</span>' : ""}
+        ${canCancel ? '<button type="button" id="cancel-itinerary" class="danger push-end">Cancel the whole itinerary…</button>' : ""}
       </div></div>
     <div id="move"></div>
     ${legend()}
     <div id="calendar">${weekCalendar(visits, { selected, label: (v) => `${title(v.discipline)} with ${v.provider_name}, ${dateTimeText(v.start)}` })}</div>
-    <h3>Visits</h3><div class="table-wrap"><table id="visits"><thead><tr><th>When</th><th>Discipline</th><th>With</th><th>Room</th><th>Status</th></tr></thead><tbody>
-      ${visits.map((v) => `<tr><td>${esc(dateTimeText(v.start))}–${esc(timeText(v.end))}</td><td class="disc ${esc(v.discipline)}">${esc(title(v.discipline))}</td>
-        <td>${esc(v.provider_name)}</td><td>${esc(v.room_name || "–")}</td><td>${badge(v.status, "")}</td></tr>`).join("")}</tbody></table></div>`,
+    <h3>Visits</h3><div class="table-wrap"><table id="visits"><thead><tr><th>When</th><th>Discipline</th><th>With</th><th>Room</th><th>Status</th>${canCancel ? '<th><span class="visually-hidden">Actions</span></th>' : ""}</tr></thead><tbody>
+      ${visits.map((v) => `<tr data-visit="${esc(v.appointment_id)}" class="${esc(v.status)}"><td>${esc(dateTimeText(v.start))}–${esc(timeText(v.end))}</td><td class="disc ${esc(v.discipline)}">${esc(title(v.discipline))}</td>
+        <td>${esc(v.provider_name)}</td><td>${esc(v.room_name || "–")}</td><td>${badge(v.status, "")}</td>
+        ${canCancel ? `<td>${visitCancellable(v) ? `<button type="button" class="secondary compact cancel-visit" data-visit="${esc(v.appointment_id)}"
+          aria-label="${esc(`Cancel the ${words(v.discipline)} visit with ${v.provider_name}, ${dateTimeText(v.start)}`)}">Cancel visit…</button>` : ""}</td>` : ""}</tr>`).join("")}</tbody></table></div>`,
   "Itinerary");
+
+  $("#cancel-itinerary")?.addEventListener("click", () => {
+    const live = visits.filter((v) => ["proposed", "pending", "booked"].includes(v.status)).length;
+    askToCancel({
+      heading: `Cancel the whole itinerary${referral ? ` for ${referral.patient.name}` : ""}?`,
+      what: `${live} ${live === 1 ? "visit is" : "visits are"} cancelled and the patient is told; the freed slots go to the waitlist. This cannot be undone.`,
+      action: "Cancel the itinerary",
+      send: (reason) => api("POST", "scheduling", `/itineraries/${id}/cancel`, { reason }),
+      done: "Itinerary cancelled: every visit is cancelled and its slot offered to the waitlist.",
+      after: () => pageItinerary(id),
+    });
+  });
+  $$("#visits .cancel-visit").forEach((b) => b.addEventListener("click", () => {
+    const v = visits.find((x) => x.appointment_id === b.dataset.visit);
+    askToCancel({
+      heading: `Cancel this ${words(v.discipline)} visit?`,
+      what: `${title(v.discipline)} with ${v.provider_name}, ${dateTimeText(v.start)}–${timeText(v.end)}. The rest of the itinerary stays booked; the patient is told and the slot is offered to the waitlist.`,
+      action: "Cancel the visit",
+      send: (reason) => api("POST", "scheduling", `/appointments/${v.appointment_id}/cancel`, { reason }),
+      done: `Visit cancelled: ${words(v.discipline)} with ${v.provider_name}, ${dateTimeText(v.start)}.`,
+      after: () => pageItinerary(id),
+    });
+  }));
 
   $("#confirm")?.addEventListener("click", (e) => busy(e.target, async () => {
     try {
@@ -494,6 +681,44 @@ async function pageItinerary(id, selected) {
   }));
   if (!canChange) return;
   $$("#calendar .visit").forEach((b) => b.addEventListener("click", () => offerSlots(it, b.dataset.visit)));
+}
+
+function askToCancel({ heading, what, action, send, done, after }) {
+  // A modal dialog (keyboard: focus starts in the reason, Escape keeps things as they are)
+  // asking why; the service's refusal is said beside the reason or in the dialog.
+  $("#cancel-dialog")?.remove();
+  document.body.insertAdjacentHTML("beforeend", `<dialog id="cancel-dialog" aria-labelledby="cancel-title" aria-describedby="cancel-what">
+    <form id="cancel-form" novalidate><h3 id="cancel-title">${esc(heading)}</h3><p id="cancel-what">${esc(what)}</p>
+      <p class="error" role="alert" data-error-summary></p>
+      ${field({ id: "cancel-reason", name: "reason", label: "Reason", required: true, hint: "Kept with the booking and shown to the care team.",
+        control: '<textarea id="cancel-reason" name="reason" rows="3" required aria-required="true" aria-describedby="h-cancel-reason e-cancel-reason" autofocus></textarea>' })}
+      <div class="actions"><button class="danger" id="cancel-go">${esc(action)}</button>
+        <button type="button" class="quiet" id="cancel-keep">Keep it</button></div></form></dialog>`);
+  const dialog = $("#cancel-dialog"), form = $("#cancel-form", dialog);
+  const opener = document.activeElement;
+  dialog.addEventListener("close", () => { dialog.remove(); if (opener?.isConnected) opener.focus(); });
+  $("#cancel-keep", dialog).addEventListener("click", () => dialog.close());
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    clearErrors(form);
+    const reason = $("#cancel-reason", form).value.trim();
+    if (!reason) {
+      showErrors(form, new ApiError(422, { errors: { reason: ["Say why: the reason is kept with the booking."] } }),
+        { nothing: "Nothing was cancelled." });
+      return;
+    }
+    busy($("#cancel-go", form), async () => {
+      try { await send(reason); } catch (err) {
+        showErrors(form, err, { nothing: "Nothing was cancelled." });
+        return;
+      }
+      dialog.close();
+      notice(done, "ok");
+      await after();
+      $("#main").focus({ preventScroll: true });
+    });
+  });
+  dialog.showModal();
 }
 
 async function offerSlots(it, appointmentId) {
@@ -631,7 +856,7 @@ function noteForm(discipline) {
     <input type="number" id="m-${name}" name="${name}" step="${step}" aria-describedby="e-${name}" placeholder="${min}–${max}">
     <p class="error" id="e-${name}" data-error-for="measures.${name}"></p></div>`;
   return `<form id="note-form" class="card" novalidate><h3>Write a note (${esc(title(discipline))})</h3>
-    <p class="error" id="note-errors" role="alert"></p>
+    <p class="error" id="note-errors" role="alert" data-error-summary></p>
     <div class="inline"><div class="field"><label for="kind">Kind</label><select id="kind" name="kind">
       ${Object.keys(KIND_SECTIONS).map((k) => `<option value="${k}" ${k === "progress" ? "selected" : ""}>${esc(title(k))}</option>`).join("")}</select></div>
       <div class="field"><label for="encounter">Visit</label><input type="datetime-local" id="encounter" name="encounter_at"></div></div>
@@ -674,31 +899,50 @@ function readNote(form) {
   return body;
 }
 
+// ------------------------------------------------------------------ forms: errors beside fields
+// Every form marks its slots: `data-error-for="<the API's field name>"` beside the field
+// (e.g. patient.contact.email, measures.nrs.worst) and one `data-error-summary` (role=alert)
+// for what has no place. A 422's `errors` land beside their fields; the first gets focus.
 function clearErrors(form) {
   $$("[data-error-for]", form).forEach((el) => { el.textContent = ""; });
   $$(".field.invalid", form).forEach((el) => el.classList.remove("invalid"));
-  const summary = $("#note-errors", form);
+  $$("[aria-invalid]", form).forEach((el) => el.removeAttribute("aria-invalid"));
+  const summary = $("[data-error-summary]", form);
   if (summary) summary.textContent = "";
 }
 
-function showErrors(form, err) {
+function showErrors(form, err, { nothing = "Nothing was saved." } = {}) {
   // Each field's message beside its field; anything without a place goes in the summary.
   const loose = [];
   for (const [key, messages] of Object.entries(err.fields || {})) {
     const text = [].concat(messages).join("; ");
-    const slot = $(`[data-error-for="${CSS.escape(key)}"]`, form);
+    const slot = key && $(`[data-error-for="${CSS.escape(key)}"]`, form);
     if (slot) {
       slot.textContent = text;
-      slot.closest(".field")?.classList.add("invalid");
+      const box = slot.closest(".field");
+      if (box) {
+        box.classList.add("invalid");
+        $$("input, textarea, select", box).forEach((el) => el.setAttribute("aria-invalid", "true"));
+      }
     } else loose.push(`${words(key)}: ${text}`);
   }
-  const summary = $("#note-errors", form);
+  const summary = $("[data-error-summary]", form);
   const placed = Object.keys(err.fields || {}).length - loose.length;
   const message = err.status === 422
-    ? `Nothing was saved. ${placed ? `Please correct the ${placed === 1 ? "field" : `${placed} fields`} marked below.` : ""} ${loose.join(" — ")}`
+    ? `${nothing} ${placed ? `Please correct the ${placed === 1 ? "field" : `${placed} fields`} marked below.` : ""} ${loose.join(" — ")}`
     : `${err.message}${loose.length ? ` — ${loose.join(" — ")}` : ""}`;
   if (summary) summary.textContent = message; else notice(message);
-  $(".field.invalid input, .field.invalid textarea", form)?.focus();
+  $(".field.invalid input, .field.invalid textarea, .field.invalid select", form)?.focus();
+}
+
+function field({ id, name, label, type = "text", required = false, hint = "", control = "", attrs = "" }) {
+  // A labelled control with its error slot (named as the API names the field).
+  const described = `e-${id}${hint ? ` h-${id}` : ""}`;
+  const input = control || `<input type="${type}" id="${id}" name="${esc(name)}" aria-describedby="${described}"
+    ${required ? 'required aria-required="true"' : ""} ${attrs}>`;
+  return `<div class="field"><label for="${id}">${esc(label)}${required ? ' <span class="req" aria-hidden="true">*</span>' : ""}</label>
+    ${input}${hint ? `<p class="hint small muted" id="h-${id}">${esc(hint)}</p>` : ""}
+    <p class="error" id="e-${id}" data-error-for="${esc(name)}"></p></div>`;
 }
 
 async function pagePatient(patientId) {
@@ -756,7 +1000,7 @@ async function pagePatient(patientId) {
   })));
   $$("#timeline .add-addendum").forEach((b) => b.addEventListener("click", () => {
     const box = $(".addendum-form", b.closest(".note"));
-    box.innerHTML = `<form class="addendum-new" novalidate><p class="error" id="note-errors"></p><div class="field"><label for="add-${esc(b.dataset.note)}">Addendum</label>
+    box.innerHTML = `<form class="addendum-new" novalidate><p class="error" role="alert" data-error-summary></p><div class="field"><label for="add-${esc(b.dataset.note)}">Addendum</label>
       <textarea id="add-${esc(b.dataset.note)}" name="text"></textarea><p class="error" data-error-for="text"></p></div>
       <div class="actions"><button>Sign the addendum</button></div></form>`;
     const f = $("form", box);
@@ -784,7 +1028,12 @@ async function start() {
   try { config = { ...config, ...(await (await fetch("/auth/config")).json()) }; } catch { /* defaults */ }
   $("#signout").addEventListener("click", () => signOut());
   $("#skip").addEventListener("click", (e) => { e.preventDefault(); $("#main").focus(); });
-  window.addEventListener("hashchange", () => { notice(""); route(); });
+  window.addEventListener("hashchange", () => {
+    const [message, kind] = carried || [""];
+    carried = null;
+    notice(message, kind);
+    route();
+  });
   route();
 }
 
