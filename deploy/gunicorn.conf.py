@@ -6,7 +6,12 @@ import os
 bind = os.environ.get("BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
 threads = int(os.environ.get("WEB_THREADS", "2"))
-worker_class = "gthread"
+# gthread, but gunicorn's own refusals (414, 431, a malformed request line or header)
+# answer application/problem+json like the app does (limits below are gunicorn's defaults)
+worker_class = "shared.gunicorn_workers.ProblemThreadWorker"
+limit_request_line = 4094
+limit_request_fields = 100
+limit_request_field_size = 8190
 timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT", "20"))
 keepalive = 5
