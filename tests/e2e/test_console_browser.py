@@ -388,6 +388,15 @@ def test_a_scheduler_files_a_referral_through_the_form_and_a_lost_answer_is_rese
                                                                  "capsaicin 8% patch"]
             assert made["urgency_requested"] == "soon"
             assert made["patient"]["contact"]["email"] == "eleanor.whitfield@example.org"
+
+            # On a tablet, by keyboard: the form's fields in reading order.
+            page.set_viewport_size({"width": 820, "height": 1180})
+            page.goto(f"{url}/#/intake")
+            expect(page.get_by_role("heading", name="New referral")).to_be_visible()
+            page.keyboard.press("Tab")  # the back link, then the first field
+            page.keyboard.press("Tab")
+            expect(page.locator("#p-name")).to_be_focused()
+            shot(page, "intake-tablet")
         finally:
             browser.close()
 
@@ -443,7 +452,9 @@ def test_a_scheduler_cancels_one_visit_then_the_whole_itinerary(
             page.click("#cancel-go")
             expect(page.locator('#cancel-dialog [data-error-for="reason"]')).to_contain_text(
                 "Say why")
+            shot(page, "cancel-visit-no-reason")
             page.fill("#cancel-reason", "The patient is away that week.")
+            expect(page.locator('#cancel-dialog [data-error-for="reason"]')).to_be_empty()
             shot(page, "cancel-visit")
             page.click("#cancel-go")
             expect(page.locator("#notice")).to_contain_text("Visit cancelled")

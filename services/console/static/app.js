@@ -400,6 +400,7 @@ async function pageIntake() {
     ${intakeForm()}`, "New referral");
   const form = $("#intake");
   const key = newKey();  // once per form: a double click or a resend is the same referral
+  clearOnEdit(form);
   const detail = () => {
     const other = $("#condition", form).value === "other";
     $("#detail-box", form).hidden = !other;
@@ -696,6 +697,7 @@ function askToCancel({ heading, what, action, send, done, after }) {
         <button type="button" class="quiet" id="cancel-keep">Keep it</button></div></form></dialog>`);
   const dialog = $("#cancel-dialog"), form = $("#cancel-form", dialog);
   const opener = document.activeElement;
+  clearOnEdit(form);
   dialog.addEventListener("close", () => { dialog.remove(); if (opener?.isConnected) opener.focus(); });
   $("#cancel-keep", dialog).addEventListener("click", () => dialog.close());
   form.addEventListener("submit", (e) => {
@@ -933,6 +935,19 @@ function showErrors(form, err, { nothing = "Nothing was saved." } = {}) {
     : `${err.message}${loose.length ? ` — ${loose.join(" — ")}` : ""}`;
   if (summary) summary.textContent = message; else notice(message);
   $(".field.invalid input, .field.invalid textarea, .field.invalid select", form)?.focus();
+}
+
+function clearOnEdit(form) {
+  // A field's message goes once the person changes that field (the rest stay until sent).
+  const clear = (e) => {
+    const box = e.target.closest?.(".field.invalid");
+    if (!box) return;
+    box.classList.remove("invalid");
+    $$("[data-error-for]", box).forEach((el) => { el.textContent = ""; });
+    $$("[aria-invalid]", box).forEach((el) => el.removeAttribute("aria-invalid"));
+  };
+  form.addEventListener("input", clear);
+  form.addEventListener("change", clear);
 }
 
 function field({ id, name, label, type = "text", required = false, hint = "", control = "", attrs = "" }) {
