@@ -46,6 +46,9 @@ class Settings:
     consumer_retry_backoff_seconds: float = 0.2
     kafka_enabled: bool = True
     clinic_timezone: str = "Europe/London"
+    # false where a migration step runs before the processes (compose, k8s): they then
+    # only check the revision, and /readyz answers 503 until the database is at head
+    migrate_on_start: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -67,6 +70,7 @@ class Settings:
             consumer_retry_backoff_seconds=_env_float("CONSUMER_RETRY_BACKOFF_SECONDS", 0.2),
             kafka_enabled=_env("KAFKA_ENABLED", "true").lower() in ("1", "true", "yes"),
             clinic_timezone=_env("CLINIC_TIMEZONE", "Europe/London"),
+            migrate_on_start=_env("MIGRATE_ON_START", "true").lower() in ("1", "true", "yes"),
         )
         return replace(settings, **overrides) if overrides else settings
 

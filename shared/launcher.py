@@ -52,8 +52,13 @@ class ServiceProcesses:
         return env
 
     def migrate(self) -> None:
+        """The migration step, once, as in production: the web and worker processes
+        started after it only check the revision (MIGRATE_ON_START=false) instead of
+        each gunicorn worker racing for the migration lock. A caller's explicit
+        MIGRATE_ON_START in `env` wins."""
         subprocess.run([PYTHON, "-m", "shared.migrations", "upgrade", self.service],
                        env=self._environ(), cwd=ROOT, check=True, capture_output=True)
+        self.env.setdefault("MIGRATE_ON_START", "false")
 
     def start_web(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)

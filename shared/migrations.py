@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 
 if TYPE_CHECKING:
     from shared.runtime import Runtime
@@ -51,6 +53,26 @@ def upgrade(runtime: Runtime) -> None:
         cfg = _config(runtime)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def _named(revisions: set[str]) -> str:
+    return ",".join(sorted(revisions)) or "none (empty)"
+
+
+def schema_problem(runtime: Runtime) -> str | None:
+    """Why the database is not at the code's head revision, or None when it is. Read-only:
+    with MIGRATE_ON_START=false a process only looks, the migration step does the work."""
+    with runtime.db.engine.connect() as conn:
+        if not _has_revisions(runtime):
+            missing = set(runtime.metadata.tables) - set(inspect(conn).get_table_names())
+            return (f"database lacks tables {', '.join(sorted(missing))}; run the migration"
+                    if missing else None)
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    heads = set(ScriptDirectory.from_config(_config(runtime)).get_heads())
+    if current == heads:
+        return None
+    return f"database at revision {_named(current)}, code expects {_named(heads)}; " \
+           "run the migration"
 
 
 def revision(runtime: Runtime, message: str) -> None:

@@ -3,6 +3,7 @@ inbox and audit trail. The app factory and the worker both build on it."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from shared.db import Database
 from shared.events import Envelope, new_event
 from shared.kafka import add_relay_lease_table, kafka_reachable
 from shared.messaging import Inbox, MessagingTables, Outbox, add_messaging_tables
+
+log = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -37,6 +40,7 @@ class Runtime:
         self.outbox = Outbox(self.tables)
         self.inbox = Inbox(self.tables)
         self.audit = AuditTrail(self.tables)
+        self._schema_at_head = False
 
     def emit(self, session: Session, event_type: str, payload: dict, *, key: str,
              version: int = 1, topic: str | None = None) -> Envelope:
@@ -48,10 +52,34 @@ class Runtime:
         return envelope
 
     def create_schema(self) -> None:
-        """Bring the database to the newest migration (Alembic)."""
+        """Bring the database to the newest migration (Alembic), unless MIGRATE_ON_START
+        is false: there a migration step runs before the processes start, and each one
+        racing for its lock would slow scale-ups and hide a failed migration behind
+        serving pods, so the process only looks and readiness waits for the head."""
         from shared.migrations import upgrade
 
-        upgrade(self)
+        if self.settings.migrate_on_start:
+            upgrade(self)
+            self._schema_at_head = True
+            return
+        try:
+            problem = self.schema_problem()
+        except Exception as exc:  # the database may come later; readiness says so
+            problem = f"database not reachable: {exc!r}"[:300]
+        if problem:
+            log.warning("schema not at head", extra={"problem": problem})
+
+    def schema_problem(self) -> str | None:
+        """None once the database is at the code's head. Remembered when it is: a later
+        release's migration moves the database past this code's head mid-rollout, and
+        that must not take serving pods out of their Service."""
+        if self._schema_at_head:
+            return None
+        from shared.migrations import schema_problem
+
+        problem = schema_problem(self)
+        self._schema_at_head = problem is None
+        return problem
 
     def ready_checks(self) -> list[Callable[[], None]]:
         def database() -> None:
@@ -61,7 +89,13 @@ class Runtime:
             if self.settings.kafka_enabled and not kafka_reachable(self.settings):
                 raise ConnectionError(f"Kafka not reachable at {self.settings.kafka_bootstrap}")
 
-        return [database, kafka]
+        def schema() -> None:
+            problem = self.schema_problem()
+            if problem:
+                raise RuntimeError(problem)
+
+        return [database, kafka] if self.settings.migrate_on_start \
+            else [database, schema, kafka]
 
     def refresh_metrics(self) -> None:
         """Figures read at scrape time rather than counted: the outbox backlog."""

@@ -309,8 +309,9 @@ def _install_probes(app: Flask, settings: Settings, checks: list[Callable[[], No
             except Exception as exc:
                 failures[getattr(check, "__name__", "check")] = str(exc)[:200]
         if failures:
-            resp = jsonify(status="not ready", service=settings.service, failures=failures)
-            resp.status_code = 503
+            resp = problem(503, "Service unavailable", " | ".join(failures.values()),
+                           service=settings.service, failures=failures)
+            resp.headers["Retry-After"] = "5"
             return resp
         return jsonify(status="ready", service=settings.service)
 

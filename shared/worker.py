@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable
 
 from prometheus_client import start_http_server
@@ -55,6 +56,24 @@ class Worker:
         self.stop()
 
 
+def await_schema(runtime: Runtime, *, poll_seconds: float = 2.0,
+                 log_every_seconds: float = 30.0) -> None:
+    """With MIGRATE_ON_START=false the migration step runs beside the rollout: consuming
+    events against an older schema would fail them into dead letters, so wait for it."""
+    logged: float | None = None
+    while True:
+        try:
+            problem = runtime.schema_problem()
+        except Exception as exc:  # the database may come later
+            problem = f"database not reachable: {exc!r}"[:300]
+        if problem is None:
+            return
+        if logged is None or time.monotonic() - logged >= log_every_seconds:
+            log.warning("worker waiting for the migration", extra={"problem": problem})
+            logged = time.monotonic()
+        time.sleep(poll_seconds)
+
+
 def run_worker(runtime: Runtime, subscriptions: Iterable[Subscription], **kw: object) -> None:
     """The worker entry point: migrate, make topics, run until told to stop."""
     settings = runtime.settings
@@ -64,6 +83,8 @@ def run_worker(runtime: Runtime, subscriptions: Iterable[Subscription], **kw: ob
         # loopback on one host; a pod sets 0.0.0.0 so Prometheus can scrape it
         start_http_server(int(port), addr=os.environ.get("WORKER_METRICS_ADDR", "127.0.0.1"))
     runtime.create_schema()
+    if not settings.migrate_on_start:
+        await_schema(runtime)
     ensure_topics(settings, topics.ALL_TOPICS)
     worker = Worker(runtime, subscriptions, **kw)  # type: ignore[arg-type]
 

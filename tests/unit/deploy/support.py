@@ -101,8 +101,9 @@ def required_env(service: str, role: str) -> Required:
     reads = _reads_by_role(service)[role]
     names = {n for n in reads.names
              if n not in TEST_OR_DEV_ONLY and role in ROLE_ONLY.get(n, {role})}
-    if not has_database(service):  # Settings reads it for every service; none is opened
+    if not has_database(service):  # Settings reads them for every service; none is opened
         names.discard("DATABASE_URL")
+        names.discard("MIGRATE_ON_START")
         reads.patterns.pop("[A-Z0-9_]+_DATABASE_URL", None)
     patterns = set()
     for regex in reads.patterns:
