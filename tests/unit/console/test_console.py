@@ -201,3 +201,35 @@ def test_with_local_sign_in_off_the_console_mints_nothing(monkeypatch):
     monkeypatch.delenv("CONSOLE_OIDC_AUTHORIZE_URL")
     pasted = identities.from_environment(SETTINGS, "http://sched.test")
     assert pasted.describe() == {"kind": "token"}
+
+
+# --- the intake form and cancelling ------------------------------------------------------------
+
+def test_a_resent_referral_comes_back_as_the_service_said_so_the_page_can_tell_a_repeat():
+    """201 is a new referral, 200 the one the same Idempotency-Key already made: the page
+    says which, so the proxy must pass the key on and the status back untouched."""
+    fake = FakeService(FakeAnswer(200, b'{"id": "ref-1"}', {"Content-Type": "application/json"}))
+    headers = {**bearer(SETTINGS, "scheduler"), "Idempotency-Key": "form-key-1"}
+    resp = console(fake).post("/api/referrals/referrals", json={"patient": {}}, headers=headers)
+    assert (resp.status_code, resp.get_json()) == (200, {"id": "ref-1"})
+    [call] = fake.calls
+    assert call["url"] == "http://referrals.test/referrals"
+    assert call["headers"]["Idempotency-Key"] == "form-key-1"
+
+
+def test_the_intake_form_offers_exactly_the_clinics_conditions_channels_and_urgencies():
+    """The form's lists are the referrals API's own (a condition it does not know would be
+    refused; one it lacks could not be recorded)."""
+    from shared.events.vocabulary import CHANNELS, CONDITIONS, PRIORITIES
+
+    script = (STATIC / "app.js").read_text()
+    listed = re.search(r"const CONDITIONS = \[([^\]]*)\]", script)
+    assert listed, "app.js names the conditions"
+    assert tuple(re.findall(r'"(\w+)"', listed.group(1))) == CONDITIONS
+    form = script[script.index("function intakeForm()"):script.index("function readIntake(")]
+    for value in (*CHANNELS, *PRIORITIES):
+        assert f'"{value}"' in form, value
+    for name in ("patient.contact.email", "patient.contact.phone", "patient.date_of_birth",
+                 "referrer.organisation", "condition_detail", "pain_duration.value",
+                 "urgency_requested"):
+        assert f'"{name}"' in form, f"{name} has a field and an error slot"
