@@ -18,6 +18,7 @@ const esc = (v) => String(v ?? "").replace(/[&<>"']/g,
   (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 const words = (s) => String(s ?? "").replace(/_/g, " ");
 const title = (s) => { const w = words(s); return w.charAt(0).toUpperCase() + w.slice(1); };
+const conditionText = (c) => (c === "crps" ? "CRPS" : title(c));  // an acronym, not a word
 
 let config = { kind: "local", clinic_timezone: "Europe/London" };
 let me = null;
@@ -281,7 +282,7 @@ async function pageQueue() {
     ${rows.map((r) => `<tr class="${r.overdue ? "past-target" : ""}" data-referral="${esc(r.id)}">
       <td>${badge(prio(r))}${r.priority ? "" : ' <span class="small muted">(requested)</span>'}</td>
       <td><a href="#/referral/${esc(r.id)}">${esc(r.patient.name)}</a></td>
-      <td>${esc(title(r.condition))}</td>
+      <td>${esc(conditionText(r.condition))}</td>
       <td class="hide-narrow">${esc(r.referrer.name)}<br><span class="small muted">${esc(r.referrer.organisation)}</span></td>
       <td>${r.waiting_days} days</td>
       <td>${esc(r.due_by ? dateText(`${r.due_by}T12:00:00Z`) : "–")} ${r.overdue ? badge("past target", "late") : ""}</td>
@@ -474,7 +475,7 @@ async function pageReferral(id) {
       ${r.overdue ? badge("past target", "late") : ""}</h2>
     <div class="cols">
       <section class="card"><h3>Referral</h3><dl class="facts">
-        <dt>Condition</dt><dd>${esc(title(r.condition))}${r.condition_detail ? `: ${esc(r.condition_detail)}` : ""}</dd>
+        <dt>Condition</dt><dd>${esc(conditionText(r.condition))}${r.condition_detail ? `: ${esc(r.condition_detail)}` : ""}</dd>
         <dt>Pain for</dt><dd>${esc(r.pain_duration.value)} ${esc(r.pain_duration.unit)}</dd>
         <dt>Referrer</dt><dd>${esc(r.referrer.name)}, ${esc(r.referrer.organisation)}</dd>
         <dt>Received</dt><dd>${esc(dateText(r.received_at))} (${r.waiting_days} days waiting)</dd>
