@@ -4,10 +4,11 @@ reads another service's database."""
 from __future__ import annotations
 
 from dataclasses import asdict, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Column,
     Date,
@@ -24,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from services.dashboard import domain
+from services.scheduling import availability as av
 
 
 class Base(DeclarativeBase):
@@ -67,6 +69,15 @@ providers = Table(
     Column("active", Boolean, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+capacities = Table(
+    "dash_provider_capacity", Base.metadata,
+    Column("provider_id", String(64), primary_key=True),
+    Column("discipline", String(40), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("blocks", JSON, nullable=False),
+    Column("closed", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
 notifications = Table(
     "dash_notifications", Base.metadata,
     Column("notification_id", String(64), primary_key=True),
@@ -79,7 +90,8 @@ notifications = Table(
 
 TABLES: dict[type, Table] = {
     domain.Referral: referrals, domain.Appointment: appointments,
-    domain.Provider: providers, domain.Notification: notifications,
+    domain.Provider: providers, domain.Capacity: capacities,
+    domain.Notification: notifications,
 }
 _DATETIMES = {"received_at", "updated_at", "start", "end"}
 
@@ -88,7 +100,26 @@ def _record(kind: type, row: Any) -> Any:
     values = {f.name: getattr(row, f.name) for f in fields(kind)}
     for name in _DATETIMES & values.keys():
         values[name] = domain.as_utc(values[name])
+    if kind is domain.Capacity:
+        values["blocks"] = tuple(av.WeeklyBlock(
+            w, time.fromisoformat(start), time.fromisoformat(end), domain.as_date(since),
+            domain.as_date(until)) for w, start, end, since, until in values["blocks"])
+        values["closed"] = tuple(av.Interval(domain.as_utc(a), domain.as_utc(b))
+                                 for a, b in values["closed"])
     return kind(**values)
+
+
+def _values(record: domain.Record) -> dict[str, Any]:
+    """A record as column values; a capacity's template and time off as JSON lists."""
+    if not isinstance(record, domain.Capacity):
+        return asdict(record)
+    return {"provider_id": record.provider_id, "discipline": record.discipline,
+            "timezone": record.timezone, "updated_at": record.updated_at,
+            "blocks": [[b.weekday, b.start.isoformat(), b.end.isoformat(),
+                        b.valid_from.isoformat() if b.valid_from else None,
+                        b.valid_until.isoformat() if b.valid_until else None]
+                       for b in record.blocks],
+            "closed": [[iv.start.isoformat(), iv.end.isoformat()] for iv in record.closed]}
 
 
 class ReadModelStore:
@@ -103,7 +134,7 @@ class ReadModelStore:
     def save(self, session: Session, record: domain.Record) -> None:
         table = TABLES[type(record)]
         pk = next(iter(table.primary_key.columns))
-        values = asdict(record)
+        values = _values(record)
         key = values.pop(pk.name)
         done = session.execute(update(table).where(pk == key).values(**values))
         if done.rowcount == 0:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from services.scheduling import availability as av
+from shared.errors import InvalidInput
 from shared.events.vocabulary import CHANNELS, DISCIPLINES, PRIORITIES, REFERRAL_STATUSES
 
 CLOSED_STATUSES = ("discharged", "rejected", "cancelled")
@@ -32,7 +34,8 @@ APPOINTMENT_STATUS = {
 
 # Every event type the read model listens to, by the topic's domain.
 REFERRAL_EVENTS = ("referral.received", "referral.status_changed")
-SCHEDULING_EVENTS = (*APPOINTMENT_STATUS, "itinerary.booked", "provider.registered")
+SCHEDULING_EVENTS = (*APPOINTMENT_STATUS, "itinerary.booked", "provider.registered",
+                     "provider.capacity_changed")
 NOTIFICATION_EVENTS = ("notification.sent", "notification.failed")
 EVENT_TYPES = REFERRAL_EVENTS + SCHEDULING_EVENTS + NOTIFICATION_EVENTS
 
@@ -85,6 +88,19 @@ class Provider:
 
 
 @dataclass(frozen=True)
+class Capacity:
+    """What scheduling last said a provider can work: the weekly template (local wall
+    times in `timezone`) and the time off it (leave and clinic closures, UTC)."""
+
+    provider_id: str
+    discipline: str
+    timezone: str
+    blocks: tuple[av.WeeklyBlock, ...]
+    closed: tuple[av.Interval, ...]
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class Notification:
     notification_id: str
     outcome: str
@@ -94,7 +110,7 @@ class Notification:
     updated_at: datetime
 
 
-Record = Referral | Appointment | Provider | Notification
+Record = Referral | Appointment | Provider | Capacity | Notification
 Lookup = Callable[[type, str], Any]
 
 
@@ -141,6 +157,10 @@ def changes(event_type: str, payload: Mapping[str, Any], occurred_at: datetime,
             return []
         return [Provider(payload["provider_id"], payload["name"], payload["discipline"],
                          bool(payload.get("active", True)), at)]
+    if event_type == "provider.capacity_changed":
+        if not _newer(lookup(Capacity, payload["provider_id"]), at):
+            return []
+        return [capacity_of(payload, at)]
     if event_type in NOTIFICATION_EVENTS:
         if not _newer(lookup(Notification, payload["notification_id"]), at):
             return []
@@ -148,6 +168,37 @@ def changes(event_type: str, payload: Mapping[str, Any], occurred_at: datetime,
         return [Notification(payload["notification_id"], outcome, payload["channel"],
                              payload["event_type"], payload.get("reason", ""), at)]
     return []
+
+
+def capacity_of(payload: Mapping[str, Any], at: datetime) -> Capacity:
+    """A provider.capacity_changed payload as a record; an unknown time zone is refused
+    (dead-lettered) rather than counted against a wrong clock."""
+    try:
+        ZoneInfo(payload["timezone"])
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput(f"unknown time zone {payload['timezone']!r}",
+                           field="timezone") from exc
+    blocks = tuple(av.WeeklyBlock(
+        int(b["weekday"]), _as_time(b["start"]), _as_time(b["end"]),
+        as_date(b.get("valid_from")), as_date(b.get("valid_until")))
+        for b in payload["blocks"])
+    closed = tuple(av.Interval(as_utc(e["start"]), as_utc(e["end"]))
+                   for e in payload["exceptions"])
+    return Capacity(payload["provider_id"], payload["discipline"], payload["timezone"],
+                    blocks, closed, at)
+
+
+def _as_time(value: time | str) -> time:
+    return value if isinstance(value, time) else time.fromisoformat(value)
+
+
+def available_minutes(capacity: Capacity, first_day: date, last_day: date) -> float:
+    """Minutes of the template laid out on the local dates first_day..last_day, minus
+    leave and closures (overlapping ones counted once). Wall times are kept across a
+    daylight-saving change, so such a week's minutes are the template's, not +-60."""
+    tz = ZoneInfo(capacity.timezone)
+    working = av.working_intervals(capacity.blocks, first_day, last_day, tz)
+    return sum(iv.minutes for iv in av.subtract(working, capacity.closed))
 
 
 def _appointment(visit: Mapping[str, Any], status: str, at: datetime,
@@ -166,11 +217,13 @@ class Snapshot:
     referrals: dict[str, Referral] = field(default_factory=dict)
     appointments: dict[str, Appointment] = field(default_factory=dict)
     providers: dict[str, Provider] = field(default_factory=dict)
+    capacities: dict[str, Capacity] = field(default_factory=dict)
     notifications: dict[str, Notification] = field(default_factory=dict)
 
     def _table(self, kind: type) -> dict[str, Any]:
         return {Referral: self.referrals, Appointment: self.appointments,
-                Provider: self.providers, Notification: self.notifications}[kind]
+                Provider: self.providers, Capacity: self.capacities,
+                Notification: self.notifications}[kind]
 
     def lookup(self, kind: type, key: str) -> Any:
         return self._table(kind).get(key)
@@ -195,7 +248,7 @@ def _key(record: Record) -> str:
         return record.referral_id
     if isinstance(record, Appointment):
         return record.appointment_id
-    if isinstance(record, Provider):
+    if isinstance(record, Provider | Capacity):
         return record.provider_id
     return record.notification_id
 
@@ -256,31 +309,7 @@ def clinic_figures(snap: Snapshot, *, now: datetime, tz: ZoneInfo,
             today_by_discipline[appt.discipline] += 1
 
     week_start, week_end = week_of(today)
-    booked_by_provider: dict[str, float] = {}
-    for appt in live:
-        if week_start <= appt.start.astimezone(tz).date() < week_end:
-            hours = (appt.end - appt.start).total_seconds() / 3600
-            booked_by_provider[appt.provider_id] = booked_by_provider.get(
-                appt.provider_id, 0.0) + hours
-    providers: dict[str, tuple[str, str]] = {
-        p.provider_id: (p.name, p.discipline) for p in snap.providers.values() if p.active}
-    for appt in live:
-        providers.setdefault(appt.provider_id, (appt.provider_name or appt.provider_id,
-                                                appt.discipline))
-    by_provider = []
-    discipline_hours = dict.fromkeys(DISCIPLINES, 0.0)
-    discipline_capacity = dict.fromkeys(DISCIPLINES, 0.0)
-    for pid, (name, discipline) in sorted(providers.items(), key=lambda kv: (kv[1][1], kv[1][0])):
-        hours = booked_by_provider.get(pid, 0.0)
-        discipline_hours[discipline] += hours
-        discipline_capacity[discipline] += weekly_hours
-        by_provider.append({"provider_id": pid, "name": name, "discipline": discipline,
-                            "booked_hours": round(hours, 2),
-                            "utilisation": _ratio(hours, weekly_hours)})
-    by_discipline = [{"discipline": d, "booked_hours": round(discipline_hours[d], 2),
-                      "capacity_hours": round(discipline_capacity[d], 2),
-                      "utilisation": _ratio(discipline_hours[d], discipline_capacity[d])}
-                     for d in DISCIPLINES]
+    utilisation = weekly_utilisation(snap, live, week_start, week_end, tz, weekly_hours)
 
     since = now - timedelta(days=NO_SHOW_WINDOW_DAYS)
     outcomes = [a for a in snap.appointments.values()
@@ -306,8 +335,7 @@ def clinic_figures(snap: Snapshot, *, now: datetime, tz: ZoneInfo,
         },
         "appointments_today": {"by_discipline": today_by_discipline,
                                "total": sum(today_by_discipline.values())},
-        "utilisation": {"week_start": week_start.isoformat(), "weekly_hours": weekly_hours,
-                        "by_discipline": by_discipline, "by_provider": by_provider},
+        "utilisation": utilisation,
         "no_show": {"window_days": NO_SHOW_WINDOW_DAYS, "no_shows": no_shows,
                     "attended_or_missed": len(outcomes),
                     "rate": _ratio(no_shows, len(outcomes))},
@@ -320,6 +348,54 @@ def clinic_figures(snap: Snapshot, *, now: datetime, tz: ZoneInfo,
                                 for n in failures],
         },
     }
+
+
+def weekly_utilisation(snap: Snapshot, live: Iterable[Appointment], week_start: date,
+                       week_end: date, tz: ZoneInfo, weekly_hours: float) -> dict[str, Any]:
+    """Booked hours of the week (visits starting on its local dates) over the hours each
+    provider's template gives that week minus leave and closures. A provider whose
+    capacity scheduling has not published yet counts `weekly_hours` and is marked
+    `capacity_known: false` (the page says "capacity unknown")."""
+    live = list(live)
+    booked: dict[str, float] = {}
+    for appt in live:
+        if week_start <= appt.start.astimezone(tz).date() < week_end:
+            booked[appt.provider_id] = booked.get(appt.provider_id, 0.0) + (
+                appt.end - appt.start).total_seconds() / 3600
+    providers: dict[str, tuple[str, str]] = {
+        p.provider_id: (p.name, p.discipline) for p in snap.providers.values() if p.active}
+    for cap in snap.capacities.values():
+        if cap.provider_id not in snap.providers:
+            providers[cap.provider_id] = (cap.provider_id, cap.discipline)
+    for appt in live:
+        providers.setdefault(appt.provider_id, (appt.provider_name or appt.provider_id,
+                                                appt.discipline))
+    last_day = week_end - timedelta(days=1)
+    by_provider = []
+    hours_of = dict.fromkeys(DISCIPLINES, 0.0)
+    capacity_of_d = dict.fromkeys(DISCIPLINES, 0.0)
+    unknown_of = dict.fromkeys(DISCIPLINES, 0)
+    for pid, (name, discipline) in sorted(providers.items(), key=lambda kv: (kv[1][1], kv[1][0])):
+        hours = booked.get(pid, 0.0)
+        cap = snap.capacities.get(pid)
+        capacity = available_minutes(cap, week_start, last_day) / 60 if cap else weekly_hours
+        hours_of[discipline] = hours_of.get(discipline, 0.0) + hours
+        capacity_of_d[discipline] = capacity_of_d.get(discipline, 0.0) + capacity
+        unknown_of[discipline] = unknown_of.get(discipline, 0) + (cap is None)
+        by_provider.append({"provider_id": pid, "name": name, "discipline": discipline,
+                            "booked_hours": round(hours, 2),
+                            "capacity_hours": round(capacity, 2),
+                            "capacity_known": cap is not None,
+                            "utilisation": _ratio(hours, capacity)})
+    by_discipline = [{"discipline": d, "booked_hours": round(hours_of[d], 2),
+                      "capacity_hours": round(capacity_of_d[d], 2),
+                      "capacity_unknown": unknown_of[d],
+                      "utilisation": _ratio(hours_of[d], capacity_of_d[d])}
+                     for d in hours_of]
+    return {"week_start": week_start.isoformat(), "weekly_hours": weekly_hours,
+            "fallback_weekly_hours": weekly_hours,
+            "capacity_unknown": sum(unknown_of.values()),
+            "by_discipline": by_discipline, "by_provider": by_provider}
 
 
 def _ratio(part: float, whole: float) -> float | None:

@@ -339,7 +339,8 @@ def change_provider(body: dict, provider_id: str) -> dict:
 @roles("admin")
 def set_template(body: dict, provider_id: str) -> dict:
     """Replace the provider's weekly working template (local wall times)."""
-    blocks = desk().run(lambda s, now: desk().set_template(s, provider_id, body["blocks"]))
+    blocks = desk().run(
+        lambda s, now: desk().set_template(s, provider_id, body["blocks"], now))
     return {"provider_id": provider_id, "timezone": str(desk().tz), "blocks": blocks}
 
 
@@ -404,7 +405,7 @@ def list_exceptions(args: dict) -> list:
 @blp.response(204)
 @roles("scheduler")
 def remove_exception(exception_id: str) -> None:
-    desk().run(lambda s, now: desk().remove_exception(s, exception_id))
+    desk().run(lambda s, now: desk().remove_exception(s, exception_id, now))
 
 
 @blp.get("/availability")

@@ -42,6 +42,10 @@ T = TypeVar("T")
 SYSTEM = Principal(subject="scheduling", role="service", name="scheduling service")
 Row = dict[str, Any]
 RETRYABLE_SQLSTATES = ("40P01", "40001")  # deadlock detected, serialization failure
+# Exceptions ended longer ago than this leave provider.capacity_changed: a consumer's
+# window (the dashboard's week) starts at most a week before the event is read.
+CAPACITY_HISTORY = timedelta(days=14)
+CAPACITY_MAX_EXCEPTIONS = 1000
 
 
 def new_id() -> str:
@@ -145,9 +149,11 @@ class Desk:
 
     # --- templates and exceptions ------------------------------------------------------
 
-    def set_template(self, s: Session, provider_id: str, blocks: Sequence[Row]) -> list[Row]:
-        """Replace a provider's weekly template; blocks of one weekday may not overlap."""
-        self.provider(s, provider_id)
+    def set_template(self, s: Session, provider_id: str, blocks: Sequence[Row],
+                     now: datetime | None = None) -> list[Row]:
+        """Replace a provider's weekly template; blocks of one weekday may not overlap.
+        Publishes the provider's capacity in the same transaction."""
+        provider = self.provider(s, provider_id)
         parsed = [av.WeeklyBlock(b["weekday"], b["start"], b["end"], b.get("valid_from"),
                                  b.get("valid_until")) for b in blocks]
         for i, a in enumerate(parsed):
@@ -163,6 +169,7 @@ class Desk:
                 {"provider_id": provider_id, "weekday": b.weekday, "start_time": b.start,
                  "end_time": b.end, "valid_from": b.valid_from, "valid_until": b.valid_until}
                 for b in parsed])
+        self.publish_capacity(s, [provider], now or self.clock())
         return self.template(s, provider_id)
 
     def template(self, s: Session, provider_id: str) -> list[Row]:
@@ -199,6 +206,7 @@ class Desk:
                "start_at": span.start, "end_at": span.end, "note": data.get("note", ""),
                "created_by": who.subject, "created_at": now}
         s.execute(insert(exceptions).values(**row))
+        self._capacity_changed(s, row["provider_id"], now)
         return row
 
     def list_exceptions(self, s: Session, *, provider_id: str | None, span: av.Interval
@@ -210,9 +218,54 @@ class Desk:
                             exceptions.c.provider_id.is_(None)))
         return [dict(r) for r in s.execute(q.order_by(exceptions.c.start_at)).mappings()]
 
-    def remove_exception(self, s: Session, exception_id: str) -> None:
-        if not s.execute(delete(exceptions).where(exceptions.c.id == exception_id)).rowcount:
+    def remove_exception(self, s: Session, exception_id: str,
+                         now: datetime | None = None) -> None:
+        found = s.execute(select(exceptions.c.provider_id).where(
+            exceptions.c.id == exception_id)).first()
+        if found is None or not s.execute(
+                delete(exceptions).where(exceptions.c.id == exception_id)).rowcount:
             raise NotFound(f"no exception {exception_id}")
+        self._capacity_changed(s, found[0], now or self.clock())
+
+    def _capacity_changed(self, s: Session, provider_id: str | None, now: datetime) -> None:
+        """A provider's leave changes their capacity; a clinic closure everyone's."""
+        if provider_id:
+            self.publish_capacity(s, [self.provider(s, provider_id)], now)
+        else:
+            self.publish_capacity(s, self.list_providers(s, active=None), now)
+
+    def publish_capacity(self, s: Session, provider_rows: Sequence[Row], now: datetime
+                         ) -> None:
+        """Emit provider.capacity_changed (keyed by provider id) for each provider: the
+        whole weekly template and every exception (own leave and clinic closures) that
+        ends after CAPACITY_HISTORY before now, so the dashboard can count the minutes
+        available in any window from now on without reading this service's tables."""
+        if not provider_rows:
+            return
+        since = now - CAPACITY_HISTORY
+        ids = [p["id"] for p in provider_rows]
+        blocks = self.blocks(s, ids)
+        q = select(exceptions).where(
+            exceptions.c.end_at > since,
+            or_(exceptions.c.provider_id.in_(ids), exceptions.c.provider_id.is_(None))
+        ).order_by(exceptions.c.start_at, exceptions.c.id)
+        time_off: dict[str | None, list[Row]] = {}
+        for r in s.execute(q).mappings():
+            time_off.setdefault(r["provider_id"], []).append(
+                {"exception_id": r["id"], "kind": r["kind"],
+                 "clinic_wide": r["provider_id"] is None,
+                 "start": r["start_at"], "end": r["end_at"]})
+        for p in provider_rows:
+            own = sorted([*time_off.get(p["id"], []), *time_off.get(None, [])],
+                         key=lambda e: (e["start"], e["exception_id"]))
+            self._emit(s, "provider.capacity_changed", {
+                "provider_id": p["id"], "discipline": p["discipline"],
+                "timezone": str(self.tz),
+                "blocks": [{"weekday": b.weekday, "start": b.start, "end": b.end,
+                            "valid_from": b.valid_from, "valid_until": b.valid_until}
+                           for b in blocks.get(p["id"], [])],
+                "exceptions": own[:CAPACITY_MAX_EXCEPTIONS],
+                "exceptions_since": since}, key=p["id"])
 
     def closed(self, s: Session, provider_ids: Sequence[str], span: av.Interval
                ) -> dict[str, list[av.Interval]]:

@@ -1,4 +1,5 @@
-"""Events of the scheduling service (topic scheduling.events, keyed by patient id)."""
+"""Events of the scheduling service (topic scheduling.events, keyed by patient id; the
+provider events by provider id)."""
 
 from marshmallow import Schema, fields, validate
 
@@ -20,6 +21,42 @@ class ProviderRegisteredV1(Schema):
     email = fields.Email(load_default=None, allow_none=True)
     phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
     active = fields.Boolean(load_default=True)
+
+
+class CapacityBlock(Schema):
+    """One block of a weekly template, in the clinic's local wall time (0 = Monday)."""
+
+    weekday = fields.Integer(required=True, validate=validate.Range(min=0, max=6))
+    start = fields.Time(required=True)
+    end = fields.Time(required=True)
+    valid_from = fields.Date(load_default=None, allow_none=True)
+    valid_until = fields.Date(load_default=None, allow_none=True)
+
+
+class CapacityException(Schema):
+    """Time off the template: the provider's leave, or a clinic closure (everyone's)."""
+
+    exception_id = _id
+    kind = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    clinic_wide = fields.Boolean(load_default=False)
+    start = fields.AwareDateTime(required=True)
+    end = fields.AwareDateTime(required=True)
+
+
+@register("provider.capacity_changed", 1)
+class ProviderCapacityChangedV1(Schema):
+    """A provider's whole working capacity as scheduling now has it (keyed by provider id):
+    the weekly template and the exceptions still current, so a consumer can count the
+    minutes available in any window. Each event replaces the previous one."""
+
+    provider_id = _id
+    discipline = _discipline
+    timezone = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    blocks = fields.List(fields.Nested(CapacityBlock), required=True,
+                         validate=validate.Length(max=200))
+    exceptions = fields.List(fields.Nested(CapacityException), required=True,
+                             validate=validate.Length(max=1000))
+    exceptions_since = fields.AwareDateTime(required=True)
 
 
 class _Visit(Schema):

@@ -53,6 +53,10 @@ def test_the_read_model_rebuilds_from_the_topics_to_the_same_figures(
     expected = figures_from_topics(settings)
     assert expected["referrals"]["total"] == 3
     assert expected["referrals"]["past_target"] == 1
+    # pm1's capacity (template minus leave) came through the topic; pt1's did not
+    by_provider = {p["provider_id"]: p for p in expected["utilisation"]["by_provider"]}
+    assert by_provider["pm1"]["capacity_known"] and by_provider["pm1"]["capacity_hours"] == 32
+    assert expected["utilisation"]["capacity_unknown"] == 1
 
     def built() -> dict:
         got = clinic_figures(runtime, now=NOW)
@@ -77,6 +81,8 @@ def test_the_read_model_rebuilds_from_the_topics_to_the_same_figures(
         assert set(rebuilt.get_json()["records"].values()) == {0}
         wait_for(lambda: client.get("/api/read-model", headers=admin).get_json()
                  ["records"]["referrals"] == 3, timeout=60, what="the rebuild")
+        wait_for(lambda: client.get("/api/read-model", headers=admin).get_json()
+                 ["records"]["provider_capacity"] == 1, timeout=30, what="rebuilt capacity")
         wait_for(lambda: built() == expected, timeout=30, what="the rebuilt figures")
         # from scratch means every message again, the bad one too
         wait_for(lambda: dead_letters()["count"] == 2, what="the bad event parked again")

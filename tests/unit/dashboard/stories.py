@@ -59,6 +59,22 @@ def provider(provider_id: str, discipline: str, *, at: datetime | None = None,
         "active": active}, producer="scheduling"), at)
 
 
+def capacity(provider_id: str, discipline: str, *,
+             blocks: list[tuple[int, str, str]] | None = None,
+             leave: list[tuple[datetime, datetime]] = (), at: datetime | None = None,
+             timezone: str = "Europe/London") -> Envelope:
+    """provider.capacity_changed as scheduling publishes it; blocks default to
+    Monday to Friday 09:00-17:00."""
+    blocks = [(d, "09:00", "17:00") for d in range(5)] if blocks is None else blocks
+    return _at(new_event("provider.capacity_changed", {
+        "provider_id": provider_id, "discipline": discipline, "timezone": timezone,
+        "blocks": [{"weekday": d, "start": a, "end": b} for d, a, b in blocks],
+        "exceptions": [{"exception_id": f"x{i}", "kind": "leave", "start": a.isoformat(),
+                        "end": b.isoformat()} for i, (a, b) in enumerate(leave)],
+        "exceptions_since": (NOW - timedelta(days=14)).isoformat()},
+        producer="scheduling"), at)
+
+
 def notified(notification_id: str, *, failed: bool = False, channel: str = "email",
              at: datetime | None = None) -> Envelope:
     payload = {"notification_id": notification_id, "event_id": f"e-{notification_id}",
@@ -83,12 +99,17 @@ def key_of(env: Envelope) -> str:
 
 
 def a_clinic_week(now: datetime = NOW) -> list[Envelope]:
-    """Three referrals (one seen in 8 days, one overdue, one rejected), two providers,
-    visits today and this week, a no-show, and notifications sent and failed."""
+    """Three referrals (one seen in 8 days, one overdue, one rejected), two providers
+    (pm1's capacity published, pt1's not), visits today and this week, a no-show, and
+    notifications sent and failed."""
     day = timedelta(days=1)
     r1, r2, r3 = now - 10 * day, now - 20 * day, now - 3 * day
     return [
         provider("pm1", "pain_medicine"), provider("pt1", "physical_therapy"),
+        # pm1's template, then a day's leave on Thursday (8 h off the 40 h week)
+        capacity("pm1", "pain_medicine", at=now - 30 * day),
+        capacity("pm1", "pain_medicine", at=now - 5 * day,
+                 leave=[(now + day - timedelta(hours=3), now + day + timedelta(hours=5))]),
         received("r1", at=r1),
         moved("r1", "triaged", received_at=r1, at=r1 + day, priority="urgent",
               due_by=(r1 + 14 * day).date(), frm="received"),

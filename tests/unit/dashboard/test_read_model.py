@@ -37,8 +37,16 @@ def test_a_clinic_week_gives_the_figures_an_admin_expects():
         "pain_medicine": 1, "physical_therapy": 1, "psychology": 0, "acupuncture": 0}}
     util = {d["discipline"]: d for d in f["utilisation"]["by_discipline"]}
     assert util["pain_medicine"]["booked_hours"] == 1.5
-    assert util["pain_medicine"]["utilisation"] == 0.15
+    # pm1: 1.5 h of the 32 h its template gives minus Thursday's leave
+    assert util["pain_medicine"]["capacity_hours"] == 32.0
+    assert util["pain_medicine"]["utilisation"] == round(1.5 / 32, 4)
+    assert util["pain_medicine"]["capacity_unknown"] == 0
+    # pt1's capacity never arrived: the fallback (10 h here), marked unknown
     assert util["physical_therapy"]["utilisation"] == 0.075
+    assert util["physical_therapy"]["capacity_unknown"] == 1
+    assert {p["provider_id"]: p["capacity_known"]
+            for p in f["utilisation"]["by_provider"]} == {"pm1": True, "pt1": False}
+    assert f["utilisation"]["capacity_unknown"] == 1
     assert util["psychology"]["utilisation"] is None  # no providers, no capacity
     assert [p["provider_id"] for p in f["utilisation"]["by_provider"]] == ["pm1", "pt1"]
     assert f["utilisation"]["week_start"] == "2026-11-23"
