@@ -123,15 +123,26 @@ function renderClinic(c) {
   $("chart-today").innerHTML = hbars(ordered(c.appointments_today.by_discipline)
     .map(([k, v]) => ({ label: k, value: v, cls: "teal" })));
   $("week-start").textContent = `week of ${c.utilisation.week_start}`;
-  $("chart-utilisation").innerHTML = hbars(c.utilisation.by_discipline.map((d) => ({
-    label: d.discipline, value: d.utilisation || 0, text: pct(d.utilisation),
+  // Capacity is each provider's template minus leave and closures (provider.capacity_changed);
+  // a provider whose capacity has not arrived counts the fallback hours, marked with *.
+  const u = c.utilisation;
+  $("chart-utilisation").innerHTML = hbars(u.by_discipline.map((d) => ({
+    label: d.discipline, value: d.utilisation || 0,
+    text: pct(d.utilisation) + (d.capacity_unknown ? "*" : ""),
     cls: (d.utilisation || 0) > 0.9 ? "bad" : "ok" })), { max: 1 });
   $("chart-notifications").innerHTML = stacked(ordered(c.notifications.by_channel)
     .map(([k, v]) => ({ label: k, a: v.sent, b: v.failed })));
-  const provs = c.utilisation.by_provider;
+  const provs = u.by_provider;
   $("table-providers").innerHTML = provs.length ? hbars(provs.map((p) => ({
-    label: p.name, value: p.utilisation || 0, text: pct(p.utilisation), cls: "teal" })),
+    label: p.name, value: p.utilisation || 0,
+    text: pct(p.utilisation) + (p.capacity_known ? "" : "*"),
+    cls: p.capacity_known ? "teal" : "warn" })),
   { max: 1 }) : '<div class="empty">No providers yet</div>';
+  const unknown = provs.filter((p) => !p.capacity_known).map((p) => p.name);
+  $("capacity-note").textContent = unknown.length
+    ? `* capacity unknown for ${unknown.join(", ")}: counted at ${u.fallback_weekly_hours} h a `
+      + "week until scheduling publishes their template"
+    : "Capacity: each provider's weekly template minus leave and closures";
   const fails = c.notifications.latest_failures;
   $("failures").innerHTML = fails.length ? `<h3>Latest failed notifications</h3><table>
     <tr><th>When (UTC)</th><th>Event</th><th>Channel</th><th>Reason</th></tr>
