@@ -5,6 +5,7 @@ added or removed. A refused change publishes nothing."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 from sqlalchemy import select
 
@@ -71,3 +72,50 @@ def test_leave_and_closures_publish_the_capacity_of_whom_they_touch(clinic):
     assert [e["kind"] for e in payload["exceptions"]] == ["closure"]
     missing = clinic.client.delete(f"/exceptions/{leave.json['id']}", headers=clinic.scheduler)
     assert missing.status_code == 404
+
+
+def test_consumers_that_do_not_handle_it_skip_it_and_the_dashboard_keeps_it(
+        settings_for, new_database_url):
+    """Every worker's subscriptions on scheduling.events: only the dashboard's read model
+    handles provider.capacity_changed; the others pass it by (no inbox row, no dead
+    letter), as EventConsumer does with any type a subscription has no handler for."""
+    from importlib import import_module
+
+    from services.dashboard.db import ReadModelStore
+    from services.dashboard.handlers import read_model_subscription
+    from shared import topics
+    from shared.kafka import EventConsumer
+    from tests.unit.dashboard.stories import capacity
+
+    event = capacity("pm1", "pain_medicine")
+    record = SimpleNamespace(value=event.to_bytes(), key=b"pm1", topic=topics.SCHEDULING,
+                             partition=0, offset=0, headers=[])
+    for service in ("referrals", "notes", "notifier", "dashboard"):
+        runtime = import_module(f"services.{service}.wiring").build_runtime(
+            settings_for(service, database_url=new_database_url(service)))
+        runtime.create_schema()
+        subs = import_module(f"services.{service}.worker").subscriptions(runtime)
+        if service == "dashboard":
+            with runtime.db.transaction() as s:
+                subs.append(read_model_subscription(ReadModelStore(), ReadModelStore()
+                                                    .generation(s)))
+        for sub in subs:
+            if topics.SCHEDULING not in sub.topics:
+                continue
+            consumer = EventConsumer(runtime.settings, runtime.db, runtime.tables, sub)
+            parked: list[str] = []
+            consumer.dead_letter = (  # type: ignore[method-assign]
+                lambda _r, reason, _parked=parked, **_kw: _parked.append(reason))
+            consumer.handle_record(record)
+            with runtime.db.transaction() as s:
+                inbox = runtime.tables.inbox
+                seen = s.execute(select(inbox.c.event_id)
+                                 .where(inbox.c.event_id == event.id)).all()
+            assert parked == [], (service, sub.name, parked)
+            handles = "provider.capacity_changed" in sub.handlers
+            assert handles == (service == "dashboard"), (service, sub.name)
+            assert len(seen) == int(handles), (service, sub.name)
+        if service == "dashboard":
+            with runtime.db.transaction() as s:
+                assert ReadModelStore().counts(s)["provider_capacity"] == 1
+        runtime.db.dispose()
