@@ -456,7 +456,7 @@ def run(seconds: float, rate: float, referral_rate: float, backend: str, workers
                                          "SMTP_PORT": str(smtp.port),
                                          "SMS_GATEWAY_URL": sms.url}) as clinic:
             return _drive(clinic, services, urls, settings, seconds, rate, referral_rate,
-                          bootstrap, smtp, sms)
+                          bootstrap, smtp, sms, backend)
     finally:
         sms.stop()
         smtp.stop()
@@ -467,7 +467,7 @@ def run(seconds: float, rate: float, referral_rate: float, backend: str, workers
 
 def _drive(clinic: dict[str, ServiceProcesses], services: list[str], db_urls: dict[str, str],
            settings: Settings, seconds: float, rate: float, referral_rate: float,
-           bootstrap: str, smtp: SmtpServer, sms: SmsGateway) -> int:
+           bootstrap: str, smtp: SmtpServer, sms: SmsGateway, backend: str) -> int:
     admin = bearer(settings, "admin")
     plan = SimulationPlan(patients=int(referral_rate * seconds) + 1, seconds=seconds,
                           rate=referral_rate, concurrency=12, short_pathways=True,
@@ -573,18 +573,21 @@ def _drive(clinic: dict[str, ServiceProcesses], services: list[str], db_urls: di
           f"{len(sms.bodies())} SMS in all; accepted time from the ledger for "
           f"{conf.from_ledger}")
 
-    record("load", f"HTTP requests (simulator + pings) for {wall:.0f}s without 5xx",
+    record("load", f"HTTP requests (simulator + pings) for {wall:.0f}s without 5xx "
+                   f"({backend})",
            tried=total, held=total - fivexx,
            detail=f"{total / wall:.1f} req/s, p99 {pct(all_lat, 99) * 1000:.0f} ms")
-    record("load", "pings delivered to every service's inbox", tried=len(pings.pings),
+    record("load", f"pings delivered to every service's inbox ({backend})",
+           tried=len(pings.pings),
            held=len(e2e), detail=f"e2e p50 {ms(e2e, 50)} ms p99 {ms(e2e, 99)} ms; "
                                  f"kafka p50 {ms(k, 50)} ms p99 {ms(k, 99)} ms")
-    record("load", "booked patients received their itinerary confirmation",
+    record("load", f"booked patients received their itinerary confirmation ({backend})",
            tried=len(conf.expected), held=len(conf.arrived),
            detail=f"accepted->message p50 {pct(conf.e2e, 50):.2f} s "
                   f"p99 {pct(conf.e2e, 99):.2f} s")
     journeys = len(ledger.patients)
-    record("load", f"simulated journeys at {referral_rate:g} referrals/s without a failure",
+    record("load", f"simulated journeys at {referral_rate:g} referrals/s without a failure "
+                   f"({backend})",
            tried=journeys, held=journeys - min(journeys, len(ledger.failures) + len(sim_error)),
            detail=f"{out['itinerary booked']} booked, {out['note signed']} notes signed, "
                   f"{len(ledger.failures)} failures")
@@ -603,12 +606,15 @@ def main() -> int:
                         help="new referrals per second (the simulator)")
     parser.add_argument("--rate", type=float, default=float(os.environ.get("BENCH_RATE", 8)),
                         help="pings and simple GETs per second")
-    parser.add_argument("--backend", choices=("sqlite", "postgres"),
-                        default=os.environ.get("BENCH_BACKEND", "sqlite"))
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"),
+                        default=os.environ.get("BENCH_BACKEND", "sqlite"),
+                        help="both: one run on each, one after the other")
     parser.add_argument("--web-workers", type=int, default=2)
     args = parser.parse_args()
-    return run(min(args.seconds, 600), min(args.rate, 500), min(args.referral_rate, 50),
-               args.backend, args.web_workers)
+    backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
+    results = [run(min(args.seconds, 600), min(args.rate, 500), min(args.referral_rate, 50),
+                   backend, args.web_workers) for backend in backends]
+    return max(results)
 
 
 if __name__ == "__main__":
