@@ -21,6 +21,8 @@ from shared.web import roles
 blp = Blueprint("dashboard", __name__, url_prefix="/api",
                 description="The ops dashboard's figures (admins only)")
 
+# Only for providers whose provider.capacity_changed has not arrived (marked
+# capacity_known: false); everyone else's capacity is their template minus time off.
 DEFAULT_WEEKLY_HOURS = "37.5"
 
 
