@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,3 +110,23 @@ class ClinicClient:
                     raise
                 time.sleep(pause)
                 pause = min(pause * 2, 3.0)
+
+
+def act_once(send: Callable[[], requests.Response], happened: Callable[[], bool], *,
+             patience: float) -> requests.Response | None:
+    """Send an action that must not be done twice. Without an answer, look whether it
+    happened and send again only if it did not. Returns the answer, or None when the
+    look found it done; raises Unanswered when `patience` runs out."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return send()
+        except Unanswered:
+            try:
+                if happened():
+                    return None
+            except Unanswered:
+                pass
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

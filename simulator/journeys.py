@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from simulator.client import ClinicClient, Unanswered
+from simulator.client import ClinicClient, Unanswered, act_once
 from simulator.ledger import (
     ItineraryRecord,
     Ledger,
@@ -135,28 +135,16 @@ class PatientJourney:
 
     def _act(self, record: ReferralRecord, send: Callable[[], Any], target: str,
              what: str) -> bool:
-        """Send a workflow move; without an answer, look at the referral and send again
-        only if the move did not happen."""
-        deadline = time.monotonic() + PATIENCE
-        while True:
-            try:
-                resp = send()
-            except Unanswered:
-                try:
-                    if self._referral_status(record) == target:
-                        break
-                except Unanswered:
-                    pass
-                if time.monotonic() > deadline:
-                    record.uncertain = True
-                    self.ledger.fail(f"{what} of {record.referral_id} never answered")
-                    return False
-                time.sleep(0.5)
-                continue
-            if resp.status_code == 200:
-                break
-            if resp.status_code == 409 and self._referral_status(record) == target:
-                break  # an earlier try did it
+        """Send a workflow move, once (see act_once)."""
+        try:
+            resp = act_once(send, lambda: self._referral_status(record) == target,
+                            patience=PATIENCE)
+        except Unanswered:
+            record.uncertain = True
+            self.ledger.fail(f"{what} of {record.referral_id} never answered")
+            return False
+        if resp is not None and resp.status_code != 200 and not (
+                resp.status_code == 409 and self._referral_status(record) == target):
             self.ledger.fail(f"{what} of {record.referral_id}: {resp.status_code} "
                              f"{resp.text[:200]}")
             return False
@@ -382,26 +370,17 @@ class FrontDesk:
 
     def _status(self, visit: VisitRecord, action: str, target: str) -> bool:
         path = f"/appointments/{visit.appointment_id}/{action}"
-        deadline = time.monotonic() + PATIENCE
-        while True:
-            try:
-                resp = self.client.call("POST", "scheduling", path,
-                                        f"/appointments/{{id}}/{action}", self.desk, json={})
-            except Unanswered:
-                try:
-                    if visit_status(self.client, visit) == target:
-                        break
-                except Unanswered:
-                    pass
-                if time.monotonic() > deadline:
-                    visit.uncertain = True
-                    self.ledger.fail(f"{action} of {visit.appointment_id} never answered")
-                    return False
-                time.sleep(0.5)
-                continue
-            if resp.status_code == 200 or (resp.status_code == 409 and
-                                           visit_status(self.client, visit) == target):
-                break
+        try:
+            resp = act_once(lambda: self.client.call(
+                "POST", "scheduling", path, f"/appointments/{{id}}/{action}", self.desk,
+                json={}), lambda: visit_status(self.client, visit) == target,
+                patience=PATIENCE)
+        except Unanswered:
+            visit.uncertain = True
+            self.ledger.fail(f"{action} of {visit.appointment_id} never answered")
+            return False
+        if resp is not None and resp.status_code != 200 and not (
+                resp.status_code == 409 and visit_status(self.client, visit) == target):
             self.ledger.fail(f"{action} of {visit.appointment_id}: {resp.status_code} "
                              f"{resp.text[:200]}")
             visit.plan = "failed"
