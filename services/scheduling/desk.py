@@ -194,14 +194,16 @@ class Desk:
         elif data["kind"] != "closure":
             raise InvalidInput("only a clinic closure has no provider", field="provider_id")
         if data.get("first_day"):
-            span = av.local_days(data["first_day"], data.get("last_day") or data["first_day"],
-                                 self.tz)
+            last_day = data.get("last_day") or data["first_day"]
+            if last_day < data["first_day"]:
+                raise InvalidInput("last_day is before first_day", field="last_day")
+            span = av.local_days(data["first_day"], last_day, self.tz)
         elif data.get("start") and data.get("end"):
+            if data["end"] <= data["start"]:  # before an Interval, which refuses it too
+                raise InvalidInput("an exception ends after it starts", field="end")
             span = av.Interval(data["start"].astimezone(UTC), data["end"].astimezone(UTC))
         else:
             raise InvalidInput("give first_day (and last_day), or start and end", field="start")
-        if span.end <= span.start:
-            raise InvalidInput("an exception ends after it starts", field="end")
         row = {"id": new_id(), "provider_id": data.get("provider_id"), "kind": data["kind"],
                "start_at": span.start, "end_at": span.end, "note": data.get("note", ""),
                "created_by": who.subject, "created_at": now}

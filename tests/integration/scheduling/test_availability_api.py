@@ -80,6 +80,21 @@ def test_days_outside_any_clinic_calendar_are_refused_naming_the_field(clinic):
         assert set(backwards.json["errors"]) == {"query.to"}
 
 
+def test_an_exception_that_ends_before_it_starts_is_refused_naming_the_field(clinic):
+    """Found by schemathesis in the proof: instants out of order were a 500."""
+    backwards = clinic.post("/exceptions", {"kind": "closure", "note": "K",
+                                            "start": "2000-01-07T23:20:51.5824+16:36",
+                                            "end": "1254-12-05T08:37:41-05:58"})
+    assert backwards.status_code == 422, backwards.json
+    assert set(backwards.json["errors"]) == {"end"}
+    days = clinic.post("/exceptions", {"kind": "closure", "first_day": "2026-03-24",
+                                       "last_day": "2026-03-20"})
+    assert days.status_code == 422, days.json
+    assert set(days.json["errors"]) == {"last_day"}
+    listed = clinic.get("/exceptions", **{"from": "1900-01-01", "to": "2999-12-30"})
+    assert listed.status_code == 200 and listed.json == []  # nothing half-written
+
+
 def test_a_lifted_leave_frees_the_day_again(clinic):
     leave = clinic.post("/exceptions", {"provider_id": clinic.ids["psych"], "kind": "training",
                                         "start": "2026-03-24T09:00:00+00:00",
