@@ -37,12 +37,14 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -59,7 +61,7 @@ from shared.launcher import ServiceProcesses, available_services, has_worker
 from shared.messaging import add_messaging_tables
 from simulator.ledger import ItineraryRecord, Ledger, ReferralRecord
 from simulator.receivers import SmsGateway, SmtpServer
-from simulator.run import ClinicSimulation, SimulationPlan
+from simulator.run import ROUND_THE_CLOCK_ENV, ClinicSimulation, SimulationPlan
 from tests.proof.report import record, table
 from tests.support import infra
 from tests.support.clinic import bearer
@@ -180,6 +182,7 @@ class PingStream:
     rate: float
     lat: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    error_kinds: Counter = field(default_factory=Counter)  # "dashboard GET /x: 503"
     pings: dict[str, float] = field(default_factory=dict)  # event id -> wall time sent
     behind: int = 0
 
@@ -194,6 +197,11 @@ class PingStream:
 
         def client() -> None:
             session = requests.Session()
+            # As a browser does: a GET whose kept-alive connection the server closed at
+            # that very moment (gunicorn's keepalive is 5 s) is sent again on a new one.
+            session.mount("http://", HTTPAdapter(max_retries=Retry(
+                total=1, connect=1, read=1, status=0, other=0,
+                allowed_methods=frozenset({"GET"}), raise_on_status=False)))
             while (item := tokens.get()) is not None:
                 service, method, path = item
                 key = f"{service} {method} {path}"
@@ -211,11 +219,13 @@ class PingStream:
                         self.lat[key].append(elapsed)
                         if resp.status_code >= 500:
                             self.errors[key] += 1
+                            self.error_kinds[f"{key}: {resp.status_code}"] += 1
                         if method == "POST" and resp.status_code == 202:
                             self.pings[resp.json()["event_id"]] = sent_wall
-                except requests.RequestException:
+                except requests.RequestException as exc:
                     with lock:
                         self.errors[key] += 1
+                        self.error_kinds[f"{key}: {type(exc).__name__}"] += 1
 
         threads = [threading.Thread(target=client, daemon=True) for _ in range(8)]
         for t in threads:
@@ -454,7 +464,8 @@ def run(seconds: float, rate: float, referral_rate: float, backend: str, workers
                               extra_env={"KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                                          "LOG_LEVEL": "WARNING", "SMTP_HOST": "127.0.0.1",
                                          "SMTP_PORT": str(smtp.port),
-                                         "SMS_GATEWAY_URL": sms.url}) as clinic:
+                                         "SMS_GATEWAY_URL": sms.url,
+                                         **ROUND_THE_CLOCK_ENV}) as clinic:
             return _drive(clinic, services, urls, settings, seconds, rate, referral_rate,
                           bootstrap, smtp, sms, backend)
     finally:
@@ -526,6 +537,8 @@ def _drive(clinic: dict[str, ServiceProcesses], services: list[str], db_urls: di
         total += len(v)
     print(table(rows, ["endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms",
                        "max ms", "5xx/err"]))
+    if pings.error_kinds:
+        print(f"errors: {dict(pings.error_kinds)}")
     print(f"throughput: {total} requests in {wall:.1f}s = {total / wall:.1f} req/s "
           f"(simulator {sum(map(len, sim_seconds.values()))}, pings/GETs "
           f"{sum(map(len, pings.lat.values()))} at target {rate:g}/s, {pings.behind} ticks "

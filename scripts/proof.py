@@ -85,7 +85,7 @@ def main() -> int:
             for line in tail:  # the faults as they were done, the load figures
                 if line.startswith("[faults]") or (name == "load" and (
                         line.startswith(("|", "+", "throughput", "pings", "clinic",
-                                          "confirmations")))):
+                                          "confirmations", "errors")))):
                     print("  " + line)
             for f in load(report)[before:]:  # what was tried and what held
                 print(f"  [{'held' if f.ok else 'FAILED'}] {f.check}: {f.held}/{f.tried} "

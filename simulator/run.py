@@ -33,6 +33,12 @@ ROUND_THE_CLOCK: list[dict] = [
         ("psychology", ["initial_assessment", "follow_up"]),
         ("acupuncture", ["initial_assessment", "follow_up"]))
     for n in (1, 2, 3)]
+# What the services must be told for the same clinic: the itinerary search keeps to the
+# clinic's opening hours (ITINERARY_CLINIC_*), office hours by default; a five-minute grid
+# lets the first visits begin (and be missed) within a run.
+ROUND_THE_CLOCK_ENV = {"ITINERARY_CLINIC_OPENS": "00:00", "ITINERARY_CLINIC_CLOSES": "23:59",
+                       "ITINERARY_CLINIC_WEEKDAYS": "0,1,2,3,4,5,6",
+                       "ITINERARY_SLOT_MINUTES": "5"}
 ROUND_THE_CLOCK_ROOMS: list[dict] = [
     {"name": f"Sim {kind.replace('_', ' ')} {n}", "kind": kind, "fit_for": [discipline]}
     for discipline, kind in (("pain_medicine", "consulting_room"), ("physical_therapy", "pt_gym"),

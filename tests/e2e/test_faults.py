@@ -45,7 +45,7 @@ from simulator.journeys import Staff
 from simulator.ledger import Ledger
 from simulator.receivers import SmsGateway, SmtpServer
 from simulator.reconcile import reconcile as reconcile_clinic
-from simulator.run import ClinicSimulation, SimulationPlan
+from simulator.run import ROUND_THE_CLOCK_ENV, ClinicSimulation, SimulationPlan
 from tests.proof.broker import PrivateBroker, private_broker
 from tests.proof.report import long_form, record
 from tests.support import infra
@@ -257,7 +257,7 @@ def clinic(backend: str, new_database_url, tmp_path: Path) -> Iterator[Clinic]:
     mailbox, sms = SmtpServer().start(), SmsGateway().start()
     env = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "CONSUMER_MAX_ATTEMPTS": "3",
            "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(mailbox.port),
-           "SMS_GATEWAY_URL": sms.url, "NOTIFIER_POLL_SECONDS": "0.2"}
+           "SMS_GATEWAY_URL": sms.url, "NOTIFIER_POLL_SECONDS": "0.2", **ROUND_THE_CLOCK_ENV}
     try:
         with running_services(SERVICES, database_url=database_url, topic_prefix=prefix,
                               log_dir=tmp_path / "logs", extra_env=env,
