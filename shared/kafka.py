@@ -451,15 +451,16 @@ def _describe(record) -> DeadLetter:  # type: ignore[no-untyped-def]
 
 
 def read_records(settings: Settings, topic: str, *, last: int | None = None,
-                 timeout_ms: int = 2000) -> list[Any]:
-    """Every record of a (prefixed) topic up to its end at the time of the call, or the
-    `last` few of each partition: for the dashboard's dead letters and for reconciling
-    what the topics say. Reads without a group and commits nothing; stops at the end
-    offsets rather than waiting out a timeout."""
+                 timeout_ms: int = 2000, complete: bool = False) -> list[Any]:
+    """Every record of a (prefixed) topic up to its end offsets at the time of the call,
+    or the `last` few of each partition: for the dashboard's dead letters and for
+    reconciling what the topics say. Reads without a group and commits nothing. Records
+    written after the call are left out, so the answer is one snapshot. `complete`:
+    raise rather than answer with less than the whole snapshot when `timeout_ms` runs
+    out (a broker that has just restarted can be slow to serve a fetch)."""
     name = settings.topic(topic)
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
-                             enable_auto_commit=False, group_id=None,
-                             consumer_timeout_ms=timeout_ms)
+                             enable_auto_commit=False, group_id=None)
     try:
         parts = [TopicPartition(name, p) for p in (consumer.partitions_for_topic(name) or [])]
         if not parts:
@@ -472,12 +473,16 @@ def read_records(settings: Settings, topic: str, *, last: int | None = None,
             for tp in parts:
                 consumer.seek(tp, max(0, ends[tp] - last))
         out: list[Any] = []
-        if all(consumer.position(tp) >= ends[tp] for tp in parts):
-            return out
-        for record in consumer:
-            out.append(record)
-            if all(consumer.position(tp) >= ends[tp] for tp in parts):
+        deadline = time.monotonic() + timeout_ms / 1000
+        while not all(consumer.position(tp) >= ends[tp] for tp in parts):
+            if time.monotonic() > deadline:
+                if complete:
+                    raise TimeoutError(
+                        f"read {name} to {ends} in {timeout_ms} ms: reached "
+                        f"{ {tp: consumer.position(tp) for tp in parts} }")
                 break
+            for tp, records in consumer.poll(timeout_ms=200).items():
+                out.extend(r for r in records if r.offset < ends[tp])
         return out
     finally:
         consumer.close()

@@ -85,12 +85,13 @@ class _Tally:
 
 # ------------------------------------------------------------------------------ topics
 
-def read_topic(settings: Settings, topic: str, *, timeout_ms: int = 2000
+def read_topic(settings: Settings, topic: str, *, timeout_ms: int = 60_000
                ) -> list[tuple[str | None, dict[str, str], Any]]:
     """Every record on a (prefixed) topic, from the start, as (key, headers, value); the
-    value is the parsed JSON, or the raw bytes if it is not JSON (a poison message)."""
+    value is the parsed JSON, or the raw bytes if it is not JSON (a poison message).
+    Never a partial read: a reconciliation of half a topic would report losses."""
     out: list[tuple[str | None, dict[str, str], Any]] = []
-    for record in read_records(settings, topic, timeout_ms=timeout_ms):
+    for record in read_records(settings, topic, timeout_ms=timeout_ms, complete=True):
         try:
             value = json.loads(record.value)
         except Exception:

@@ -49,7 +49,7 @@ def test_an_accepted_referral_on_the_broker_comes_back_as_a_proposed_itinerary(
         producer.close()
 
         def proposed() -> list:
-            letters = read_topic(settings, topics.dead_letter("scheduling"), timeout_ms=200)
+            letters = read_topic(settings, topics.dead_letter("scheduling"))
             assert not letters, f"dead-lettered: {[h for _k, h, _v in letters]}"
             return [v for _k, _h, v in read_topic(settings, topics.SCHEDULING)
                     if isinstance(v, dict) and v.get("type") == "itinerary.proposed"]
