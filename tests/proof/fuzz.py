@@ -24,8 +24,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 PROBLEM = "application/problem+json"
-# gunicorn answers these itself (request line or headers too long, unparseable request)
-# before the app runs: they cannot be problem+json, and they carry no X-Request-ID
+# gunicorn answers these itself (request line or headers too long) before the app runs,
+# as problem+json through shared.gunicorn_workers; counted apart, judged like the rest
 SERVER_REFUSALS = (414, 431)
 
 HOSTILE_STRINGS = [
