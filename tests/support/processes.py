@@ -3,18 +3,14 @@ own topics and databases."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from shared.launcher import ServiceProcesses
+from simulator.receivers import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["free_port", "running_services"]
 
 
 @contextmanager
