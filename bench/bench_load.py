@@ -48,7 +48,7 @@ from urllib3.util.retry import Retry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from sqlalchemy import MetaData, create_engine, select
 from sqlalchemy.pool import NullPool
@@ -56,9 +56,10 @@ from sqlalchemy.pool import NullPool
 from services.notifier.domain import CHANNEL_TEMPLATES, TEMPLATES
 from shared import topics
 from shared.config import Settings
-from shared.kafka import ensure_topics
+from shared.kafka import ensure_topics, read_records
 from shared.launcher import ServiceProcesses, available_services, has_worker
 from shared.messaging import add_messaging_tables
+from simulator.client import percentile
 from simulator.ledger import ItineraryRecord, Ledger, ReferralRecord
 from simulator.receivers import SmsGateway, SmtpServer
 from simulator.run import ROUND_THE_CLOCK_ENV, ClinicSimulation, SimulationPlan
@@ -77,15 +78,8 @@ CONFIRM_SMS_OPENINGS = tuple(body.split("\n")[0] for (name, _l, ch), (_s, body)
 CONFIRM_WAIT = 90.0  # seconds to wait for the last confirmations after the simulation
 
 
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
 def ms(values: list[float], p: float) -> str:
-    return f"{pct(values, p) * 1000:.1f}"
+    return f"{percentile(values, p) * 1000:.1f}"
 
 
 def simple_gets(url: str, headers: dict[str, str]) -> list[str]:
@@ -280,25 +274,11 @@ class EventTimes:
     proposed: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, bootstrap: str, settings: Settings, timeout: float = 60.0) -> EventTimes:
+    def read(cls, settings: Settings, timeout: float = 60.0) -> EventTimes:
         out = cls()
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                 group_id=None)
-        try:
-            parts = [TopicPartition(t, p) for t in (settings.topic(topics.REFERRALS),
-                                                    settings.topic(topics.SCHEDULING))
-                     for p in sorted(consumer.partitions_for_topic(t) or ())]
-            consumer.assign(parts)
-            consumer.seek_to_beginning(*parts)
-            end = consumer.end_offsets(parts)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and any(
-                    consumer.position(tp) < end[tp] for tp in parts):
-                for records in consumer.poll(timeout_ms=500).values():
-                    for r in records:
-                        out._see(r.value, r.timestamp / 1000)
-        finally:
-            consumer.close()
+        for topic in (topics.REFERRALS, topics.SCHEDULING):
+            for r in read_records(settings, topic, timeout_ms=int(timeout * 1000)):
+                out._see(r.value, r.timestamp / 1000)
         return out
 
     def _see(self, raw: bytes, on_kafka: float) -> None:
@@ -511,7 +491,7 @@ def _drive(clinic: dict[str, ServiceProcesses], services: list[str], db_urls: di
     memory = peak_rss(clinic)
 
     e2e = pings.end_to_end(db_urls)
-    events = EventTimes.read(bootstrap, settings)
+    events = EventTimes.read(settings)
     conf = confirmations(sim.ledger, smtp, sms, events, CONFIRM_WAIT)
 
     # per endpoint: the simulator's calls and the pings'
@@ -572,8 +552,8 @@ def _drive(clinic: dict[str, ServiceProcesses], services: list[str], db_urls: di
                 ("  confirmed -> message arrived (system)", conf.to_arrival)]
     rows = []
     for name, v in lat_rows:
-        ratio = [f"{pct(v, p) / max(pct(k, p), 1e-6):.0f}x" if v and k and v is not k else ""
-                 for p in (50, 99)]
+        ratio = [f"{percentile(v, p) / max(percentile(k, p), 1e-6):.0f}x"
+                 if v and k and v is not k else "" for p in (50, 99)]
         rows.append([name, str(len(v)), ms(v, 50), ms(v, 95), ms(v, 99), *ratio])
     print(table(rows, ["latency", "n", "p50 ms", "p95 ms", "p99 ms", "p50/Kafka",
                        "p99/Kafka"]))
@@ -589,15 +569,15 @@ def _drive(clinic: dict[str, ServiceProcesses], services: list[str], db_urls: di
     record("load", f"HTTP requests (simulator + pings) for {wall:.0f}s without 5xx "
                    f"({backend})",
            tried=total, held=total - fivexx,
-           detail=f"{total / wall:.1f} req/s, p99 {pct(all_lat, 99) * 1000:.0f} ms")
+           detail=f"{total / wall:.1f} req/s, p99 {percentile(all_lat, 99) * 1000:.0f} ms")
     record("load", f"pings delivered to every service's inbox ({backend})",
            tried=len(pings.pings),
            held=len(e2e), detail=f"e2e p50 {ms(e2e, 50)} ms p99 {ms(e2e, 99)} ms; "
                                  f"kafka p50 {ms(k, 50)} ms p99 {ms(k, 99)} ms")
     record("load", f"booked patients received their itinerary confirmation ({backend})",
            tried=len(conf.expected), held=len(conf.arrived),
-           detail=f"accepted->message p50 {pct(conf.e2e, 50):.2f} s "
-                  f"p99 {pct(conf.e2e, 99):.2f} s")
+           detail=f"accepted->message p50 {percentile(conf.e2e, 50):.2f} s "
+                  f"p99 {percentile(conf.e2e, 99):.2f} s")
     journeys = len(ledger.patients)
     record("load", f"simulated journeys at {referral_rate:g} referrals/s without a failure "
                    f"({backend})",

@@ -24,6 +24,14 @@ class Unanswered(Exception):
     may or may not have happened."""
 
 
+def percentile(values: list[float], p: float) -> float:
+    """Nearest rank; NaN for no values (a column with nothing measured, not a zero)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
 @dataclass
 class Timings:
     """Seconds per endpoint ("POST /referrals/{id}/accept") and the status codes seen."""
@@ -45,13 +53,11 @@ class Timings:
         out = []
         with self.lock:
             for endpoint, values in sorted(self.seconds.items()):
-                ordered = sorted(values)
-                def pct(p: float, o: list[float] = ordered) -> float:
-                    return 1000 * o[min(len(o) - 1, round(p / 100 * (len(o) - 1)))]
                 codes = " ".join(f"{k}:{v}" for k, v in sorted(
                     self.statuses[endpoint].items(), key=lambda kv: str(kv[0])))
-                out.append((endpoint, len(values), pct(50), pct(95), pct(99),
-                            1000 * ordered[-1], codes))
+                out.append((endpoint, len(values), *(1000 * percentile(values, p)
+                                                     for p in (50, 95, 99)),
+                            1000 * max(values), codes))
         return out
 
 
