@@ -31,6 +31,7 @@ from services.scheduling import domain
 from services.scheduling.db import appointments, exceptions
 from services.scheduling.desk import Desk, new_id
 from services.scheduling.itinerary import (
+    WIDENED_NOTE,
     BusyTime,
     CarePathway,
     ClinicCalendar,
@@ -573,7 +574,7 @@ class Itineraries:
                                  except_itinerary=itinerary_id)
         rules = self._rules(ask)
         if rules.fallback_tolerance_days and any(
-                n.startswith("No itinerary keeps every follow-up") for n in row["notes"]):
+                n.startswith(WIDENED_NOTE) for n in row["notes"]):
             # it was placed at the wider tolerance: check the move against that one
             rules = replace(rules, interval_tolerance_days=rules.fallback_tolerance_days)
         problems = check_move(Itinerary(tuple(plan), _NO_SCORE), index, moved,

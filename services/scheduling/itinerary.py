@@ -54,6 +54,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 CLINICAL_ORDER = ("pain_medicine", "physical_therapy", "psychology", "acupuncture")
+# How an itinerary's notes begin when it was placed at the fallback tolerance.
+WIDENED_NOTE = "No itinerary keeps every follow-up"
 
 # ---------------------------------------------------------------------------------------
 # Inputs
@@ -992,7 +994,7 @@ def search_itineraries(pathway: CarePathway, calendar: ClinicCalendar, *, earlie
     for tolerance in tolerances:
         search.rules = replace(rules, interval_tolerance_days=tolerance)
         widened = ([] if tolerance == rules.interval_tolerance_days else [
-            f"No itinerary keeps every follow-up within +/- {rules.interval_tolerance_days} "
+            f"{WIDENED_NOTE} within +/- {rules.interval_tolerance_days} "
             f"days of its interval ({'; '.join(why)}); intervals widened to +/- {tolerance} "
             "days."])
         for plan in plans:
