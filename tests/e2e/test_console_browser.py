@@ -5,7 +5,6 @@ out of range, a slot taken meanwhile) is shown in words with nothing half-done l
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -19,18 +18,14 @@ from services.notes import demo as notes_demo
 from services.referrals import demo as referrals_demo
 from services.scheduling import demo as scheduling_demo
 from shared.config import ROOT, Settings
+from tests.support.browser import launch_chromium, needs_chromium
 from tests.support.clinic import bearer, wait_for
 from tests.support.processes import running_services
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "artifacts"
 PATIENT = "Sofia Marin"  # the demo's urgent chemotherapy-induced neuropathy referral
 
-pytestmark = [
-    pytest.mark.kafka,
-    pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
-                       reason="Debian's chromium is not installed (CI installs it)"),
-]
+pytestmark = [pytest.mark.kafka, needs_chromium]
 
 
 def shot(page, name: str) -> None:
@@ -56,15 +51,9 @@ def test_a_referral_goes_from_the_queue_to_a_booked_itinerary_and_a_signed_note(
 
     settings = Settings.for_service("tests", topic_prefix=topic_prefix,
                                     kafka_bootstrap=kafka_bootstrap)
-    logs = tmp_path / "logs"
-    with running_services(["referrals", "scheduling", "notes"], database_url=new_database_url,
-                          topic_prefix=topic_prefix, log_dir=logs, web_workers=1) as clinic:
-        urls = {f"{s.upper()}_URL": procs.url for s, procs in clinic.items()}
-        with running_services(["console"], database_url=new_database_url,
-                              topic_prefix=topic_prefix, log_dir=logs, web_workers=1,
-                              extra_env={**urls, "CONSOLE_LOCAL_SIGNIN": "true"}) as front, \
-                sync_playwright() as p:
-            _walk_the_clinic(p, expect, settings, clinic, front["console"].url)
+    with _console_over(["referrals", "scheduling", "notes"], new_database_url, topic_prefix,
+                       tmp_path / "logs") as (clinic, url), sync_playwright() as p:
+        _walk_the_clinic(p, expect, settings, clinic, url)
 
 
 def _walk_the_clinic(p, expect, settings, clinic, url: str) -> None:
@@ -72,9 +61,7 @@ def _walk_the_clinic(p, expect, settings, clinic, url: str) -> None:
     ids = scheduling_demo.seed(scheduling, bearer(settings, "admin"))
     referrals_demo.seed(clinic["referrals"].url, bearer(settings, "scheduler"))
 
-    browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-        "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"])
+    browser = launch_chromium(p)
     try:
         page = browser.new_page(viewport={"width": 1366, "height": 900})
         requested: list[str] = []
@@ -294,12 +281,6 @@ def _console_over(services: list[str], database_url: str, topic_prefix: str,
             yield clinic, front["console"].url
 
 
-def _browser(p):
-    return p.chromium.launch(executable_path=str(CHROMIUM), args=[
-        "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"])
-
-
 def test_a_scheduler_files_a_referral_through_the_form_and_a_lost_answer_is_resent_once(
         new_database_url, topic_prefix, kafka_bootstrap, tmp_path):
     from playwright.sync_api import expect, sync_playwright
@@ -308,7 +289,7 @@ def test_a_scheduler_files_a_referral_through_the_form_and_a_lost_answer_is_rese
                                     kafka_bootstrap=kafka_bootstrap)
     with _console_over(["referrals", "scheduling"], new_database_url, topic_prefix,
                        tmp_path / "logs") as (clinic, url), sync_playwright() as p:
-        browser = _browser(p)
+        browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1366, "height": 900})
             sign_in(page, url, "Scheduler (local)")
@@ -433,7 +414,7 @@ def test_a_scheduler_cancels_one_visit_then_the_whole_itinerary(
         assert booked.status_code == 200, booked.text
         itinerary_id = proposal["id"]
 
-        browser = _browser(p)
+        browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1366, "height": 900})
             sign_in(page, url, "Scheduler (local)")

@@ -4,26 +4,20 @@ live figures, and they change when the clinic's events arrive."""
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from shared import topics
 from shared.config import ROOT, Settings
+from tests.support.browser import launch_chromium, needs_chromium
 from tests.support.clinic import token
 from tests.support.processes import free_port, running_services
 from tests.unit.dashboard.stories import a_clinic_week, notified, publish, received
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "artifacts"
 
-pytestmark = [
-    pytest.mark.kafka,
-    pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
-                       reason="Debian's chromium is not installed (CI installs it)"),
-]
+pytestmark = [pytest.mark.kafka, needs_chromium]
 
 
 def test_an_admin_watches_the_clinic_live(new_database_url, topic_prefix, kafka_bootstrap,
@@ -46,9 +40,7 @@ def test_an_admin_watches_the_clinic_live(new_database_url, topic_prefix, kafka_
                              ) as clinic, \
             sync_playwright() as p:
         url = clinic["dashboard"].url
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             requested: list[str] = []
