@@ -12,10 +12,10 @@ import requests
 from flask import Blueprint, Response, current_app, request
 
 from shared import correlation
-from shared.launcher import PORTS
 from shared.web import problem
 
-UPSTREAM_SERVICES = ("referrals", "scheduling", "notes", "notifier")
+UPSTREAM_DEFAULTS = {"referrals": "http://127.0.0.1:8001", "scheduling": "http://127.0.0.1:8002",
+                     "notes": "http://127.0.0.1:8003", "notifier": "http://127.0.0.1:8004"}
 # What the browser may send on, and what comes back to it.
 FORWARDED_REQUEST = ("Authorization", "Content-Type", "Accept", "Idempotency-Key")
 FORWARDED_RESPONSE = ("Content-Type", "Location", "Retry-After")
@@ -34,8 +34,12 @@ class Upstreams:
 
     @classmethod
     def from_environment(cls) -> Upstreams:
-        return cls({s: os.environ.get(f"{s.upper()}_URL", f"http://127.0.0.1:{PORTS[s]}")
-                    for s in UPSTREAM_SERVICES})
+        return cls({
+            "referrals": os.environ.get("REFERRALS_URL", UPSTREAM_DEFAULTS["referrals"]),
+            "scheduling": os.environ.get("SCHEDULING_URL", UPSTREAM_DEFAULTS["scheduling"]),
+            "notes": os.environ.get("NOTES_URL", UPSTREAM_DEFAULTS["notes"]),
+            "notifier": os.environ.get("NOTIFIER_URL", UPSTREAM_DEFAULTS["notifier"]),
+        })
 
     def url(self, service: str, path: str) -> str | None:
         base = self.urls.get(service)
