@@ -186,14 +186,19 @@ def _expected(consumer: Consumer, seen: Topics) -> set[str]:
             if e.get("type") in consumer.types}
 
 
-def _inbox(engine: Engine, group: str) -> Counter:
+def inbox_counts(engine: Engine, group: str, event_type: str | None = None) -> Counter:
+    """How many times a consumer's inbox holds each event id (more than once: applied
+    twice), optionally of one type only."""
+    stmt = select(INBOX.c.event_id, func.count().label("n")).where(INBOX.c.consumer == group)
+    if event_type is not None:
+        stmt = stmt.where(INBOX.c.event_type == event_type)
     with engine.connect() as conn:
         return Counter({r.event_id: r.n for r in conn.execute(
-            select(INBOX.c.event_id, func.count().label("n"))
-            .where(INBOX.c.consumer == group).group_by(INBOX.c.event_id))})
+            stmt.group_by(INBOX.c.event_id))})
 
 
-def _unpublished(engine: Engine) -> int:
+def unpublished(engine: Engine) -> int:
+    """Outbox rows the relay has not yet published."""
     with engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(OUTBOX)
                             .where(OUTBOX.c.published_at.is_(None))).scalar_one()
@@ -219,7 +224,7 @@ def unsettled(engines: Mapping[str, Engine], consumers: list[Consumer], settings
     waiting = []
     for service, engine in engines.items():
         try:
-            n = _unpublished(engine)
+            n = unpublished(engine)
         except Exception as exc:  # the database is still away
             waiting.append(f"{service} unreadable ({type(exc).__name__})")
             continue
@@ -236,7 +241,7 @@ def unsettled(engines: Mapping[str, Engine], consumers: list[Consumer], settings
     seen = Topics.read(settings, engines)
     for c in consumers:
         try:
-            missing = _expected(c, seen) - set(_inbox(engines[c.service], c.group)) \
+            missing = _expected(c, seen) - set(inbox_counts(engines[c.service], c.group)) \
                 - seen.parked(c.service, c.group)
         except Exception as exc:
             waiting.append(f"{c.group} unreadable ({type(exc).__name__})")
@@ -505,7 +510,7 @@ def check_inboxes(engines: Mapping[str, Engine], consumers: list[Consumer], seen
     t = _Tally("inboxes: every handled event exactly once per consumer")
     parked_total = 0
     for c in consumers:
-        inbox = _inbox(engines[c.service], c.group)
+        inbox = inbox_counts(engines[c.service], c.group)
         expected = _expected(c, seen)
         parked = seen.parked(c.service, c.group) - set(inbox)
         parked_total += len(parked & expected)

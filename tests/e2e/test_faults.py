@@ -32,18 +32,18 @@ from pathlib import Path
 import pytest
 import requests
 from kafka import KafkaProducer
-from sqlalchemy import MetaData, create_engine, func, select, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from shared import topics
 from shared.config import Settings
 from shared.launcher import ServiceProcesses, available_services, has_worker
-from shared.messaging import add_messaging_tables
 from simulator.client import Timings
 from simulator.journeys import Staff
 from simulator.ledger import Ledger
 from simulator.receivers import SmsGateway, SmtpServer
+from simulator.reconcile import inbox_counts, unpublished
 from simulator.reconcile import reconcile as reconcile_clinic
 from simulator.run import ROUND_THE_CLOCK_ENV, ClinicSimulation, SimulationPlan
 from tests.proof.broker import PrivateBroker, private_broker
@@ -56,7 +56,6 @@ pytestmark = pytest.mark.kafka
 
 SERVICES = [s for s in available_services() if has_worker(s)]
 RECONCILE_SECONDS = 120.0
-_tables = add_messaging_tables(MetaData())
 
 
 @dataclass
@@ -170,25 +169,18 @@ def _ping_ids_on_topic(clinic: Clinic) -> Counter:
 
 
 def _inbox(clinic: Clinic, service: str) -> tuple[set[str], int]:
-    inbox = _tables.inbox
     engine = clinic.engine(service)
     try:
-        with engine.connect() as conn:
-            rows = conn.execute(select(inbox.c.event_id).where(
-                inbox.c.consumer == f"{service}.system",
-                inbox.c.event_type == "system.ping")).all()
+        held = inbox_counts(engine, f"{service}.system", "system.ping")
     finally:
         engine.dispose()
-    return {r[0] for r in rows}, len(rows)
+    return set(held), sum(held.values())
 
 
 def _unpublished(clinic: Clinic, service: str) -> int:
-    outbox = _tables.outbox
     engine = clinic.engine(service)
     try:
-        with engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(outbox).where(
-                outbox.c.published_at.is_(None))).scalar_one()
+        return unpublished(engine)
     finally:
         engine.dispose()
 
