@@ -126,7 +126,7 @@ class ClinicSimulation:
                     break
                 f.result()
         self._stop.set()
-        desk.join(60)
+        desk.join()  # each of its steps is bounded (PATIENCE); it must be done before we return
         self.front_desk_round()  # the visits that came due while the last journeys ran
         return self.ledger
 
