@@ -219,9 +219,21 @@ def _deliveries_due(engine: Engine) -> int:
 
 def unsettled(engines: Mapping[str, Engine], consumers: list[Consumer], settings: Settings
               ) -> tuple[list[str], Topics]:
-    """What still moves: outbox rows not published, notifications due for delivery,
-    handled events not yet in an inbox."""
+    """What still moves: handled events not yet in an inbox, outbox rows not published,
+    notifications due for delivery. The topics are read first and the outboxes last: a
+    consumer that applies an event after the topics were read leaves rows in its outbox
+    (or, once published, a longer topic at the next look; see `settle`)."""
     waiting = []
+    seen = Topics.read(settings, engines)
+    for c in consumers:
+        try:
+            missing = _expected(c, seen) - set(inbox_counts(engines[c.service], c.group)) \
+                - seen.parked(c.service, c.group)
+        except Exception as exc:
+            waiting.append(f"{c.group} unreadable ({type(exc).__name__})")
+            continue
+        if missing:
+            waiting.append(f"{c.group} inbox missing {len(missing)}")
     for service, engine in engines.items():
         try:
             n = unpublished(engine)
@@ -238,29 +250,28 @@ def unsettled(engines: Mapping[str, Engine], consumers: list[Consumer], settings
         else:
             if due:
                 waiting.append(f"notifier deliveries due {due}")
-    seen = Topics.read(settings, engines)
-    for c in consumers:
-        try:
-            missing = _expected(c, seen) - set(inbox_counts(engines[c.service], c.group)) \
-                - seen.parked(c.service, c.group)
-        except Exception as exc:
-            waiting.append(f"{c.group} unreadable ({type(exc).__name__})")
-            continue
-        if missing:
-            waiting.append(f"{c.group} inbox missing {len(missing)}")
     return waiting, seen
 
 
 def settle(engines: Mapping[str, Engine], consumers: list[Consumer], settings: Settings,
            seconds: float) -> tuple[Check, Topics]:
-    """Wait (polling about once a second) until the pipeline is quiet, or give up and
-    say what was still moving: the checks then run on what there is."""
+    """Wait (polling about once a second) until the pipeline is quiet twice running with
+    the same records on every topic, or give up and say what was still moving: the
+    checks then run on what there is. One quiet look is not enough: an event applied
+    and published between reading the topics and reading the outboxes would be missing
+    from the snapshot the checks compare the databases with."""
     deadline = time.monotonic() + seconds
     started = time.monotonic()
+    before: dict[str, int] | None = None
     while True:
         waiting, seen = unsettled(engines, consumers, settings)
-        if not waiting or time.monotonic() >= deadline:
+        if not waiting and seen.records == before:
             break
+        if time.monotonic() >= deadline:
+            if not waiting:
+                waiting = ["topics still growing"]
+            break
+        before = None if waiting else seen.records
         time.sleep(1.0)
     took = f"{time.monotonic() - started:.1f}s"
     detail = f"after {took}" + (f": still {'; '.join(waiting)}" if waiting else "")
