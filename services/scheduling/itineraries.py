@@ -11,14 +11,17 @@ real diary.
 - confirm: every held visit becomes booked in one transaction, or none does. A visit
   whose slot was taken after its hold lapsed makes the whole itinerary be searched again
   and held anew; the caller is told what changed.
-- cancel, move one visit (checked against the pathway's constraints), expire holds, and
-  referral.accepted -> a proposal of our own (or itinerary.unplaceable + waitlist).
+- cancel, move one visit (checked against the pathway's constraints), list the moves of
+  a visit that the move would accept (one context, one check: what is offered is what is
+  accepted), expire holds, and referral.accepted -> a proposal of our own (or
+  itinerary.unplaceable + waitlist).
 
 Every method runs inside the caller's transaction and takes `now` as a parameter.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -90,6 +93,31 @@ class Confirmation:
     itinerary: Row
     booked: bool
     changes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MoveContext:
+    """One visit of an itinerary and everything a move of it is checked against: the
+    clinic's free time, the patient's other time and the pathway's rules (the widened
+    tolerance when the itinerary was placed at it)."""
+
+    row: Row
+    plan: list[Visit]
+    index: int
+    calendar: ClinicCalendar
+    patient_busy: list[BusyTime]
+    rules: SearchRules
+    pathway: CarePathway
+
+    @property
+    def visit(self) -> Visit:
+        return self.plan[self.index]
+
+    def problems(self, moved: Visit) -> list[str]:
+        """The pathway's constraints `moved` breaks (empty: the move is accepted)."""
+        return check_move(Itinerary(tuple(self.plan), _NO_SCORE), self.index, moved,
+                          pathway=self.pathway, calendar=self.calendar,
+                          patient_busy=self.patient_busy, rules=self.rules)
 
 
 def _minute(moment: datetime) -> int:
@@ -544,11 +572,14 @@ class Itineraries:
 
     # --- move one visit --------------------------------------------------------------------
 
-    def move(self, s: Session, who: Principal, now: datetime, itinerary_id: str,
-             appointment_id: str, cmd: Row) -> Row:
-        """Move one visit (time, provider, room) only where the pathway's constraints still
-        hold: order, gaps, intervals, continuity, room fitness, the patient's time."""
-        row = self.row(s, itinerary_id, lock=True)
+    def _move_context(self, s: Session, now: datetime, itinerary_id: str, appointment_id: str,
+                      reach: Callable[[Visit], list[datetime]], *, lock: bool = False
+                      ) -> MoveContext:
+        """What a move of one visit is checked against, built once: the single place both
+        the move and the offered moves take their rules from, so the console can never
+        offer a slot the move then refuses. `reach(visit)`: the moments the move may go
+        to (the calendar and the patient's time are read over them and the plan)."""
+        row = self.row(s, itinerary_id, lock=lock)
         if row["status"] not in ("proposed", "booked"):
             raise Conflict(f"a visit of a {row['status']} itinerary cannot be moved")
         pairs = self._visits(s, itinerary_id)
@@ -558,18 +589,10 @@ class Itineraries:
         if index is None:
             raise NotFound(f"appointment {appointment_id} is not part of itinerary "
                            f"{itinerary_id}")
-        old = plan[index]
-        start = cmd["start"].astimezone(UTC)
-        moved = Visit(old.discipline, cmd.get("provider_id") or old.provider_id, old.room_id,
-                      start, start + (old.end - old.start), old.session_index)
         ask = self._ask_of(row)
-        moments = [v.start for v in plan] + [moved.start]
+        moments = [v.start for v in plan] + reach(plan[index])
         calendar = self.calendar(s, now, [st["discipline"] for st in ask.pathway],
                                  max(now, min(moments)), max(moments) + timedelta(days=1))
-        if calendar.rooms:
-            moved = Visit(moved.discipline, moved.provider_id,
-                          self._room_for(calendar, old, moved, cmd), moved.start, moved.end,
-                          moved.session_index)
         busy = self.patient_busy(s, now, replace_window(ask, moments),
                                  except_itinerary=itinerary_id)
         rules = self._rules(ask)
@@ -577,9 +600,30 @@ class Itineraries:
                 n.startswith(WIDENED_NOTE) for n in row["notes"]):
             # it was placed at the wider tolerance: check the move against that one
             rules = replace(rules, interval_tolerance_days=rules.fallback_tolerance_days)
-        problems = check_move(Itinerary(tuple(plan), _NO_SCORE), index, moved,
-                              pathway=CarePathway.from_payload(ask.pathway), calendar=calendar,
-                              patient_busy=busy, rules=rules)
+        return MoveContext(row, plan, index, calendar, busy, rules,
+                           CarePathway.from_payload(ask.pathway))
+
+    def _moved(self, ctx: MoveContext, start: datetime, provider_id: str | None,
+               room_id: str | None) -> Visit:
+        """The visit as it would be at `start` (with this provider), in the room the move
+        would take."""
+        old = ctx.visit
+        start = start.astimezone(UTC)
+        moved = Visit(old.discipline, provider_id or old.provider_id, old.room_id, start,
+                      start + (old.end - old.start), old.session_index)
+        if ctx.calendar.rooms:
+            moved = replace(moved, room_id=self._room_for(ctx.calendar, old, moved, room_id))
+        return moved
+
+    def move(self, s: Session, who: Principal, now: datetime, itinerary_id: str,
+             appointment_id: str, cmd: Row) -> Row:
+        """Move one visit (time, provider, room) only where the pathway's constraints still
+        hold: order, gaps, intervals, continuity, room fitness, the patient's time."""
+        start = cmd["start"].astimezone(UTC)
+        ctx = self._move_context(s, now, itinerary_id, appointment_id, lambda _old: [start],
+                                 lock=True)
+        moved = self._moved(ctx, start, cmd.get("provider_id"), cmd.get("room_id"))
+        problems = ctx.problems(moved)
         if problems:
             raise Conflict("the move breaks the itinerary's constraints: " + " ".join(problems),
                            errors={"start": problems})
@@ -589,12 +633,53 @@ class Itineraries:
             updated_at=now))
         return self.view(s, now, itinerary_id)
 
-    def _room_for(self, calendar: ClinicCalendar, old: Visit, moved: Visit, cmd: Row
-                  ) -> str | None:
+    def moves(self, s: Session, who: Principal, now: datetime, itinerary_id: str,
+              appointment_id: str, *, provider_id: str | None = None, days: int = 2,
+              step_minutes: int = 30) -> list[Row]:
+        """The moves of one visit that `move` would accept, within `days` of its day, on a
+        grid of `step_minutes` from each clinic day's opening: what the console offers."""
+        tz = self.tz
+
+        def reach(old: Visit) -> list[datetime]:
+            day = old.start.astimezone(tz).date()
+            return [av.local_to_utc(day - timedelta(days=days), time(0), tz),
+                    max(now, av.local_to_utc(day + timedelta(days=days), time(0), tz))]
+
+        ctx = self._move_context(s, now, itinerary_id, appointment_id, reach)
+        old = ctx.visit
+        provider = provider_id or old.provider_id
+        if provider != old.provider_id and not any(
+                p["id"] == provider for p in self.desk.list_providers(
+                    s, discipline=old.discipline)):
+            raise InvalidInput(f"{provider} is not an active {_label(old.discipline)} "
+                               "provider", field="query.provider_id")
+        length = old.end - old.start
+        first = old.start.astimezone(tz).date() - timedelta(days=days)
+        options: list[Row] = []
+        for k in range(2 * days + 1):
+            bounds = ctx.calendar.bounds((first + timedelta(days=k)).toordinal())
+            if bounds is None:
+                continue
+            opens, closes = (datetime.fromtimestamp(m * 60, UTC) for m in bounds)
+            start = opens
+            while start + length <= closes:
+                if start > now and not (start == old.start and provider == old.provider_id):
+                    moved = self._moved(ctx, start, provider, None)
+                    if not ctx.problems(moved):
+                        options.append({"start": moved.start, "end": moved.end,
+                                        "provider_id": moved.provider_id,
+                                        "room_id": moved.room_id})
+                start += timedelta(minutes=step_minutes)
+        self.runtime.audit.record(s, who, "moves", "itinerary", resource_id=itinerary_id,
+                                  patient_id=ctx.row["patient_id"])
+        return options
+
+    def _room_for(self, calendar: ClinicCalendar, old: Visit, moved: Visit,
+                  asked: str | None) -> str | None:
         """The room asked for; else the visit's own room if it is still free then; else
         the first fit free room."""
-        if cmd.get("room_id"):
-            return cmd["room_id"]
+        if asked:
+            return asked
         a, b = _minute(moved.start), _minute(moved.end)
         if old.room_id in calendar.rooms:
             also = [(_minute(old.start), _minute(old.end))]

@@ -1,6 +1,6 @@
 """The itinerary API for schedulers: search, propose (and hold), confirm, cancel the whole
-itinerary, move one visit. Thin routes: validate, check the role, hand the work to
-`Itineraries` inside one transaction of the desk."""
+itinerary, move one visit and list the moves it would accept. Thin routes: validate,
+check the role, hand the work to `Itineraries` inside one transaction of the desk."""
 
 from __future__ import annotations
 
@@ -166,6 +166,25 @@ class MoveIn(ma.Schema):
     room_id = fields.String(validate=[validate.Length(min=1, max=64), _printable])
 
 
+class MovesQuery(ma.Schema):
+    provider_id = fields.String(load_default=None, validate=[
+        validate.Length(min=1, max=64), _printable],
+        metadata={"description": "another provider of the discipline (default: the visit's)"})
+    days = fields.Integer(load_default=2, validate=validate.Range(min=0, max=7), metadata={
+        "description": "how many days either side of the visit's day"})
+    step_minutes = fields.Integer(load_default=30, validate=validate.Range(min=5, max=240),
+                                  metadata={"description": "the grid, from each clinic day's "
+                                            "opening"})
+
+
+class MoveOptionOut(ma.Schema):
+    start = fields.DateTime()
+    end = fields.DateTime()
+    provider_id = fields.String()
+    room_id = fields.String(allow_none=True, metadata={"description": "the room the move "
+                                                       "would take"})
+
+
 # --- routes ----------------------------------------------------------------------------
 
 
@@ -270,3 +289,18 @@ def move(body: dict, itinerary_id: str, appointment_id: str) -> dict:
     who, its = current_principal(), itineraries()
     return its.desk.run(lambda s, now: its.move(s, who, now, itinerary_id, appointment_id,
                                                 body))
+
+
+@blp.get("/<itinerary_id>/visits/<appointment_id>/moves")
+@blp.arguments(MovesQuery, location="query")
+@blp.response(200, MoveOptionOut(many=True))
+@blp.alt_response(409, description="The itinerary is not proposed or booked")
+@roles(*WRITERS)
+def moves(args: dict, itinerary_id: str, appointment_id: str) -> list:
+    """The moves of one visit the move route would accept (the same check, the same rules),
+    within `days` of its day: what the console offers. The same roles as the move, which
+    is the only use of the answer (and every itinerary read is the schedulers' too)."""
+    who, its = current_principal(), itineraries()
+    return its.desk.run(lambda s, now: its.moves(
+        s, who, now, itinerary_id, appointment_id, provider_id=args["provider_id"],
+        days=args["days"], step_minutes=args["step_minutes"]))

@@ -13,10 +13,12 @@ import time
 from datetime import date
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from services.scheduling.db import appointments, waitlist
 from services.scheduling.itineraries import Itineraries
+from services.scheduling.itinerary import WIDENED_NOTE
+from services.scheduling.itinerary_db import itineraries
 from services.scheduling.itinerary_handlers import expiry_loop, handlers
 from shared.events import new_event
 from shared.worker import Worker
@@ -344,6 +346,97 @@ def test_move_one_visit_only_within_the_pathways_constraints(clinic):
         ("pain_", "pain", "Mon 23 09:00-10:00", "room1"),
         ("psych", "psych", "Mon 23 10:15-11:00", "room1"),
         ("physi", "pt", "Mon 23 11:30-12:15", "gym")]
+
+
+def _propose_a_pt_series(clinic, **rules: int) -> tuple[dict, dict]:
+    """Pain medicine and PT on Mon 23; the second PT session a week later, Mon 30 at 09:00
+    London (08:00 UTC, BST from the 29th). Tolerance 1: session 2 may fall 6-8 days after
+    session 1, i.e. Sun 29 (closed), Mon 30 or Tue 31; Wed 1 Apr is 9 days."""
+    it = propose(clinic, pathway=[PAIN, {**PT, "sessions": 2}],
+                 rules={"interval_tolerance_days": 1, **rules})
+    follow_up = next(v for v in it["visits"] if v["session_index"] == 2)
+    assert (follow_up["start"], follow_up["provider_id"]) == \
+        ("2026-03-30T08:00:00+00:00", clinic.ids["pt"])
+    return it, follow_up
+
+
+def test_the_moves_offered_for_a_follow_up_are_the_moves_the_clinic_accepts(clinic):
+    it, follow_up = _propose_a_pt_series(clinic)
+    path = f"/itineraries/{it['id']}/visits/{follow_up['appointment_id']}"
+    offered = clinic.get(f"{path}/moves")
+    assert offered.status_code == 200, offered.json
+    options = offered.json
+    assert options, "Sam Reid is free on Mon 30 and Tue 31"
+    # every option keeps the series' interval (6-8 days after Mon 23), is not where the
+    # visit already is, keeps its length, and lands in the PT gym
+    assert {o["start"][:10] for o in options} == {"2026-03-30", "2026-03-31"}
+    assert follow_up["start"] not in [o["start"] for o in options]
+    assert {(o["provider_id"], o["room_id"]) for o in options} == \
+        {(clinic.ids["pt"], clinic.ids["gym"])}
+    assert all(o["start"][11:16] >= "08:00" and o["end"][11:16] <= "16:00" for o in options)
+    # Sam is free on Wed 1 Apr (the diary offers it), but 9 days breaks the interval
+    wednesday = "2026-04-01T08:00:00+00:00"
+    free = clinic.get("/availability", **{"from": "2026-03-28", "to": "2026-04-01"},
+                      provider_id=clinic.ids["pt"], visit_minutes=45, step_minutes=30).json
+    assert wednesday in [s["start"] for s in free[0]["slots"]]
+    assert not any(o["start"].startswith("2026-04-01") for o in options)
+    refused = clinic.post(f"{path}/move", {"start": wednesday})
+    assert refused.status_code == 409
+    assert "physical therapy sessions 1 and 2 are 9 days apart; allowed 6-8." in \
+        refused.json["errors"]["start"]
+    # the first and the last option are each accepted by the move
+    for option in (options[0], options[-1]):
+        moved = clinic.post(f"{path}/move", {"start": option["start"]})
+        assert moved.status_code == 200, moved.json
+        now_at = next(v for v in moved.json["visits"]
+                      if v["appointment_id"] == follow_up["appointment_id"])
+        assert (now_at["start"], now_at["room_id"]) == (option["start"], option["room_id"])
+
+
+def test_a_widened_itinerary_is_offered_the_moves_its_wider_tolerance_allows(clinic):
+    """Placed at the fallback tolerance (its note says so): the move accepts 5-9 days, and
+    so the offers reach Wed 1 Apr as well."""
+    it, follow_up = _propose_a_pt_series(clinic, fallback_tolerance_days=2)
+    runtime = clinic.app.extensions["paincare.runtime"]
+    with runtime.db.transaction() as s:
+        s.execute(update(itineraries).where(itineraries.c.id == it["id"]).values(
+            notes=[f"{WIDENED_NOTE} within +/- 1 day(s): searched at +/- 2."]))
+    path = f"/itineraries/{it['id']}/visits/{follow_up['appointment_id']}"
+    options = clinic.get(f"{path}/moves").json
+    wednesday = [o for o in options if o["start"].startswith("2026-04-01")]
+    assert wednesday
+    assert clinic.post(f"{path}/move", {"start": wednesday[-1]["start"]}).status_code == 200
+
+
+def test_moves_of_a_visit_that_cannot_move_or_a_question_that_cannot_be_asked(clinic):
+    it, follow_up = _propose_a_pt_series(clinic)
+    path = f"/itineraries/{it['id']}/visits/{follow_up['appointment_id']}/moves"
+    for query, field in (({"days": 8}, "days"), ({"step_minutes": 0}, "step_minutes"),
+                         ({"days": "soon"}, "days"),
+                         ({"provider_id": clinic.ids["psych"]}, "provider_id")):
+        refused = clinic.get(path, **query)
+        assert refused.status_code == 422, (query, refused.json)
+        assert refused.mimetype == "application/problem+json"
+        assert f"query.{field}" in refused.json["errors"]
+    assert clinic.get(f"/itineraries/{it['id']}/visits/nobody/moves").status_code == 404
+    assert clinic.get(f"/itineraries/nothing/visits/{follow_up['appointment_id']}/moves"
+                      ).status_code == 404
+    specialist = bearer(clinic.app.extensions["paincare.runtime"].settings, "specialist",
+                        discipline="physical_therapy")
+    assert clinic.get(path, specialist).status_code == 403
+    assert clinic.post(f"/itineraries/{it['id']}/cancel", {"reason": "moved away"}
+                       ).status_code == 200
+    cancelled = clinic.get(path)
+    assert cancelled.status_code == 409
+    assert cancelled.json["detail"] == "a visit of a cancelled itinerary cannot be moved"
+
+
+def test_the_moves_are_in_the_api_document(clinic):
+    spec = clinic.client.get("/openapi.json").json
+    moves = spec["paths"]["/itineraries/{itinerary_id}/visits/{appointment_id}/moves"]["get"]
+    assert {p["name"] for p in moves["parameters"] if p["in"] == "query"} == \
+        {"provider_id", "days", "step_minutes"}
+    assert {"200", "409", "422"} <= set(moves["responses"])
 
 
 # --- referral.accepted -------------------------------------------------------------------
