@@ -728,23 +728,18 @@ async function offerSlots(it, appointmentId) {
   const v = it.visits.find((x) => x.appointment_id === appointmentId);
   $$("#calendar .visit").forEach((b) => b.classList.toggle("selected", b.dataset.visit === appointmentId));
   const box = $("#move");
-  const day = localParts(v.start).day;
-  const minutes = Math.round((new Date(v.end) - new Date(v.start)) / 60000);
   box.innerHTML = `<div class="card"><h3>Move ${esc(title(v.discipline))} with ${esc(v.provider_name)} (${esc(dateTimeText(v.start))})</h3>
-    <p class="muted">Loading the slots ${esc(v.provider_name)} has free…</p></div>`;
-  const from = addDays(day, -2) < todayLocal() ? todayLocal() : addDays(day, -2);
-  const free = await api("GET", "scheduling", `/availability?from=${from}&to=${addDays(day, 2)}&provider_id=${encodeURIComponent(v.provider_id)}&visit_minutes=${minutes}&step_minutes=30`);
-  // The patient cannot be in two places: slots over the itinerary's other visits are not offered.
-  const others = it.visits.filter((x) => x.appointment_id !== appointmentId)
-    .map((x) => [new Date(x.start), new Date(x.end)]);
-  const clear = (s) => others.every(([a, b]) => new Date(s.end) <= a || new Date(s.start) >= b);
-  const slots = (free[0]?.slots || []).filter((s) => s.start !== v.start && new Date(s.start) > new Date() && clear(s));
+    <p class="muted">Loading the slots the pathway allows with ${esc(v.provider_name)}…</p></div>`;
+  // Scheduling lists the moves its own move would accept (the pathway's intervals, gaps,
+  // order, rooms and the patient's time): the console offers exactly those, no guess of its own.
+  const slots = await api("GET", "scheduling",
+    `/itineraries/${it.id}/visits/${appointmentId}/moves?provider_id=${encodeURIComponent(v.provider_id)}&days=2&step_minutes=30`);
   const byDay = new Map();
   slots.forEach((s) => { const d = localParts(s.start).day; if (!byDay.has(d)) byDay.set(d, []); byDay.get(d).push(s); });
   box.innerHTML = `<div class="card" id="move-card"><h3>Move ${esc(title(v.discipline))} with ${esc(v.provider_name)} (${esc(dateTimeText(v.start))})</h3>
     ${byDay.size ? [...byDay.entries()].map(([d, list]) => `<div class="slotday"><b>${esc(dateText(`${d}T12:00:00Z`))}</b><div class="slots">
       ${list.slice(0, 16).map((s) => `<button type="button" data-start="${esc(s.start)}" aria-label="Move to ${esc(dateTimeText(s.start))}">${esc(timeText(s.start))}</button>`).join("")}</div></div>`).join("")
-      : '<p class="muted">No other free slot within two days of it (the follow-up interval allows two days either way).</p>'}
+      : '<p class="muted">The pathway\'s rules (follow-up interval, gaps, clinical order, rooms, the patient\'s time) allow no other slot within two days of it.</p>'}
     <div class="actions"><button type="button" class="quiet" id="move-cancel">Keep it where it is</button></div></div>`;
   $("#move-cancel").addEventListener("click", () => { box.innerHTML = ""; });
   $$("#move-card .slots button").forEach((b) => b.addEventListener("click", () => busy(b, async () => {
