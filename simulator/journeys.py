@@ -47,9 +47,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _at(value: str) -> datetime:
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+def moment(value: str) -> datetime:
+    """An ISO 8601 time from an API answer, always aware (UTC when it names no zone)."""
+    when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 class PatientJourney:
@@ -355,7 +356,7 @@ class FrontDesk:
         for v in visits:
             if v.status != "booked" or v.uncertain:
                 continue
-            start = _at(v.start)
+            start = moment(v.start)
             if (v.plan == "attend" and start - timedelta(hours=11) <= now) or (
                     v.plan == "no_show" and start <= now):
                 out.append(v)
@@ -395,7 +396,7 @@ class FrontDesk:
         author = self.client.headers("specialist", visit.provider_id,
                                      discipline=visit.discipline, provider_id=visit.provider_id)
         body = dict(NOTE_BODIES[visit.discipline])
-        body["encounter_at"] = min(_at(visit.start), _now()).isoformat()
+        body["encounter_at"] = min(moment(visit.start), _now()).isoformat()
         deadline = time.monotonic() + PATIENCE
         note_id = None
         while note_id is None:
@@ -447,5 +448,5 @@ class FrontDesk:
         if resp.status_code != 200:
             return None
         mine = [n for n in resp.json()["notes"]
-                if _at(n["encounter_at"]) == _at(encounter_at)]
+                if moment(n["encounter_at"]) == moment(encounter_at)]
         return mine[0]["id"] if mine else None

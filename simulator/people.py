@@ -5,7 +5,7 @@ seeded `random.Random`, so a run can be repeated exactly."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -133,9 +133,21 @@ def make_patient(rng: random.Random, run: str, n: int) -> Patient:
         priority=rng.choices(("urgent", "soon", "routine"), weights=(15, 35, 50))[0])
 
 
-def decide(rng: random.Random, visits: int = 5) -> Decisions:
+def decide(rng: random.Random, visits: int = 5, *, misses_first_visit: bool = False
+           ) -> Decisions:
     """A realistic mix: most referrals become care; some are withdrawn, rejected or held;
-    patients decline or miss some visits."""
+    patients decline or miss some visits.
+
+    `misses_first_visit`: a patient who goes straight to a booked itinerary and does not
+    come to its first visit (first visits are the ones most missed). A run of minutes can
+    only see a no-show whose visit begins within it, and only the first visits booked in
+    an empty clinic do; a run asks for a few such patients to reach that path for sure.
+    """
+    if misses_first_visit:
+        later = decide(rng, visits)
+        return replace(later, duplicate_post=False, referrer_cancels=False, rejected=False,
+                       held=False, patient_declines=False,
+                       visit_plans=("no_show", *later.visit_plans[1:]))
     return Decisions(
         duplicate_post=rng.random() < 0.05,
         referrer_cancels=rng.random() < 0.04,

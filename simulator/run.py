@@ -11,13 +11,13 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from services.scheduling import demo as scheduling_demo
 from shared.config import Settings
 from simulator.client import ClinicClient, Timings, Unanswered
-from simulator.journeys import FrontDesk, PatientJourney, Staff
-from simulator.ledger import Ledger
+from simulator.journeys import FrontDesk, PatientJourney, Staff, moment
+from simulator.ledger import Ledger, VisitRecord
 from simulator.people import decide, make_patient
 
 # A clinic open round the clock, so that every step of a journey (check-in, no-show, the
@@ -60,6 +60,9 @@ class SimulationPlan:
     seed: int = 7
     run_id: str = field(default_factory=lambda: datetime.now(UTC).strftime("%H%M%S"))
     front_desk_every: float = 2.0
+    # The first patients of the run miss their first visit (see people.decide); in an empty
+    # clinic those visits begin within minutes, so `await_missed_visits` can see them out.
+    missed_first_visits: int = 0
 
 
 class ClinicSimulation:
@@ -115,7 +118,8 @@ class ClinicSimulation:
                     break
                 patient = make_patient(rng, self.plan.run_id, n)
                 journey_rng = random.Random(rng.random())
-                decisions = decide(journey_rng)
+                decisions = decide(journey_rng,
+                                   misses_first_visit=n < self.plan.missed_first_visits)
                 futures.append(pool.submit(self._journey, staff, patient, decisions,
                                            journey_rng))
                 due = started + (n + 1) / self.plan.rate
@@ -142,6 +146,24 @@ class ClinicSimulation:
         except Exception as exc:  # a simulator bug must show, not hang the run
             self.ledger.fail(f"journey of {patient.patient_id} broke: {exc!r}")
 
+    def await_missed_visits(self, within: float) -> int:
+        """Keep the front desk going until each visit meant to be missed that begins in the
+        next `within` seconds has begun and its no-show is recorded (the service refuses a
+        no-show earlier). Returns how many such visits are still booked at the end."""
+        horizon = datetime.now(UTC) + timedelta(seconds=within)
+
+        def waiting() -> list[VisitRecord]:
+            with self.ledger.lock:
+                visits = list(self.ledger.visits.values())
+            return [v for v in visits if v.plan == "no_show" and v.status == "booked"
+                    and not v.uncertain and moment(v.start) <= horizon]
+
+        deadline = time.monotonic() + within + 60  # the round that records the last one
+        while waiting() and time.monotonic() < deadline:
+            self.front_desk_round()
+            time.sleep(self.plan.front_desk_every)
+        return len(waiting())
+
     def _front_desk_loop(self) -> None:
         while not self._stop.wait(self.plan.front_desk_every):
             self.front_desk_round()
@@ -167,13 +189,20 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--demo-clinic", action="store_true",
                         help="use the demo clinic's office hours, full pathways")
+    parser.add_argument("--missed-first-visits", type=int, default=0,
+                        help="the first N patients miss their first visit; the run then "
+                             "waits (up to --await-missed seconds) to record those no-shows")
+    parser.add_argument("--await-missed", type=float, default=420.0)
     args = parser.parse_args()
     plan = SimulationPlan(patients=args.patients, seconds=args.seconds, rate=args.rate,
                           concurrency=args.concurrency, short_pathways=not args.demo_clinic,
-                          round_the_clock=not args.demo_clinic)
+                          round_the_clock=not args.demo_clinic,
+                          missed_first_visits=args.missed_first_visits)
     urls = {s: f"http://127.0.0.1:{p}" for s, p in PORTS.items()}
     sim = ClinicSimulation(urls, Settings.for_service("simulator"), plan)
     ledger = sim.run()
+    if args.missed_first_visits:
+        sim.await_missed_visits(args.await_missed)
     for key, value in ledger.summary().items():
         print(f"{key}: {value}")
     for line in ledger.failures[:20]:

@@ -72,3 +72,17 @@ def test_the_mix_is_roughly_what_a_clinic_sees() -> None:
     plans = Counter(p for d in decisions for p in d.visit_plans)
     assert plans.most_common(1)[0][0] == "attend"
     assert plans["no_show"] > 0 and plans["cancel"] > 0
+
+
+def test_a_patient_who_misses_the_first_visit_goes_straight_to_it() -> None:
+    """Nothing on the way may stop the patient reaching the visit they then miss."""
+    rng = random.Random(3)
+    for _ in range(200):
+        d = decide(rng, misses_first_visit=True)
+        assert d.visit_plans[0] == "no_show" and len(d.visit_plans) == 5
+        assert not (d.duplicate_post or d.referrer_cancels or d.rejected or d.held
+                    or d.patient_declines)
+    # the later visits keep the ordinary mix
+    later = Counter(p for _ in range(500) for p in decide(rng, misses_first_visit=True)
+                    .visit_plans[1:])
+    assert later["attend"] > later["cancel"] > 0
