@@ -52,7 +52,9 @@ from tests.support import infra
 from tests.support.clinic import bearer, read_topic
 from tests.support.processes import running_services
 
-pytestmark = pytest.mark.kafka
+# Each wait inside is bounded (journeys 300 s, reconciliation 120 s, missed visits 420 s);
+# together, on a loaded 2-core machine, they outlast the suite's default of 300 s a test.
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(1200)]
 
 SERVICES = [s for s in available_services() if has_worker(s)]
 RECONCILE_SECONDS = 120.0
