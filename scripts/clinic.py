@@ -1,5 +1,6 @@
 """Runs the whole clinic on this machine: Kafka, every service's web and worker, the
-receivers of the notifier's email and SMS (the patients' mailbox), demo data.
+receivers of the notifier's email and SMS (the patients' mailbox), demo data, and the
+front desk that keeps the simulated patients' visits going (simulator.clinic_day).
    python scripts/clinic.py up|down|status"""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from shared.launcher import PORTS, PYTHON, ServiceProcesses, available_services 
 STATE = VAR_DIR / "clinic.json"
 LOGS = VAR_DIR / "logs"
 RECEIVERS = "receivers"
+FRONT_DESK = "front desk"
 
 
 def mailbox_url() -> str:
@@ -57,6 +59,23 @@ def start_receivers() -> dict:
     raise TimeoutError(f"receivers not ready at {url} in 30s; see {LOGS / 'receivers.log'}")
 
 
+def start_front_desk() -> dict:
+    """The simulated patients check in, are seen, get their signed notes and miss some
+    visits as their times come (simulator.clinic_day), so the clinic lives after start."""
+    env = dict(os.environ)
+    env.setdefault("PYTHONPATH", str(ROOT))
+    env["PYTHONUNBUFFERED"] = "1"
+    proc = subprocess.Popen([PYTHON, "-m", "simulator.clinic_day"], env=env, cwd=ROOT,
+                            start_new_session=True,
+                            stdout=open(LOGS / "front-desk.log", "ab"),
+                            stderr=subprocess.STDOUT)
+    time.sleep(0.5)
+    if proc.poll() is not None:
+        raise RuntimeError(f"the front desk exited with {proc.returncode}; "
+                           f"see {LOGS / 'front-desk.log'}")
+    return {"log": str(LOGS / "front-desk.log"), "pids": {"main": proc.pid}}
+
+
 def up() -> int:
     subprocess.run([ROOT / "scripts/kafka.sh", "start"], check=True)
     if os.environ.get("DATABASE_BACKEND") == "postgres":
@@ -84,9 +103,11 @@ def up() -> int:
     demo = ROOT / "scripts/demo.py"
     if demo.exists() and os.environ.get("DEMO", "1") == "1":
         subprocess.run([sys.executable, str(demo)], check=True)
+        state[FRONT_DESK] = start_front_desk()
+        STATE.write_text(json.dumps(state, indent=2))
     print("\nPainCare is running:")
     for service, info in state.items():
-        if service != RECEIVERS:
+        if service not in (RECEIVERS, FRONT_DESK):
             print(f"  {service:<11} {info['url']}   (API docs: {info['url']}/docs)")
     if "dashboard" in state:
         print(f"\n  Ops dashboard: {state['dashboard']['url']}/"
@@ -95,6 +116,9 @@ def up() -> int:
         print(f"  Clinic console: {state['console']['url']}/")
     print(f"  Patients' mailbox: {state[RECEIVERS]['url']}/"
           "  (every email and SMS the notifier sends)")
+    if FRONT_DESK in state:
+        print(f"  Front desk: the simulated patients' visits go on as their times come"
+              f"  (log: {state[FRONT_DESK]['log']})")
     print(f"  Kafka: 127.0.0.1:9092   logs: {LOGS}   stop: make down")
     return 0
 
@@ -139,6 +163,15 @@ def status() -> int:
     except requests.RequestException:
         code = "down"
     print(f"{'mailbox':<11} {code}   {mailbox_url()}/")
+    desk = json.loads(STATE.read_text()).get(FRONT_DESK) if STATE.exists() else None
+    alive = False
+    if desk:
+        try:
+            os.killpg(desk["pids"]["main"], 0)
+            alive = True
+        except ProcessLookupError:
+            pass
+    print(f"{'front desk':<11} {'running' if alive else 'down'}")
     return 0
 
 
