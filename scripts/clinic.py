@@ -31,18 +31,21 @@ def mailbox_url() -> str:
     return f"http://127.0.0.1:{os.environ.get('RECEIVER_WEB_PORT', '8025')}"
 
 
-def start_receivers() -> dict:
-    """The SMTP server and SMS gateway the notifier sends to (simulator.receivers), so
-    that what it sends is delivered and readable instead of failing and dead-lettering.
-    Started before the services: the demo data already makes the notifier send."""
+def _spawn(module: str, log: str) -> subprocess.Popen:
+    """A helper process of the clinic in its own process group (`make down` ends it)."""
     LOGS.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("PYTHONPATH", str(ROOT))
     env["PYTHONUNBUFFERED"] = "1"
-    proc = subprocess.Popen([PYTHON, "-m", "simulator.receivers"], env=env, cwd=ROOT,
-                            start_new_session=True,
-                            stdout=open(LOGS / "receivers.log", "ab"),
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen([PYTHON, "-m", module], env=env, cwd=ROOT, start_new_session=True,
+                            stdout=open(LOGS / log, "ab"), stderr=subprocess.STDOUT)
+
+
+def start_receivers() -> dict:
+    """The SMTP server and SMS gateway the notifier sends to (simulator.receivers), so
+    that what it sends is delivered and readable instead of failing and dead-lettering.
+    Started before the services: the demo data already makes the notifier send."""
+    proc = _spawn("simulator.receivers", "receivers.log")
     url = mailbox_url()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -62,13 +65,7 @@ def start_receivers() -> dict:
 def start_front_desk() -> dict:
     """The simulated patients check in, are seen, get their signed notes and miss some
     visits as their times come (simulator.clinic_day), so the clinic lives after start."""
-    env = dict(os.environ)
-    env.setdefault("PYTHONPATH", str(ROOT))
-    env["PYTHONUNBUFFERED"] = "1"
-    proc = subprocess.Popen([PYTHON, "-m", "simulator.clinic_day"], env=env, cwd=ROOT,
-                            start_new_session=True,
-                            stdout=open(LOGS / "front-desk.log", "ab"),
-                            stderr=subprocess.STDOUT)
+    proc = _spawn("simulator.clinic_day", "front-desk.log")
     time.sleep(0.5)
     if proc.poll() is not None:
         raise RuntimeError(f"the front desk exited with {proc.returncode}; "
