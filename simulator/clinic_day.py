@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.config import Settings
-from simulator.client import ClinicClient, Unanswered
+from simulator.client import ClinicClient
 from simulator.journeys import PATIENCE, FrontDesk
 from simulator.ledger import Ledger, VisitRecord
 
@@ -68,18 +68,12 @@ class ClinicDay:
         resp.raise_for_status()
         for record in visits_to_follow(resp.json(), self.ledger.visits, self.plan):
             self.ledger.add(record)
-        desk = FrontDesk(client, self.ledger, check_in_from=CHECK_IN_FROM)
-        due = desk.due(now)
-        for visit in due:
-            try:
-                desk.handle(visit)
-            except Unanswered as exc:
-                self.ledger.fail(f"front desk gave up on {visit.appointment_id}: {exc}")
+        acted = FrontDesk(client, self.ledger, check_in_from=CHECK_IN_FROM).work(now)
         with self.ledger.lock:  # done with: forget, so a clinic running for weeks stays small
             for done in [k for k, v in self.ledger.visits.items() if v.status != "booked"]:
                 del self.ledger.visits[done]
             del self.ledger.failures[:-100]
-        return len(due)
+        return acted
 
     def run(self, stop: threading.Event, every: float) -> None:
         while not stop.is_set():

@@ -53,6 +53,24 @@ def moment(value: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+def acted(ledger: Ledger, record: ReferralRecord | VisitRecord, label: str,
+          send: Callable[[], Any], happened: Callable[[], bool]) -> bool:
+    """Send an action once (act_once) and judge the answer: True when the service did it,
+    now or on an earlier try (a 409 with the record already where it was sent). Else the
+    ledger says why, and a request never answered leaves the record uncertain."""
+    try:
+        resp = act_once(send, happened, patience=PATIENCE)
+    except Unanswered:
+        record.uncertain = True
+        ledger.fail(f"{label} never answered")
+        return False
+    if resp is not None and resp.status_code != 200 and not (
+            resp.status_code == 409 and happened()):
+        ledger.fail(f"{label}: {resp.status_code} {resp.text[:200]}")
+        return False
+    return True
+
+
 class PatientJourney:
     """From referral to a booked itinerary (or a referral that ends earlier)."""
 
@@ -136,18 +154,9 @@ class PatientJourney:
 
     def _act(self, record: ReferralRecord, send: Callable[[], Any], target: str,
              what: str) -> bool:
-        """Send a workflow move, once (see act_once)."""
-        try:
-            resp = act_once(send, lambda: self._referral_status(record) == target,
-                            patience=PATIENCE)
-        except Unanswered:
-            record.uncertain = True
-            self.ledger.fail(f"{what} of {record.referral_id} never answered")
-            return False
-        if resp is not None and resp.status_code != 200 and not (
-                resp.status_code == 409 and self._referral_status(record) == target):
-            self.ledger.fail(f"{what} of {record.referral_id}: {resp.status_code} "
-                             f"{resp.text[:200]}")
+        """Send a workflow move, once (see acted)."""
+        if not acted(self.ledger, record, f"{what} of {record.referral_id}", send,
+                     lambda: self._referral_status(record) == target):
             return False
         record.status = target
         if target == "accepted":
@@ -367,6 +376,16 @@ class FrontDesk:
                 out.append(v)
         return out
 
+    def work(self, now: datetime) -> int:
+        """One round: every visit whose moment has come; returns how many there were."""
+        due = self.due(now)
+        for visit in due:
+            try:
+                self.handle(visit)
+            except Unanswered as exc:
+                self.ledger.fail(f"front desk gave up on {visit.appointment_id}: {exc}")
+        return len(due)
+
     def handle(self, visit: VisitRecord) -> None:
         if visit.plan == "no_show":
             self._status(visit, "no-show", "noshow")
@@ -376,20 +395,13 @@ class FrontDesk:
 
     def _status(self, visit: VisitRecord, action: str, target: str) -> bool:
         path = f"/appointments/{visit.appointment_id}/{action}"
-        try:
-            resp = act_once(lambda: self.client.call(
-                "POST", "scheduling", path, f"/appointments/{{id}}/{action}", self.desk,
-                json={}), lambda: visit_status(self.client, visit) == target,
-                patience=PATIENCE)
-        except Unanswered:
-            visit.uncertain = True
-            self.ledger.fail(f"{action} of {visit.appointment_id} never answered")
-            return False
-        if resp is not None and resp.status_code != 200 and not (
-                resp.status_code == 409 and visit_status(self.client, visit) == target):
-            self.ledger.fail(f"{action} of {visit.appointment_id}: {resp.status_code} "
-                             f"{resp.text[:200]}")
-            visit.plan = "failed"
+        if not acted(self.ledger, visit, f"{action} of {visit.appointment_id}",
+                     lambda: self.client.call("POST", "scheduling", path,
+                                              f"/appointments/{{id}}/{action}", self.desk,
+                                              json={}),
+                     lambda: visit_status(self.client, visit) == target):
+            if not visit.uncertain:  # refused, not unanswered: the desk stops following it
+                visit.plan = "failed"
             return False
         visit.status = target
         self.ledger.count(f"visit {target}")

@@ -169,14 +169,7 @@ class ClinicSimulation:
             self.front_desk_round()
 
     def front_desk_round(self) -> int:
-        desk = FrontDesk(self.client(), self.ledger)
-        due = desk.due(datetime.now(UTC))
-        for visit in due:
-            try:
-                desk.handle(visit)
-            except Unanswered as exc:
-                self.ledger.fail(f"front desk gave up on {visit.appointment_id}: {exc}")
-        return len(due)
+        return FrontDesk(self.client(), self.ledger).work(datetime.now(UTC))
 
 
 def main() -> int:
