@@ -137,13 +137,18 @@ def down(quiet: bool = False) -> int:
     return 0
 
 
+def _alive(pid: int) -> bool:
+    """Whether the process group `pid` leads still has a process."""
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _wait_gone(pid: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
+    while time.monotonic() < deadline and _alive(pid):
         time.sleep(0.1)
 
 
@@ -161,14 +166,8 @@ def status() -> int:
         code = "down"
     print(f"{'mailbox':<11} {code}   {mailbox_url()}/")
     desk = json.loads(STATE.read_text()).get(FRONT_DESK) if STATE.exists() else None
-    alive = False
-    if desk:
-        try:
-            os.killpg(desk["pids"]["main"], 0)
-            alive = True
-        except ProcessLookupError:
-            pass
-    print(f"{'front desk':<11} {'running' if alive else 'down'}")
+    running = bool(desk) and _alive(desk["pids"]["main"])
+    print(f"{'front desk':<11} {'running' if running else 'down'}")
     return 0
 
 
