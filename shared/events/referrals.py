@@ -54,6 +54,10 @@ class ReferralReceivedV1(Schema):
     referrer = fields.Nested(Referrer, required=True)
     condition = fields.String(required=True, validate=validate.OneOf(CONDITIONS))
     received_at = fields.AwareDateTime(required=True)
+    # What the referrer asked for; triage sets the priority later.
+    urgency_requested = fields.String(load_default=None, allow_none=True,
+                                      validate=validate.OneOf(PRIORITIES))
+    due_by = fields.Date(load_default=None, allow_none=True)
 
 
 @register("referral.triaged", 1)
@@ -124,3 +128,21 @@ class ReferralStatusChangedV1(Schema):
     received_at = fields.AwareDateTime(required=True)
     due_by = fields.Date(load_default=None, allow_none=True)
     at = fields.AwareDateTime(required=True)
+
+
+BREACH_REASONS = ("first_visit_after_due", "unscheduled_near_due")
+
+
+@register("referral.breach_risk", 1)
+class ReferralBreachRiskV1(Schema):
+    """A referral is about to miss its target: its itinerary's first visit falls after
+    `due_by`, or it is still unscheduled close to it. The triage lead is told."""
+
+    referral_id = _id
+    patient_id = _id
+    priority = fields.String(load_default=None, allow_none=True,
+                             validate=validate.OneOf(PRIORITIES))
+    due_by = fields.Date(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(BREACH_REASONS))
+    first_visit_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    detected_at = fields.AwareDateTime(required=True)
