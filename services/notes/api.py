@@ -82,12 +82,29 @@ class BpiIn(ma.Schema):
 class MeasuresIn(ma.Schema):
     nrs = fields.Nested(NrsIn)
     dn4 = _score("dn4")
+    dn4_form = fields.String(
+        validate=validate.OneOf(tuple(m.DN4_FORMS)),
+        metadata={"description": "which DN4 was used: `full` (10 items with the "
+                                 "examination, 0-10, the default) or `interview` (the 7 "
+                                 "sensory items, 0-7); kept with the note"})
     lanss = _score("lanss")
     paindetect = _score("paindetect")
     phq9 = fields.Nested(Phq9In)
     gad7 = _score("gad7")
     bpi = fields.Nested(BpiIn)
     pseq = _score("pseq")
+    pgic = _score("pgic")
+
+    @ma.validates_schema
+    def _dn4_in_its_forms_range(self, data: dict, **_kw: Any) -> None:
+        """A DN4 score lies in the range of the form it was taken with."""
+        form = data.get("dn4_form")
+        if form and data.get("dn4") is None:
+            raise ma.ValidationError("give the DN4 score with its form", "dn4")
+        if data.get("dn4") is not None:
+            wrong = m.out_of_range(m.flatten({"dn4": data["dn4"], "dn4_form": form}))
+            if wrong:
+                raise ma.ValidationError(wrong["dn4"], "dn4")
 
     @ma.post_load
     def _drop_empty(self, data: dict, **_kw: Any) -> dict:
@@ -95,6 +112,8 @@ class MeasuresIn(ma.Schema):
         for key in ("nrs", "bpi"):
             if key in out:
                 out[key] = {k: v for k, v in out[key].items() if v is not None}
+        if "dn4" in out:
+            out.setdefault("dn4_form", m.DEFAULT_DN4_FORM)   # the note says which form
         return out
 
 
@@ -250,12 +269,25 @@ class PointOut(ma.Schema):
     change = fields.Float(allow_none=True)
     percent_change = fields.Float(allow_none=True)
     meaningful = fields.String(allow_none=True)
+    beyond_measurement_error = fields.Boolean(
+        allow_none=True, metadata={"description": "PSEQ: the change exceeds the "
+                                                  "instrument's measurement error"})
+
+
+class BaselineOut(ma.Schema):
+    note_id = fields.String()
+    at = fields.DateTime()
+    value = fields.Float()
 
 
 class TrendOut(ma.Schema):
     code = fields.String()
     label = fields.String()
     points = fields.List(fields.Nested(PointOut))
+    baseline = fields.Nested(BaselineOut, allow_none=True,
+                             metadata={"description": "the patient's first signed score of "
+                                                      "the measure, whatever the filter: "
+                                                      "every change is against it"})
     latest_band = fields.String(allow_none=True)
     meaningful = fields.String(allow_none=True,
                                metadata={"description": "the latest point's clinically "
@@ -270,6 +302,70 @@ class TimelineOut(ma.Schema):
     notes = fields.List(fields.Nested(NoteOut))
     trends = fields.Dict(keys=fields.String(), values=fields.Nested(TrendOut))
     access = fields.String()
+
+
+class BandOut(ma.Schema):
+    name = fields.String()
+    lower = fields.Float()
+    upper = fields.Float()
+    lower_inclusive = fields.Boolean()
+    upper_inclusive = fields.Boolean()
+
+
+class ChangeRuleOut(ma.Schema):
+    rule = fields.String(metadata={"description": "`pain_intensity` (points and percent), "
+                                                  "`points`, or `answer` (PGIC)"})
+    points = fields.Float()
+    moderate_percent = fields.Float()
+    substantial_percent = fields.Float()
+    measurement_error = fields.Float()
+    better = fields.String(metadata={"description": "`lower` or `higher` scores"})
+    source = fields.String()
+
+
+class ScoreDefOut(ma.Schema):
+    code = fields.String(metadata={"description": "the code notes, trends and events use"})
+    label = fields.String()
+    min = fields.Float()
+    max = fields.Float()
+    decimals = fields.Boolean()
+    bands = fields.List(fields.Nested(BandOut))
+    bands_source = fields.String(allow_none=True)
+    change = fields.Nested(ChangeRuleOut, allow_none=True,
+                           metadata={"description": "the clinically important change"})
+
+
+class ItemOut(ma.Schema):
+    number = fields.Integer()
+    text = fields.String()
+    safety = fields.Boolean(metadata={"description": "the self-harm item (PHQ-9 item 9)"})
+
+
+class AnswerOut(ma.Schema):
+    value = fields.Integer()
+    label = fields.String()
+
+
+class FormOut(ma.Schema):
+    form = fields.String()
+    code = fields.String()
+    name = fields.String()
+    min = fields.Float()
+    max = fields.Float()
+    cutoff = fields.Float()
+
+
+class InstrumentOut(ma.Schema):
+    code = fields.String()
+    name = fields.String()
+    request_field = fields.String(metadata={"description": "where it goes in a note's "
+                                                           "`measures`"})
+    source = fields.String()
+    scores = fields.List(fields.Nested(ScoreDefOut))
+    stem = fields.String(allow_none=True)
+    items = fields.List(fields.Nested(ItemOut))
+    answers = fields.List(fields.Nested(AnswerOut))
+    forms = fields.List(fields.Nested(FormOut))
 
 
 class TimelineArgs(ma.Schema):
@@ -368,6 +464,18 @@ def _shape(note: d.Note, *, addenda: list[str] | None = None, safety_alert: bool
     }
 
 
+# ------------------------------------------------------------------------ catalogue
+
+@blp.get("/measures")
+@blp.response(200, InstrumentOut(many=True))
+@roles(*ANYONE)
+def measures_catalogue() -> list:
+    """Every outcome measure the clinic records: ranges, bands and clinically important
+    change with their sources, and the questions where they are free to show (the PHQ-9's
+    nine, item 9 marked as the self-harm item). No patient data: any signed-in staff."""
+    return m.catalogue(uc.scoring(_runtime()))
+
+
 # ---------------------------------------------------------------------------- notes
 
 @blp.post("/patients/<patient_id>/notes")
@@ -455,6 +563,7 @@ def _trend_out(trend: m.Trend) -> dict[str, Any]:
     latest = trend.latest
     return {"code": trend.code, "label": trend.label,
             "points": [vars(p) for p in trend.points],
+            "baseline": vars(trend.baseline) if trend.baseline else None,
             "latest_band": latest.band if latest else None,
             "meaningful": latest.meaningful if latest else None}
 

@@ -3,6 +3,7 @@
 from flask import Flask
 
 from services.notes.api import admin_blp, blp
+from services.notes.care_notes import scoring
 from services.notes.wiring import build_runtime
 from shared import ops
 from shared.config import Settings
@@ -12,6 +13,7 @@ from shared.web import create_service_app
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Flask:
     runtime = runtime or build_runtime(settings)
+    scoring(runtime)   # a cut-off or threshold outside its instrument's range: refuse to start
     runtime.create_schema()
     return create_service_app(
         runtime.settings,

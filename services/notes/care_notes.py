@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,8 +34,9 @@ def clinician(principal: Principal) -> d.Clinician:
 
 
 def scoring(runtime: Runtime) -> m.Scoring:
-    return m.Scoring(dn4_cutoff=int(runtime.settings.setting(
-        "NOTES_DN4_CUTOFF", str(m.DEFAULT_DN4_CUTOFF))))
+    """The clinic's cut-offs and important-change thresholds (NOTES_DN4_CUTOFF, ...; see
+    measures.SETTINGS); one out of its instrument's range raises ScoringSettingError."""
+    return m.Scoring.from_settings(runtime.settings.setting)
 
 
 def break_glass_minutes(runtime: Runtime) -> int:
@@ -254,14 +255,23 @@ def timeline(runtime: Runtime, principal: Principal, patient_id: str, flt: Timel
         access = _authorise_read(s, runtime, principal, attempt, now)
         repo = NotesRepository(s)
         found = repo.timeline(patient_id, clinician(principal), flt)
+        # a change is against the patient's first signed score, whatever the filter
+        everything = found if _unfiltered(flt) else repo.timeline(
+            patient_id, clinician(principal), TimelineFilter())
     signed = [(n.id, n.encounter_at, n.scores) for n in found if n.status == d.SIGNED]
+    first = m.baselines((n.id, n.encounter_at, n.scores) for n in everything
+                        if n.status == d.SIGNED)
     page = found[offset:offset + limit]
     addenda: dict[str, list[str]] = {}
     for n in found:
         if n.amends_note_id and n.status == d.SIGNED:
             addenda.setdefault(n.amends_note_id, []).append(n.id)
-    return Timeline(patient_id, page, len(found), addenda, m.trends(signed, scoring(runtime)),
-                    access)
+    return Timeline(patient_id, page, len(found), addenda,
+                    m.trends(signed, scoring(runtime), first), access)
+
+
+def _unfiltered(flt: TimelineFilter) -> bool:
+    return replace(flt, include_entered_in_error=False) == TimelineFilter()
 
 
 def open_break_glass(runtime: Runtime, principal: Principal, patient_id: str, reason: str,
