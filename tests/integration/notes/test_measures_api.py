@@ -30,6 +30,11 @@ OUT_OF_RANGE = [
     ({"bpi": {"interference": -1}}, "measures.bpi.interference", "BPI pain interference"),
     ({"pseq": 61}, "measures.pseq", "PSEQ"),
     ({"pseq": -1}, "measures.pseq", "PSEQ"),
+    ({"pgic": 0}, "measures.pgic", "PGIC"),
+    ({"pgic": 8}, "measures.pgic", "PGIC"),
+    ({"dn4": 8, "dn4_form": "interview"}, "measures.dn4", "DN4-interview must be between 0 "
+                                                          "and 7"),
+    ({"dn4": 11, "dn4_form": "full"}, "measures.dn4", "DN4 must be between 0 and 10"),
 ]
 
 
