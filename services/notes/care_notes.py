@@ -259,8 +259,8 @@ def timeline(runtime: Runtime, principal: Principal, patient_id: str, flt: Timel
         everything = found if _unfiltered(flt) else repo.timeline(
             patient_id, clinician(principal), TimelineFilter())
     signed = [(n.id, n.encounter_at, n.scores) for n in found if n.status == d.SIGNED]
-    first = m.baselines((n.id, n.encounter_at, n.scores) for n in everything
-                        if n.status == d.SIGNED)
+    first = m.baselines(signed if everything is found else [
+        (n.id, n.encounter_at, n.scores) for n in everything if n.status == d.SIGNED])
     page = found[offset:offset + limit]
     addenda: dict[str, list[str]] = {}
     for n in found:

@@ -130,6 +130,8 @@ def test_the_timeline_shows_every_discipline_in_time_order_with_meaningful_trend
     pseq = timeline["trends"]["pseq"]
     assert [p["meaningful"] for p in pseq["points"]] == [None, "meaningful_improvement",
                                                         "meaningful_improvement"]
+    assert [p["beyond_measurement_error"] for p in pseq["points"]] == [None, False, True], \
+        "+8 is important, +14 is also beyond the PSEQ's measurement error (11.5)"
     phq9 = timeline["trends"]["phq9"]
     assert [(p["value"], p["band"]) for p in phq9["points"]] == [
         (18, "moderately_severe"), (8, "mild"), (9, "mild")]
