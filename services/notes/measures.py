@@ -348,6 +348,10 @@ def _pain_intensity_change(baseline: float, value: float) -> Change:
             return Change(delta, percent, "substantial_improvement")
         if fall * 100 >= NRS_MODERATE_PERCENT * baseline - _EPS:
             return Change(delta, percent, "moderate_improvement")
+    # From a baseline of 0 there is no percentage: a pain-free patient now in any pain
+    # has worsened (the reading of IMMPACT; the 2-point rule applies otherwise).
+    if baseline == 0 and rise > _EPS:
+        return Change(delta, percent, "worsening")
     if rise >= NRS_MIN_POINTS - _EPS and rise * 100 >= NRS_MODERATE_PERCENT * baseline - _EPS:
         return Change(delta, percent, "worsening")
     return Change(delta, percent)
@@ -514,7 +518,8 @@ _PAIN_CHANGE = {
     "moderate_percent": NRS_MODERATE_PERCENT, "substantial_percent": NRS_SUBSTANTIAL_PERCENT,
     "better": "lower",
     "source": f"{_IMMPACT}: moderate improvement >= 30 % and >= 2 points, substantial "
-              ">= 50 % and >= 2 points; worsening: a rise of >= 2 points and >= 30 %"}
+              ">= 50 % and >= 2 points; worsening: a rise of >= 2 points and >= 30 %, "
+              "or any rise from 0"}
 _BAND_SOURCES = {
     "phq9": "Kroenke K et al. 2001, J Gen Intern Med 16:606",
     "gad7": "Spitzer RL et al. 2006, Arch Intern Med 166:1092",

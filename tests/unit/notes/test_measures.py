@@ -103,7 +103,7 @@ def test_a_baseline_of_no_pain_has_no_percentage_change_and_a_rise_is_worsening(
     (1, 3, "worsening"),
     # baseline 0: no percentage at all, and no division by zero
     (0, 0, None),
-    (0, 1, None),                           # within the scale's 2-point error
+    (0, 1, "worsening"),                    # pain-free to in pain: no percentage exists
     (0, 2, "worsening"),
     (0, 10, "worsening"),
     # the moderate threshold needs both: 4 -> 2 is 50 % and 2 points
