@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import marshmallow as ma
 from flask import current_app
 from flask_smorest import Blueprint
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 
 from services.notifier import db
 from services.notifier.db import Notification, Recipient
@@ -35,6 +35,9 @@ class NotificationOut(ma.Schema):
     language = ma.fields.String()
     subject = ma.fields.String()
     appointment_id = ma.fields.String(allow_none=True)
+    priority = ma.fields.String()
+    alert_id = ma.fields.String(allow_none=True)
+    acknowledged_at = ma.fields.DateTime(allow_none=True)
     status = ma.fields.String()
     attempts = ma.fields.Integer()
     due_at = ma.fields.DateTime()
@@ -52,6 +55,10 @@ class FeedItemOut(ma.Schema):
     subject = ma.fields.String()
     body = ma.fields.String()
     sent_at = ma.fields.DateTime()
+    priority = ma.fields.String(metadata={"description": "urgent: a safety alert or its "
+                                          "escalation, listed first until acknowledged"})
+    alert_id = ma.fields.String(allow_none=True)
+    acknowledged_at = ma.fields.DateTime(allow_none=True)
 
 
 class LogArgs(PageArgs):
@@ -142,9 +149,11 @@ def retry(notification_id: str) -> Notification:
 def _feed(recipient_id: str, args: dict) -> list:
     n = Notification
     with _runtime().db.transaction() as s:
+        waiting = case((and_(n.priority == "urgent", n.acknowledged_at.is_(None)), 0),
+                       else_=1)  # unacknowledged safety alerts at the top, at once
         rows = s.scalars(select(n).where(n.recipient_id == recipient_id, n.channel == "in_app",
                                          n.status == "sent")
-                         .order_by(n.sent_at.desc()).limit(args["limit"])
+                         .order_by(waiting, n.sent_at.desc(), n.id).limit(args["limit"])
                          .offset(args["offset"])).all()
         _audit(s, "read", "feed", recipient_id, recipient_id)
         return list(rows)
