@@ -276,16 +276,22 @@ def drop_opted_out(session: Session, rows: list[Notification]) -> list[Notificat
 def take_provisional(session: Session, recipient_id: str) -> list[tuple[bytes, set[str]]]:
     """Someone's contact has just arrived: their provisional notifications not sent yet
     are withdrawn (never delivered, so nothing is lost); each source event comes back
-    with the dedupe keys withdrawn, to be planned again with the real contact."""
+    with the dedupe keys withdrawn, to be planned again with the real contact. A safety
+    alert still open whose in-app item already went (urgent: no grace) comes back too,
+    so its email and SMS follow (the in-app one is not planned twice)."""
     n = Notification
     taken = session.execute(select(n.event_id, n.dedupe_key).where(
         n.recipient_id == recipient_id, n.provisional.is_(True), n.status == "pending")).all()
-    if not taken:
+    open_alerts = session.execute(
+        select(n.event_id, n.dedupe_key).join(SafetyAlert, SafetyAlert.alert_id == n.alert_id)
+        .where(n.recipient_id == recipient_id, n.provisional.is_(True), n.status == "sent",
+               n.priority == "urgent", SafetyAlert.settled.is_(None))).all()
+    if not taken and not open_alerts:
         return []
     session.execute(delete(n).where(n.recipient_id == recipient_id, n.provisional.is_(True),
                                     n.status == "pending"))
     keys: dict[str, set[str]] = {}
-    for event_id, key in taken:
+    for event_id, key in [*taken, *open_alerts]:
         keys.setdefault(event_id, set()).add(key)
     bodies = session.execute(select(SourceEvent.event_id, SourceEvent.body)
                              .where(SourceEvent.event_id.in_(list(keys)))).all()

@@ -367,6 +367,16 @@ def _parse(at: str | datetime) -> datetime:
 
 # ---------------------------------------------------------------------------- the rules
 
+def alert_v1_as_v2(v1: Mapping[str, Any]) -> dict[str, Any]:
+    """A v1 alert (PHQ-9 item 9's score, no routing: it predates the duty rota) read as
+    a v2 one for the triage lead alone; item 9's score (1-3) is its severity."""
+    return {"alert_id": v1["alert_id"], "patient_id": v1["patient_id"],
+            "note_id": v1.get("note_id"), "source": "phq9_item9",
+            "severity": min(3, max(1, round(v1["value"]))), "raised_by": v1["author_id"],
+            "raised_at": v1["raised_at"],
+            "recipients": [{"recipient_id": TRIAGE_LEAD, "role": "triage_lead"}]}
+
+
 @dataclass(frozen=True)
 class AlertHistory:
     """What the notifier already knows of a safety alert (from its own rows)."""
@@ -527,13 +537,9 @@ class _Planner:
                       template, ctx, alert_id=alert_id, urgent=True, channels=["sms"])
 
     def patient_safety_alert(self) -> None:
+        if self.version == 1:
+            self.p = alert_v1_as_v2(self.p)
         p = self.p
-        if self.version == 1:  # before routing was decided in notes: the triage lead
-            p = {"alert_id": p["alert_id"], "patient_id": p["patient_id"],
-                 "source": "phq9_item9", "severity": min(3, max(1, round(p["value"]))),
-                 "raised_by": p["author_id"], "raised_at": p["raised_at"],
-                 "recipients": [{"recipient_id": TRIAGE_LEAD, "role": "triage_lead"}]}
-            self.p = p
         ctx = self._alert_context(p["raised_at"])
         ctx.update(severity=p["severity"], raised_by=self._name(p["raised_by"]),
                    per_language=lambda lang: {"source": SAFETY_SOURCES[lang][p["source"]]})

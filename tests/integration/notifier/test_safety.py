@@ -113,6 +113,32 @@ def test_an_alert_for_someone_not_in_the_directory_reaches_their_feed_at_once(no
     (item,) = _feed(notifier, "prov-new")
     assert item["priority"] == "urgent" and item["alert_id"] == "al-2"
     assert "patient pat-2" in item["body"]
+    assert notifier.sms.received == []
+
+    # Their contact arrives while the alert is still open: email and SMS follow, the
+    # in-app item is not sent twice.
+    notifier.receive(provider_registered("prov-new", "psychology", "new@clinic.test",
+                                         "+447700900004"))
+    wait_idle(notifier.deliverer())
+    assert sorted((r.channel, r.status) for r in notifier.rows(event_id=alert.id)) == [
+        ("email", "sent"), ("in_app", "sent"), ("sms", "sent")]
+    assert [m["to"] for m in notifier.sms.received] == ["+447700900004"]
+    assert len(notifier.smtp.to("new@clinic.test")) == 1
+    assert len(_feed(notifier, "prov-new")) == 1
+
+
+def test_a_contact_arriving_after_the_acknowledgement_wakes_no_one(notifier):
+    alert = safety_alert("al-4", "pat-2", [("prov-late", "psychologist")],
+                         raised_by="prov-late", raised_at=notifier.clock())
+    notifier.receive(alert, topic=topics.NOTES)
+    wait_idle(notifier.deliverer())
+    notifier.receive(safety_alert_acknowledged("al-4", "pat-2", "prov-other",
+                                               notifier.clock(), []), topic=topics.NOTES)
+    notifier.receive(provider_registered("prov-late", "psychology", "late@clinic.test",
+                                         "+447700900005"))
+    wait_idle(notifier.deliverer())
+    assert [r.channel for r in notifier.rows(event_id=alert.id)] == ["in_app"]
+    assert notifier.sms.received == [] and notifier.smtp.to("late@clinic.test") == []
 
 
 def test_the_acknowledgement_stops_escalations_and_takes_the_alert_off_the_top(notifier):
