@@ -12,7 +12,7 @@ from sqlalchemy import and_, case, func, select
 
 from services.notifier import db
 from services.notifier.db import Notification, Recipient
-from services.notifier.domain import CHANNELS, SCHEDULERS, STATUSES
+from services.notifier.domain import CHANNELS, PRIORITIES, SCHEDULERS, STATUSES
 from shared.errors import Conflict, NotFound
 from shared.runtime import Runtime
 from shared.web import PageArgs, current_principal, roles
@@ -68,6 +68,8 @@ class LogArgs(PageArgs):
     event_type = ma.fields.String()
     channel = ma.fields.String(validate=ma.validate.OneOf(CHANNELS))
     template = ma.fields.String()
+    priority = ma.fields.String(validate=ma.validate.OneOf(PRIORITIES))
+    alert_id = ma.fields.String()
 
 
 class LogOut(ma.Schema):
@@ -103,11 +105,12 @@ def _audit(session, action: str, resource: str, resource_id: str | None = None, 
 @blp.response(200, LogOut)
 @roles("scheduler", "service")
 def delivery_log(args: dict) -> dict:
-    """The delivery log, newest first, filtered by recipient, status, event, channel."""
+    """The delivery log, newest first, filtered by recipient, status, event, channel,
+    priority or safety alert (everything one alert caused, escalations included)."""
     n = Notification
     filters = [getattr(n, k) == args[k] for k in
-               ("recipient_id", "status", "event_id", "event_type", "channel", "template")
-               if k in args]
+               ("recipient_id", "status", "event_id", "event_type", "channel", "template",
+                "priority", "alert_id") if k in args]
     with _runtime().db.transaction() as s:
         rows = s.scalars(select(n).where(*filters).order_by(n.created_at.desc(), n.id)
                          .limit(args["limit"]).offset(args["offset"])).all()

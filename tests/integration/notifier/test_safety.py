@@ -178,6 +178,12 @@ def test_the_acknowledgement_stops_escalations_and_takes_the_alert_off_the_top(n
     sms_before = len(notifier.sms.received)
     wait_idle(notifier.deliverer())
     assert len(notifier.sms.received) == sms_before  # no escalation SMS went out
+    client = create_app(runtime=notifier.runtime).test_client()
+    log = client.get("/notifications?alert_id=al-1&priority=urgent&status=cancelled",
+                     headers=bearer(notifier.runtime.settings, "scheduler")).get_json()
+    assert log["total"] == 6 and {i["event_id"] for i in log["items"]} == {escalation.id}
+    assert client.get("/notifications?priority=high", headers=bearer(
+        notifier.runtime.settings, "scheduler")).status_code == 422
     notices = notifier.rows(event_id=ack.id)
     assert sorted((r.recipient_id, r.channel) for r in notices) == sorted([
         ("prov-psy", "in_app"), ("prov-pain", "in_app"), (TRIAGE_LEAD, "in_app")])
