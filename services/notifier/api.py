@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import marshmallow as ma
 from flask import current_app
 from flask_smorest import Blueprint
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 
 from services.notifier import db
 from services.notifier.db import Notification, Recipient
-from services.notifier.domain import CHANNELS, SCHEDULERS, STATUSES
+from services.notifier.domain import CHANNELS, PRIORITIES, SCHEDULERS, STATUSES
 from shared.errors import Conflict, NotFound
 from shared.runtime import Runtime
 from shared.web import PageArgs, current_principal, roles
@@ -35,6 +35,9 @@ class NotificationOut(ma.Schema):
     language = ma.fields.String()
     subject = ma.fields.String()
     appointment_id = ma.fields.String(allow_none=True)
+    priority = ma.fields.String()
+    alert_id = ma.fields.String(allow_none=True)
+    acknowledged_at = ma.fields.DateTime(allow_none=True)
     status = ma.fields.String()
     attempts = ma.fields.Integer()
     due_at = ma.fields.DateTime()
@@ -52,6 +55,10 @@ class FeedItemOut(ma.Schema):
     subject = ma.fields.String()
     body = ma.fields.String()
     sent_at = ma.fields.DateTime()
+    priority = ma.fields.String(metadata={"description": "urgent: a safety alert or its "
+                                          "escalation, listed first until acknowledged"})
+    alert_id = ma.fields.String(allow_none=True)
+    acknowledged_at = ma.fields.DateTime(allow_none=True)
 
 
 class LogArgs(PageArgs):
@@ -61,6 +68,8 @@ class LogArgs(PageArgs):
     event_type = ma.fields.String()
     channel = ma.fields.String(validate=ma.validate.OneOf(CHANNELS))
     template = ma.fields.String()
+    priority = ma.fields.String(validate=ma.validate.OneOf(PRIORITIES))
+    alert_id = ma.fields.String()
 
 
 class LogOut(ma.Schema):
@@ -96,11 +105,12 @@ def _audit(session, action: str, resource: str, resource_id: str | None = None, 
 @blp.response(200, LogOut)
 @roles("scheduler", "service")
 def delivery_log(args: dict) -> dict:
-    """The delivery log, newest first, filtered by recipient, status, event, channel."""
+    """The delivery log, newest first, filtered by recipient, status, event, channel,
+    priority or safety alert (everything one alert caused, escalations included)."""
     n = Notification
     filters = [getattr(n, k) == args[k] for k in
-               ("recipient_id", "status", "event_id", "event_type", "channel", "template")
-               if k in args]
+               ("recipient_id", "status", "event_id", "event_type", "channel", "template",
+                "priority", "alert_id") if k in args]
     with _runtime().db.transaction() as s:
         rows = s.scalars(select(n).where(*filters).order_by(n.created_at.desc(), n.id)
                          .limit(args["limit"]).offset(args["offset"])).all()
@@ -142,9 +152,11 @@ def retry(notification_id: str) -> Notification:
 def _feed(recipient_id: str, args: dict) -> list:
     n = Notification
     with _runtime().db.transaction() as s:
+        waiting = case((and_(n.priority == "urgent", n.acknowledged_at.is_(None)), 0),
+                       else_=1)  # unacknowledged safety alerts at the top, at once
         rows = s.scalars(select(n).where(n.recipient_id == recipient_id, n.channel == "in_app",
                                          n.status == "sent")
-                         .order_by(n.sent_at.desc()).limit(args["limit"])
+                         .order_by(waiting, n.sent_at.desc(), n.id).limit(args["limit"])
                          .offset(args["offset"])).all()
         _audit(s, "read", "feed", recipient_id, recipient_id)
         return list(rows)

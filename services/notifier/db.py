@@ -7,6 +7,9 @@ writes them.
   what makes redelivered events and racing workers harmless. `dedupe_key` is the event id,
   or for reminders the appointment, its start and the offset.
 - `source_events`: the event each notification came from, kept to dead-letter it.
+- `safety_alerts`: what the notifier knows of each safety alert's life (raised when,
+  acknowledged or closed), so a late escalation tells no one and an acknowledgement
+  reaches everyone who was told.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    case,
     delete,
     false,
     func,
@@ -36,7 +40,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from services.notifier.domain import Contact, Planned
+from services.notifier.domain import DUTY_PHONE, AlertHistory, AlertSettled, Contact, Planned
 
 
 class UtcDateTime(TypeDecorator):
@@ -122,6 +126,22 @@ class Notification(Base):
     provisional: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     dead_lettered_at: Mapped[datetime | None] = mapped_column(UtcDateTime(),
                                                               nullable=True)
+    priority: Mapped[str] = mapped_column(String(10), default="normal",
+                                          server_default="normal")
+    alert_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # A safety alert's in-app items leave the top of the feed once it is acknowledged.
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class SafetyAlert(Base):
+    __tablename__ = "safety_alerts"
+
+    alert_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(64))
+    raised_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    settled: Mapped[str | None] = mapped_column(String(20), nullable=True)  # acknowledged|closed
+    settled_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 def aware(at: datetime | None) -> datetime | None:
@@ -183,7 +203,8 @@ def add_planned(session: Session, event_id: str, event_type: str,
                       template=p.template, language=p.language, address=p.address[:320],
                       subject=p.subject[:300], body=p.body, appointment_id=p.appointment_id,
                       status="pending", due_at=p.due_at, next_attempt_at=p.due_at, attempts=0,
-                      created_at=now, provisional=p.provisional)
+                      created_at=now, provisional=p.provisional, priority=p.priority,
+                      alert_id=p.alert_id)
         stmt = _insert(session, table).values(**values).on_conflict_do_nothing()
         if session.execute(stmt.returning(table.c.id)).first() is not None:
             added += 1
@@ -216,7 +237,8 @@ def claim_due(session: Session, now: datetime, holder: str, lease_until: datetim
     query = (select(n).where(or_(
         and_(n.status == "pending", n.next_attempt_at <= now),
         and_(n.status == "sending", n.lease_until < now)))
-        .order_by(n.next_attempt_at).limit(limit))
+        .order_by(case((n.priority == "urgent", 0), else_=1), n.next_attempt_at)
+        .limit(limit))  # a safety alert never waits behind a batch of reminders
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     rows = list(session.scalars(query))
@@ -234,7 +256,7 @@ def counts_by_status(session: Session) -> dict[str, int]:
 def drop_opted_out(session: Session, rows: list[Notification]) -> list[Notification]:
     """An opt-out wins even over what was planned before it (a reminder two days out):
     such rows are cancelled at delivery time instead of sent."""
-    ids = {r.recipient_id for r in rows}
+    ids = {r.recipient_id for r in rows if r.alert_id is None}  # safety: never dropped
     if not ids:
         return rows
     opted = {rid: set(out.split(",")) for rid, out in session.execute(
@@ -242,7 +264,7 @@ def drop_opted_out(session: Session, rows: list[Notification]) -> list[Notificat
         .where(Recipient.recipient_id.in_(ids), Recipient.opted_out != ""))}
     keep = []
     for row in rows:
-        if row.channel in opted.get(row.recipient_id, ()):
+        if row.alert_id is None and row.channel in opted.get(row.recipient_id, ()):
             row.status, row.lease_holder, row.lease_until = "cancelled", None, None
             row.last_error = f"recipient opted out of {row.channel}"
         else:
@@ -254,17 +276,69 @@ def drop_opted_out(session: Session, rows: list[Notification]) -> list[Notificat
 def take_provisional(session: Session, recipient_id: str) -> list[tuple[bytes, set[str]]]:
     """Someone's contact has just arrived: their provisional notifications not sent yet
     are withdrawn (never delivered, so nothing is lost); each source event comes back
-    with the dedupe keys withdrawn, to be planned again with the real contact."""
+    with the dedupe keys withdrawn, to be planned again with the real contact. A safety
+    alert still open whose in-app item already went (urgent: no grace) comes back too,
+    so its email and SMS follow (the in-app one is not planned twice)."""
     n = Notification
     taken = session.execute(select(n.event_id, n.dedupe_key).where(
         n.recipient_id == recipient_id, n.provisional.is_(True), n.status == "pending")).all()
-    if not taken:
+    open_alerts = session.execute(
+        select(n.event_id, n.dedupe_key).join(SafetyAlert, SafetyAlert.alert_id == n.alert_id)
+        .where(n.recipient_id == recipient_id, n.provisional.is_(True), n.status == "sent",
+               n.priority == "urgent", SafetyAlert.settled.is_(None))).all()
+    if not taken and not open_alerts:
         return []
     session.execute(delete(n).where(n.recipient_id == recipient_id, n.provisional.is_(True),
                                     n.status == "pending"))
     keys: dict[str, set[str]] = {}
-    for event_id, key in taken:
+    for event_id, key in [*taken, *open_alerts]:
         keys.setdefault(event_id, set()).add(key)
     bodies = session.execute(select(SourceEvent.event_id, SourceEvent.body)
                              .where(SourceEvent.event_id.in_(list(keys)))).all()
     return [(body, keys[event_id]) for event_id, body in bodies]
+
+
+# ------------------------------------------------------------------------ safety alerts
+
+def alert_history(session: Session, alert_id: str) -> AlertHistory:
+    row = session.get(SafetyAlert, alert_id)
+    n = Notification
+    told = session.scalars(select(n.recipient_id).where(
+        n.alert_id == alert_id, n.recipient_id != DUTY_PHONE,
+        n.template.in_(("safety_alert", "safety_alert_escalated")))
+        .distinct().order_by(n.recipient_id)).all()
+    return AlertHistory(settled=bool(row and row.settled), raised_at=row.raised_at if row else None,
+                        recipients=tuple(told))
+
+
+def alert_raised(session: Session, alert_id: str, patient_id: str, raised_at: datetime) -> None:
+    """Raised (again): a raise after an acknowledgement is new information, open again."""
+    row = session.get(SafetyAlert, alert_id)
+    if row is None:
+        session.add(SafetyAlert(alert_id=alert_id, patient_id=patient_id, raised_at=raised_at))
+        session.flush()
+    else:
+        row.raised_at = row.raised_at or raised_at
+        row.settled = row.settled_by = row.settled_at = None
+
+
+def settle_alert(session: Session, patient_id: str, settled: AlertSettled) -> int:
+    """Acknowledged or closed: everything not yet sent about the alert (escalations
+    included) is cancelled and its in-app items leave the top of the feeds. Returns how
+    many were cancelled."""
+    row = session.get(SafetyAlert, settled.alert_id)
+    if row is None:
+        row = SafetyAlert(alert_id=settled.alert_id, patient_id=patient_id)
+        session.add(row)
+    if row.settled != "closed":  # closed is final; an acknowledgement after it changes nothing
+        row.settled, row.settled_by, row.settled_at = settled.how, settled.by, settled.at
+    session.flush()
+    n = Notification.__table__
+    cancelled = session.execute(update(n).where(
+        n.c.alert_id == settled.alert_id, n.c.status == "pending",
+        n.c.template.in_(("safety_alert", "safety_alert_escalated")))
+        .values(status="cancelled", last_error=f"safety alert {settled.how}"))
+    session.execute(update(n).where(
+        n.c.alert_id == settled.alert_id, n.c.channel == "in_app",
+        n.c.acknowledged_at.is_(None)).values(acknowledged_at=settled.at))
+    return cancelled.rowcount or 0

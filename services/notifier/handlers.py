@@ -4,20 +4,33 @@ sent from here (delivery is the delivery loop's job)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from services.notifier import db
-from services.notifier.domain import HANDLED_EVENTS, Contact, Rules, plan
+from services.notifier.domain import (
+    HANDLED_EVENTS,
+    SAFETY_EVENTS,
+    AlertHistory,
+    Contact,
+    Rules,
+    plan,
+)
 from services.notifier.wiring import Clock
 from shared import topics
 from shared.events import Envelope, parse_event
 from shared.kafka import Subscription
 from shared.runtime import Runtime
 
-SOURCE_TOPICS = {"referral": topics.REFERRALS, "note": topics.NOTES}
+SOURCE_TOPICS = {"referral": topics.REFERRALS, "note": topics.NOTES, "patient": topics.NOTES}
 
 
 def source_topic(event_type: str) -> str:
     """The topic an event came from (scheduling's events have several prefixes)."""
     return SOURCE_TOPICS.get(event_type.split(".")[0], topics.SCHEDULING)
+
+
+def _instant(at: str | datetime) -> datetime:
+    return datetime.fromisoformat(at) if isinstance(at, str) else at
 
 
 def message_key(event: Envelope) -> str:
@@ -44,11 +57,19 @@ class NotificationPlanner:
         """Plan an event; `only` re-plans just one recipient's withdrawn notifications
         (nothing else of an old event is replayed, its cancellations least of all)."""
         now = self.now()
+        alert_id = event.payload.get("alert_id") if event.type in SAFETY_EVENTS else None
+        if alert_id and only is None and event.type == "patient.safety_alert":
+            db.alert_raised(session, alert_id, event.payload["patient_id"],
+                            _instant(event.payload["raised_at"]))
+        history = db.alert_history(session, alert_id) if alert_id else AlertHistory()
         result = plan(event.id, event.type, event.payload,
-                      lambda rid: db.lookup(session, rid), self.rules, now)
+                      lambda rid: db.lookup(session, rid), self.rules, now,
+                      version=event.version, alert=history)
         planned = result.notifications
         if only is None:
             db.cancel_reminders(session, result.cancel_reminders_for)
+            if result.settled is not None:
+                db.settle_alert(session, event.payload["patient_id"], result.settled)
         else:
             planned = [p for p in planned
                        if p.recipient_id == only[0] and p.dedupe_key in only[1]]

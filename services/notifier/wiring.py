@@ -10,7 +10,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from services.notifier.db import Base
-from services.notifier.domain import SCHEDULERS, TRIAGE_LEAD, Contact, Rules, parse_offsets
+from services.notifier.domain import (
+    CLINICAL_LEAD,
+    SCHEDULERS,
+    TRIAGE_LEAD,
+    Contact,
+    Rules,
+    parse_offsets,
+)
 from shared.config import Settings
 from shared.runtime import Runtime
 from shared.topics import NOTIFICATIONS
@@ -43,6 +50,11 @@ class NotifierConfig:
     unknown_recipient_grace_seconds: float = 30.0
     triage_lead_email: str | None = "triage-lead@paincare.local"
     schedulers_email: str | None = "schedulers@paincare.local"
+    triage_lead_phone: str | None = None
+    clinical_lead_email: str | None = "clinical-lead@paincare.local"
+    clinical_lead_phone: str | None = None
+    safety_duty_phone: str | None = None  # the clinic's duty phone: SMS for every alert
+    console_url: str = "http://127.0.0.1:8006"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> NotifierConfig:
@@ -69,14 +81,24 @@ class NotifierConfig:
                 "NOTIFIER_UNKNOWN_RECIPIENT_GRACE_SECONDS", d.unknown_recipient_grace_seconds)),
             triage_lead_email=get("TRIAGE_LEAD_EMAIL", d.triage_lead_email) or None,
             schedulers_email=get("SCHEDULERS_EMAIL", d.schedulers_email) or None,
+            triage_lead_phone=get("TRIAGE_LEAD_PHONE", d.triage_lead_phone) or None,
+            clinical_lead_email=get("CLINICAL_LEAD_EMAIL", d.clinical_lead_email) or None,
+            clinical_lead_phone=get("CLINICAL_LEAD_PHONE", d.clinical_lead_phone) or None,
+            safety_duty_phone=get("SAFETY_DUTY_PHONE", d.safety_duty_phone) or None,
+            console_url=get("CONSOLE_URL", d.console_url).rstrip("/") or d.console_url,
         )
 
     def rules(self, timezone: str) -> Rules:
         return Rules(
             reminder_offsets=parse_offsets(self.reminder_offsets), timezone=timezone,
             unknown_recipient_grace=timedelta(seconds=self.unknown_recipient_grace_seconds),
-            triage_lead=Contact(TRIAGE_LEAD, "role", "Triage lead", email=self.triage_lead_email),
-            schedulers=Contact(SCHEDULERS, "role", "Schedulers", email=self.schedulers_email))
+            triage_lead=Contact(TRIAGE_LEAD, "role", "Triage lead", email=self.triage_lead_email,
+                                phone=self.triage_lead_phone),
+            schedulers=Contact(SCHEDULERS, "role", "Schedulers", email=self.schedulers_email),
+            clinical_lead=Contact(CLINICAL_LEAD, "role", "Clinical lead",
+                                  email=self.clinical_lead_email,
+                                  phone=self.clinical_lead_phone),
+            duty_phone=self.safety_duty_phone, console_url=self.console_url)
 
 
 def build_runtime(settings: Settings | None = None) -> Runtime:

@@ -16,15 +16,17 @@ from services.notifier.delivery import wait_idle
 from services.notifier.wiring import build_runtime
 from shared import topics
 from shared.config import Settings
-from shared.events import Envelope
+from shared.events import Envelope, new_event
 from tests.integration.notifier.clinic_events import (
     appointment_event,
     itinerary_booked,
+    provider_registered,
     referral_received,
+    safety_alert,
     visit,
     waitlist_offered,
 )
-from tests.integration.notifier.local_servers import SmtpServer, TestClock
+from tests.integration.notifier.local_servers import SmsGateway, SmtpServer, TestClock
 from tests.support.clinic import bearer, read_topic, wait_for
 from tests.support.processes import running_services
 
@@ -48,6 +50,13 @@ def _publish(settings: Settings, *events: tuple[str, Envelope]) -> None:
     for f in futures:
         f.get(30)
     producer.close()
+
+
+@pytest.fixture
+def sms():
+    gateway = SmsGateway().start()
+    yield gateway
+    gateway.stop()
 
 
 def _env(smtp: SmtpServer, **more: str) -> dict[str, str]:
@@ -169,3 +178,72 @@ def test_a_worker_killed_mid_batch_and_restarted_loses_nothing_and_sends_nothing
                            params={"template": "waitlist_offered", "limit": 1}).json()
         assert log["total"] == patients
         assert log["counts"]["sent"] == 2 * patients  # the emails and the lead's feed
+
+
+def test_a_safety_alert_reaches_the_duty_clinician_the_duty_phone_and_the_psychologist_once(
+        new_database_url, topic_prefix, kafka_bootstrap, tmp_path, smtp, sms):
+    """A v2 alert as notes publishes it: the duty clinician's SMS, the duty phone's SMS and
+    the psychologist's in-app item arrive in seconds; the same event published again
+    changes nothing (one per recipient and channel)."""
+    duty_phone, duty_mobile = "+447700900999", "+447700900003"
+    settings = Settings.for_service("tests", topic_prefix=topic_prefix,
+                                    kafka_bootstrap=kafka_bootstrap)
+    env = _env(smtp, SMS_GATEWAY_URL=sms.url, SAFETY_DUTY_PHONE=duty_phone)
+    with running_services(["notifier"], database_url=new_database_url,
+                          topic_prefix=topic_prefix, log_dir=tmp_path / "logs",
+                          extra_env=env, web_workers=1) as clinic:
+        scheduler = bearer(settings, "scheduler")
+        url = clinic["notifier"].url
+        _publish(settings, (topics.REFERRALS, referral_received("pat-1", email=ANA)),
+                 (topics.SCHEDULING, provider_registered("prov-psy", "psychology",
+                                                         "psy@clinic.test")),
+                 (topics.SCHEDULING, provider_registered("prov-duty", "pain_medicine", None,
+                                                         duty_mobile)))
+        for who in ("pat-1", "prov-psy", "prov-duty"):
+            wait_for(lambda who=who: requests.get(f"{url}/recipients/{who}", headers=scheduler,
+                                                  timeout=5).status_code == 200,
+                     timeout=60, what=f"{who} in the directory")
+        alert = safety_alert("al-1", "pat-1", [("prov-psy", "psychologist"),
+                                               ("prov-duty", "duty_clinician")],
+                             raised_by="prov-psy", raised_at=datetime.now(UTC))
+        _publish(settings, (topics.NOTES, alert))
+
+        def texts() -> dict[str, list[str]]:
+            got: dict[str, list[str]] = {}
+            for m in list(sms.received):
+                got.setdefault(m["to"], []).append(m["message"])
+            return got if {duty_phone, duty_mobile} <= set(got) else {}
+
+        arrived = wait_for(texts, timeout=30, what="the duty clinician's and duty phone's SMS")
+        assert "Patient pat-1 (pat-1)" in arrived[duty_phone][0]
+        assert "Raised by Dr prov-psy" in arrived[duty_mobile][0]
+
+        def feed() -> list[dict]:
+            return requests.get(f"{url}/feed/prov-psy", headers=scheduler, timeout=5).json()
+
+        (item,) = wait_for(feed, timeout=30, what="the psychologist's feed item")
+        assert item["priority"] == "urgent" and item["alert_id"] == "al-1"
+        wait_for(lambda: smtp.to("psy@clinic.test"), timeout=30, what="the psychologist's mail")
+
+        # The same event twice more, then a note signed on the same topic and key: once
+        # that is planned, the consumer is past both copies.
+        marker = new_event("note.signed", {
+            "note_id": "note-2", "patient_id": "pat-1", "author_id": "prov-duty",
+            "discipline": "pain_medicine", "kind": "progress",
+            "signed_at": datetime.now(UTC).isoformat(), "notify": ["prov-psy"]},
+            producer="notes")
+        _publish(settings, (topics.NOTES, alert), (topics.NOTES, alert), (topics.NOTES, marker))
+        wait_for(lambda: requests.get(f"{url}/notifications", headers=scheduler, timeout=5,
+                                      params={"event_id": marker.id}).json()["total"],
+                 timeout=60, what="the consumer past the redelivered alert")
+        time.sleep(1.5)  # several delivery passes: anything planned twice would be sent
+        log = requests.get(f"{url}/notifications", headers=scheduler, timeout=5,
+                           params={"event_id": alert.id, "limit": 100}).json()
+        assert sorted((n["recipient_id"], n["channel"]) for n in log["items"]) == [
+            ("prov-duty", "in_app"), ("prov-duty", "sms"), ("prov-psy", "email"),
+            ("prov-psy", "in_app"), ("role:duty_phone", "sms")]
+        assert {n["status"] for n in log["items"]} == {"sent"}
+        assert sorted(m["to"] for m in sms.received) == sorted([duty_mobile, duty_phone])
+        assert [m["Subject"].startswith("URGENT") for m in smtp.to("psy@clinic.test")
+                ].count(True) == 1
+        assert len(feed()) == 1
