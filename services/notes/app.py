@@ -3,6 +3,7 @@
 from flask import Flask
 
 from services.notes.api import admin_blp, blp
+from services.notes.safety_api import safety_blp
 from services.notes.wiring import build_runtime
 from shared import ops
 from shared.config import Settings
@@ -17,7 +18,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         runtime.settings,
         title="PainCare care notes",
         description="Shared care notes, outcome measures, signing, addenda and care-team access.",
-        blueprints=[blp, admin_blp, ops.blp],
+        blueprints=[blp, safety_blp, admin_blp, ops.blp],
         ready_checks=runtime.ready_checks(),
         extensions={"paincare.runtime": runtime},
     )
