@@ -289,9 +289,10 @@ def rota(runtime: Runtime, first: date | None, last: date | None,
     first = first or today
     last = last or first + timedelta(days=27)
     if last < first:
-        raise InvalidInput("'to' comes on or after 'from'", field="to")
+        raise InvalidInput("'to' comes on or after 'from'", field="query.to")
     if (last - first).days >= MAX_ROTA_SPAN_DAYS:
-        raise InvalidInput(f"ask for at most {MAX_ROTA_SPAN_DAYS} days at a time", field="to")
+        raise InvalidInput(f"ask for at most {MAX_ROTA_SPAN_DAYS} days at a time",
+                           field="query.to")
     with runtime.db.transaction() as s:
         return DutyRotaRepository(s).between(first, last)
 
