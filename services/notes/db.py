@@ -32,6 +32,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from services.notes import domain as d
@@ -508,7 +509,11 @@ class DutyRotaRepository:
         done = self.s.execute(update(duty_rota).where(duty_rota.c.day == day).values(**values))
         if done.rowcount == 1:
             return False
-        self.s.execute(insert(duty_rota).values(day=day, **values))
+        try:
+            with self.s.begin_nested():   # two admins naming the same new day at once
+                self.s.execute(insert(duty_rota).values(day=day, **values))
+        except IntegrityError:
+            raise Conflict("the day's rota was set meanwhile; reload it") from None
         return True
 
     def delete(self, day: date) -> bool:

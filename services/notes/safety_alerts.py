@@ -51,7 +51,7 @@ def flag(runtime: Runtime, principal: Principal, note_id: str, *, reason: str, s
          now: datetime) -> safety.Alert:
     """A clinician flags a risk concern by hand on a note of any kind; only someone who
     may write this patient's notes. The reason stays here; the event carries none."""
-    attempt = Attempt("flag_safety_risk", resource="safety_alert", resource_id=note_id)
+    attempt = Attempt("flag_safety_risk", resource="note", resource_id=note_id)
     with unit(runtime, principal, attempt) as s:
         note = NotesRepository(s).get(note_id)
         who = clinician(principal)
