@@ -149,6 +149,7 @@ def escalation_loop(runtime: Runtime, *, clock: Callable[[], datetime] | None = 
                     every: float | None = None) -> Callable[[threading.Event], None]:
     """The notes worker's extra loop: escalate what is overdue every
     SAFETY_ESCALATION_POLL_SECONDS (5)."""
+    alerting.ack_interval(runtime)   # a bad SAFETY_ACK_MINUTES stops the worker at start
     if every is None:
         every = float(runtime.settings.setting("SAFETY_ESCALATION_POLL_SECONDS", "5"))
     now_of = clock or (lambda: datetime.now(UTC))

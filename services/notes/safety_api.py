@@ -234,21 +234,21 @@ def duty_today() -> dict:
             "recipient": {"recipient_id": r.recipient_id, "role": r.role}}
 
 
-@safety_blp.put("/duty-rota/<day>")
+@safety_blp.put("/duty-rota/<date>")
 @safety_blp.arguments(RotaIn)
 @safety_blp.response(200, RotaOut)
 @roles("admin")
-def set_duty(body: dict, day: str) -> dict:
+def set_duty(body: dict, date: str) -> dict:
     """Name a day's duty clinician (admins; audited). The day is YYYY-MM-DD."""
-    entry, _created = uc.set_duty(_runtime(), current_principal(), day,
+    entry, _created = uc.set_duty(_runtime(), current_principal(), date,
                                   clinician_id=body["clinician_id"], name=body["name"],
                                   now=_now())
     return entry
 
 
-@safety_blp.delete("/duty-rota/<day>")
+@safety_blp.delete("/duty-rota/<date>")
 @safety_blp.response(204)
 @roles("admin")
-def clear_duty(day: str) -> None:
+def clear_duty(date: str) -> None:
     """Take a day off the rota (admins; audited): alerts then reach the triage lead."""
-    uc.clear_duty(_runtime(), current_principal(), day, _now())
+    uc.clear_duty(_runtime(), current_principal(), date, _now())
