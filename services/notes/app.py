@@ -2,6 +2,7 @@
 
 from flask import Flask
 
+from services.notes.alerting import ack_interval
 from services.notes.api import admin_blp, blp
 from services.notes.safety_api import safety_blp
 from services.notes.wiring import build_runtime
@@ -13,6 +14,7 @@ from shared.web import create_service_app
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Flask:
     runtime = runtime or build_runtime(settings)
+    ack_interval(runtime)  # a bad SAFETY_ACK_MINUTES refuses to start, not to save a note
     runtime.create_schema()
     return create_service_app(
         runtime.settings,
