@@ -16,6 +16,7 @@ from sqlalchemy import select
 from services.notes import care_notes as uc
 from services.notes import domain as d
 from services.notes import measures as m
+from services.notes import safety
 from services.notes.db import BreakGlassRepository, TimelineFilter, aware
 from shared.errors import InvalidInput
 from shared.events.vocabulary import DISCIPLINES
@@ -246,7 +247,14 @@ class NoteOut(ma.Schema):
     scores = fields.List(fields.Nested(ScoreOut))
     treatment = fields.Dict()
     entered_in_error = fields.Nested(ErrorMarkOut, allow_none=True)
-    safety_alert = fields.Boolean()
+    safety_alert = fields.Boolean(metadata={"description": "true while the note has a safety "
+                                                           "alert not yet closed"})
+    safety_alert_id = fields.String(allow_none=True,
+                                    metadata={"description": "the alert the note shows: an "
+                                                             "unclosed one, else the last"})
+    safety_alert_status = fields.String(allow_none=True,
+                                        validate=validate.OneOf(safety.STATUSES))
+    safety_alert_severity = fields.Integer(allow_none=True)
     access = fields.String()
 
 
@@ -443,9 +451,9 @@ class ReportArgs(PageArgs):
 
 # -------------------------------------------------------------------------- shaping
 
-def _shape(note: d.Note, *, addenda: list[str] | None = None, safety_alert: bool = False,
-           access: d.Access | None = None, scoring: m.Scoring | None = None
-           ) -> dict[str, Any]:
+def _shape(note: d.Note, *, addenda: list[str] | None = None,
+           alert: safety.Alert | None = None, access: d.Access | None = None,
+           scoring: m.Scoring | None = None) -> dict[str, Any]:
     scored = m.score(note.scores, scoring or m.Scoring())
     mark = None
     if note.entered_in_error_at:
@@ -459,7 +467,11 @@ def _shape(note: d.Note, *, addenda: list[str] | None = None, safety_alert: bool
         "signed_at": note.signed_at, "amends_note_id": note.amends_note_id,
         "addenda": addenda or [], "sections": note.sections, "measures": note.measures,
         "scores": [vars(s) for s in scored], "treatment": note.treatment,
-        "entered_in_error": mark, "safety_alert": safety_alert,
+        "entered_in_error": mark,
+        "safety_alert": alert is not None and alert.status != safety.CLOSED,
+        "safety_alert_id": alert.id if alert else None,
+        "safety_alert_status": alert.status if alert else None,
+        "safety_alert_severity": alert.severity if alert else None,
         "access": access.value if access else None,
     }
 
@@ -488,7 +500,7 @@ def create_note(body: dict, patient_id: str) -> dict:
     runtime = _runtime()
     saved = uc.write_note(runtime, current_principal(), patient_id=_patient(patient_id),
                           body=body, now=_now())
-    return _shape(saved.note, safety_alert=saved.safety_alert, scoring=uc.scoring(runtime))
+    return _shape(saved.note, alert=saved.alert, scoring=uc.scoring(runtime))
 
 
 @blp.get("/notes/<note_id>")
@@ -498,7 +510,7 @@ def get_note(note_id: str) -> dict:
     """Read one note (care team, admins, or break-glass); the read is audited."""
     runtime = _runtime()
     view = uc.read_note(runtime, current_principal(), note_id, _now())
-    return _shape(view.note, addenda=view.addenda, access=view.access,
+    return _shape(view.note, addenda=view.addenda, access=view.access, alert=view.alert,
                   scoring=uc.scoring(runtime))
 
 
@@ -510,7 +522,7 @@ def edit_note(body: dict, note_id: str) -> dict:
     """Save a draft again (its author): a new version. A signed note answers 409."""
     runtime = _runtime()
     saved = uc.edit_note(runtime, current_principal(), note_id, body, _now())
-    return _shape(saved.note, safety_alert=saved.safety_alert, scoring=uc.scoring(runtime))
+    return _shape(saved.note, alert=saved.alert, scoring=uc.scoring(runtime))
 
 
 @blp.get("/notes/<note_id>/versions")
@@ -599,8 +611,8 @@ def patient_timeline(args: dict, patient_id: str) -> Response:
     return jsonify(_plain({
         "patient_id": found.patient_id, "total": found.total, "limit": args["limit"],
         "offset": args["offset"], "access": found.access.value,
-        "notes": [_shape(n, addenda=found.addenda.get(n.id), scoring=scoring)
-                  for n in found.notes],
+        "notes": [_shape(n, addenda=found.addenda.get(n.id), alert=found.alerts.get(n.id),
+                         scoring=scoring) for n in found.notes],
         "trends": {code: _trend_out(t) for code, t in found.trends.items()
                    if not args["measure"] or code in args["measure"]}}))
 

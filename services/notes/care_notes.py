@@ -14,12 +14,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from services.notes import alerting, safety
 from services.notes import domain as d
 from services.notes import measures as m
 from services.notes.db import (
     BreakGlassRepository,
     CareTeamRepository,
     NotesRepository,
+    SafetyAlertRepository,
     TimelineFilter,
 )
 from shared.auth import Principal
@@ -87,26 +89,10 @@ def _authorise_read(s: Session, runtime: Runtime, principal: Principal, attempt:
     return access
 
 
-def _raise_safety_alert(s: Session, runtime: Runtime, note: d.Note, now: datetime) -> bool:
-    """PHQ-9 item 9 above 0: tell the clinic at once, whatever the total, draft or not."""
-    flat = note.scores
-    if not m.safety_positive(flat):
-        return False
-    alert_id = new_id()
-    if not NotesRepository(s).raise_alert(alert_id, note, m.SAFETY_MEASURE,
-                                          flat[m.SAFETY_MEASURE], note.author_id, now):
-        return False
-    runtime.emit(s, "patient.safety_alert", {
-        "alert_id": alert_id, "patient_id": note.patient_id, "note_id": note.id,
-        "author_id": note.author_id, "measure": m.SAFETY_MEASURE,
-        "value": flat[m.SAFETY_MEASURE], "raised_at": now}, key=note.patient_id)
-    return True
-
-
 @dataclass(frozen=True)
 class Saved:
     note: d.Note
-    safety_alert: bool = False
+    alert: safety.Alert | None = None
 
 
 def write_note(runtime: Runtime, principal: Principal, *, patient_id: str | None,
@@ -136,7 +122,7 @@ def write_note(runtime: Runtime, principal: Principal, *, patient_id: str | None
         runtime.audit.record(s, principal, "create", "note", resource_id=note.id,
                              patient_id=patient_id,
                              reason=f"addendum to {amends.id}" if amends else None)
-        alert = _raise_safety_alert(s, runtime, note, now)
+        alert = alerting.on_note_saved(s, runtime, principal, note, now)
     return Saved(note, alert)
 
 
@@ -156,7 +142,7 @@ def edit_note(runtime: Runtime, principal: Principal, note_id: str, body: Mappin
         repo.save(before, after, principal.subject)
         runtime.audit.record(s, principal, "edit", "note", resource_id=note_id,
                              patient_id=after.patient_id, reason=f"version {after.version}")
-        alert = _raise_safety_alert(s, runtime, after, now)
+        alert = alerting.on_note_saved(s, runtime, principal, after, now)
     return Saved(after, alert)
 
 
@@ -209,6 +195,7 @@ class NoteView:
     note: d.Note
     addenda: list[str]
     access: d.Access
+    alert: safety.Alert | None = None
 
 
 def read_note(runtime: Runtime, principal: Principal, note_id: str, now: datetime) -> NoteView:
@@ -220,7 +207,9 @@ def read_note(runtime: Runtime, principal: Principal, note_id: str, now: datetim
         access = _authorise_read(s, runtime, principal, attempt, now)
         if not d.visible(note, clinician(principal)):
             raise NotFound(f"no note {note_id}")
-        return NoteView(note, repo.addenda_of([note.id]).get(note.id, []), access)
+        alerts = SafetyAlertRepository(s).of_notes([note.id]).get(note.id, [])
+        return NoteView(note, repo.addenda_of([note.id]).get(note.id, []), access,
+                        safety.note_alert(alerts))
 
 
 def read_versions(runtime: Runtime, principal: Principal, note_id: str,
@@ -244,6 +233,7 @@ class Timeline:
     addenda: dict[str, list[str]]
     trends: dict[str, m.Trend]
     access: d.Access
+    alerts: dict[str, safety.Alert]
 
 
 def timeline(runtime: Runtime, principal: Principal, patient_id: str, flt: TimelineFilter,
@@ -258,16 +248,19 @@ def timeline(runtime: Runtime, principal: Principal, patient_id: str, flt: Timel
         # a change is against the patient's first signed score, whatever the filter
         everything = found if _unfiltered(flt) else repo.timeline(
             patient_id, clinician(principal), TimelineFilter())
+        page = found[offset:offset + limit]
+        shown = SafetyAlertRepository(s).of_notes(n.id for n in page)
     signed = [(n.id, n.encounter_at, n.scores) for n in found if n.status == d.SIGNED]
     first = m.baselines(signed if everything is found else [
         (n.id, n.encounter_at, n.scores) for n in everything if n.status == d.SIGNED])
-    page = found[offset:offset + limit]
     addenda: dict[str, list[str]] = {}
     for n in found:
         if n.amends_note_id and n.status == d.SIGNED:
             addenda.setdefault(n.amends_note_id, []).append(n.id)
+    alerts = {note_id: a for note_id, found_alerts in shown.items()
+              if (a := safety.note_alert(found_alerts))}
     return Timeline(patient_id, page, len(found), addenda,
-                    m.trends(signed, scoring(runtime), first), access)
+                    m.trends(signed, scoring(runtime), first), access, alerts)
 
 
 def _unfiltered(flt: TimelineFilter) -> bool:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Date,
     DateTime,
-    Float,
     ForeignKey,
     Index,
     Integer,
@@ -32,9 +32,11 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from services.notes import domain as d
+from services.notes import safety
 from shared.errors import Conflict
 
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -122,13 +124,39 @@ break_glass = Table(
 safety_alerts = Table(
     "safety_alerts", Base.metadata,
     Column("id", String(36), primary_key=True),
-    Column("note_id", String(36), ForeignKey("notes.id"), nullable=False),
+    Column("note_id", String(36), ForeignKey("notes.id"), nullable=False, index=True),
     Column("patient_id", String(64), nullable=False, index=True),
-    Column("measure", String(40), nullable=False),
-    Column("value", Float, nullable=False),
+    Column("source", String(20), nullable=False),
+    Column("severity", Integer, nullable=False),
     Column("raised_by", String(64), nullable=False),
     Column("raised_at", _At, nullable=False),
-    UniqueConstraint("note_id", "measure", name="uq_safety_alert_note_measure"),
+    Column("last_raised_at", _At, nullable=True),
+    Column("status", String(20), nullable=False),
+    # routed at raise time: [{recipient_id, role}]
+    Column("recipients", JSON, nullable=False),
+    Column("escalations", Integer, nullable=False),
+    Column("next_escalation_at", _At, nullable=True),
+    Column("escalated_to", JSON, nullable=False),
+    # free text: stays in this service, never in an event
+    Column("flag_reason", Text, nullable=True),
+    Column("acknowledged_by", String(64), nullable=True),
+    Column("acknowledged_at", _At, nullable=True),
+    Column("ack_action", String(40), nullable=True),
+    Column("ack_detail", Text, nullable=True),
+    Column("closed_by", String(64), nullable=True),
+    Column("closed_at", _At, nullable=True),
+    Column("close_reason", String(40), nullable=True),
+    Column("close_detail", Text, nullable=True),
+    Index("ix_safety_alerts_due", "status", "next_escalation_at"),
+)
+
+duty_rota = Table(
+    "duty_rota", Base.metadata,
+    Column("day", Date, primary_key=True),
+    Column("clinician_id", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("set_by", String(120), nullable=False),
+    Column("set_at", _At, nullable=False),
 )
 
 
@@ -163,7 +191,7 @@ class TimelineFilter:
 
 
 class NotesRepository:
-    """Notes, their versions, addenda and safety alerts, through one session."""
+    """Notes, their versions and addenda, through one session."""
 
     def __init__(self, session: Session) -> None:
         self.s = session
@@ -259,18 +287,6 @@ class NotesRepository:
         stmt = stmt.order_by(notes.c.encounter_at, notes.c.created_at, notes.c.id)
         return [_note(r) for r in self.s.execute(stmt)]
 
-    def raise_alert(self, alert_id: str, note: d.Note, measure: str, value: float,
-                    raised_by: str, now: datetime) -> bool:
-        """Record a safety alert once per note and measure; False if already raised."""
-        seen = self.s.execute(select(safety_alerts.c.id).where(
-            safety_alerts.c.note_id == note.id, safety_alerts.c.measure == measure)).first()
-        if seen:
-            return False
-        self.s.execute(insert(safety_alerts).values(
-            id=alert_id, note_id=note.id, patient_id=note.patient_id, measure=measure,
-            value=value, raised_by=raised_by, raised_at=now))
-        return True
-
 
 class CareTeamRepository:
     """Who is on each patient's care team, as the events told us."""
@@ -281,6 +297,22 @@ class CareTeamRepository:
     def active_ids(self, patient_id: str) -> set[str]:
         rows = self.s.execute(select(care_team.c.member_id).where(
             care_team.c.patient_id == patient_id, care_team.c.left_at.is_(None)))
+        return {r[0] for r in rows}
+
+    def active_members(self, patient_id: str) -> list[safety.Member]:
+        """Active memberships with discipline and joining time (a safety alert's routing)."""
+        rows = self.s.execute(select(care_team).where(
+            care_team.c.patient_id == patient_id, care_team.c.left_at.is_(None)))
+        return [safety.Member(r.member_id, r.discipline, aware(r.joined_at), r.source)
+                for r in rows]
+
+    def patients_of(self, member_ids: Iterable[str]) -> set[str]:
+        """The patients whose care team a person is on now (by provider id or subject)."""
+        ids = [i for i in member_ids if i]
+        if not ids:
+            return set()
+        rows = self.s.execute(select(care_team.c.patient_id).where(
+            care_team.c.member_id.in_(ids), care_team.c.left_at.is_(None)).distinct())
         return {r[0] for r in rows}
 
     def members(self, patient_id: str) -> list[dict[str, Any]]:
@@ -351,3 +383,150 @@ class BreakGlassRepository:
                               .limit(limit).offset(offset)).mappings()
         return [{**r, "opened_at": aware(r["opened_at"]), "expires_at": aware(r["expires_at"])}
                 for r in rows]
+
+
+def _recipients(value: Any) -> tuple[safety.Recipient, ...]:
+    return tuple(safety.Recipient(r["recipient_id"], r["role"]) for r in value or ())
+
+
+def _plain_recipients(recipients: Iterable[safety.Recipient]) -> list[dict[str, str]]:
+    return [{"recipient_id": r.recipient_id, "role": r.role} for r in recipients]
+
+
+def _alert(row: Any) -> safety.Alert:
+    return safety.Alert(
+        id=row.id, patient_id=row.patient_id, note_id=row.note_id, source=row.source,
+        severity=row.severity, raised_by=row.raised_by, raised_at=aware(row.raised_at),
+        status=row.status, recipients=_recipients(row.recipients),
+        escalations=row.escalations, next_escalation_at=aware(row.next_escalation_at),
+        escalated_to=_recipients(row.escalated_to),
+        last_raised_at=aware(row.last_raised_at), flag_reason=row.flag_reason,
+        acknowledged_by=row.acknowledged_by, acknowledged_at=aware(row.acknowledged_at),
+        ack_action=row.ack_action, ack_detail=row.ack_detail, closed_by=row.closed_by,
+        closed_at=aware(row.closed_at), close_reason=row.close_reason,
+        close_detail=row.close_detail)
+
+
+def _alert_values(alert: safety.Alert) -> dict[str, Any]:
+    return dict(
+        severity=alert.severity, status=alert.status, last_raised_at=alert.last_raised_at,
+        recipients=_plain_recipients(alert.recipients), escalations=alert.escalations,
+        next_escalation_at=alert.next_escalation_at,
+        escalated_to=_plain_recipients(alert.escalated_to),
+        acknowledged_by=alert.acknowledged_by, acknowledged_at=alert.acknowledged_at,
+        ack_action=alert.ack_action, ack_detail=alert.ack_detail, closed_by=alert.closed_by,
+        closed_at=alert.closed_at, close_reason=alert.close_reason,
+        close_detail=alert.close_detail)
+
+
+class SafetyAlertRepository:
+    """Safety alerts. Every change names the state it was decided on (status, severity,
+    escalation count), so two requests or two worker replicas never both win."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def add(self, alert: safety.Alert) -> None:
+        self.s.execute(insert(safety_alerts).values(
+            id=alert.id, note_id=alert.note_id, patient_id=alert.patient_id,
+            source=alert.source, raised_by=alert.raised_by, raised_at=alert.raised_at,
+            flag_reason=alert.flag_reason, **_alert_values(alert)))
+
+    def get(self, alert_id: str, *, for_update: bool = False) -> safety.Alert | None:
+        stmt = select(safety_alerts).where(safety_alerts.c.id == alert_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = self.s.execute(stmt).first()
+        return _alert(row) if row else None
+
+    def of_notes(self, note_ids: Iterable[str]) -> dict[str, list[safety.Alert]]:
+        ids = list(note_ids)
+        out: dict[str, list[safety.Alert]] = {}
+        if not ids:
+            return out
+        rows = self.s.execute(select(safety_alerts).where(safety_alerts.c.note_id.in_(ids))
+                              .order_by(safety_alerts.c.raised_at, safety_alerts.c.id))
+        for row in rows:
+            out.setdefault(row.note_id, []).append(_alert(row))
+        return out
+
+    def latest_of_note(self, note_id: str, source: str) -> safety.Alert | None:
+        row = self.s.execute(select(safety_alerts).where(
+            safety_alerts.c.note_id == note_id, safety_alerts.c.source == source)
+            .order_by(safety_alerts.c.raised_at.desc(), safety_alerts.c.id.desc())
+            .with_for_update()).first()
+        return _alert(row) if row else None
+
+    def change(self, before: safety.Alert, after: safety.Alert) -> None:
+        """Write `after` only over `before` as it was read; else someone else moved it."""
+        done = self.s.execute(update(safety_alerts).where(
+            safety_alerts.c.id == before.id, safety_alerts.c.status == before.status,
+            safety_alerts.c.severity == before.severity,
+            safety_alerts.c.escalations == before.escalations).values(**_alert_values(after)))
+        if done.rowcount != 1:
+            raise Conflict("the safety alert changed meanwhile; reload it")
+
+    def escalate(self, before: safety.Alert, after: safety.Alert, now: datetime) -> bool:
+        """Claim one escalation: only an open alert still at `before`'s count and due by
+        `now`. Of several worker replicas exactly one gets rowcount 1."""
+        done = self.s.execute(update(safety_alerts).where(
+            safety_alerts.c.id == before.id, safety_alerts.c.status == safety.OPEN,
+            safety_alerts.c.escalations == before.escalations,
+            safety_alerts.c.next_escalation_at <= now).values(
+                escalations=after.escalations, next_escalation_at=after.next_escalation_at,
+                escalated_to=_plain_recipients(after.escalated_to)))
+        return done.rowcount == 1
+
+    def due(self, now: datetime, limit: int = 100) -> list[safety.Alert]:
+        rows = self.s.execute(select(safety_alerts).where(
+            safety_alerts.c.status == safety.OPEN, safety_alerts.c.next_escalation_at <= now)
+            .order_by(safety_alerts.c.next_escalation_at).limit(limit))
+        return [_alert(r) for r in rows]
+
+    def find(self, *, statuses: Iterable[str], patient_ids: Iterable[str] | None,
+             limit: int, offset: int) -> list[safety.Alert]:
+        """Newest first; `patient_ids` None means every patient."""
+        stmt = select(safety_alerts).where(safety_alerts.c.status.in_(list(statuses)))
+        if patient_ids is not None:
+            stmt = stmt.where(safety_alerts.c.patient_id.in_(list(patient_ids)))
+        stmt = stmt.order_by(safety_alerts.c.raised_at.desc(), safety_alerts.c.id.desc())
+        return [_alert(r) for r in self.s.execute(stmt.limit(limit).offset(offset))]
+
+
+class DutyRotaRepository:
+    """Who is the duty clinician on each of the clinic's days."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def on(self, day: date) -> dict[str, Any] | None:
+        row = self.s.execute(select(duty_rota).where(duty_rota.c.day == day)).mappings().first()
+        return self._shape(row) if row else None
+
+    def put(self, *, day: date, clinician_id: str, name: str, by: str, now: datetime) -> bool:
+        """Set the day's duty clinician; True if the day had none before."""
+        values = dict(clinician_id=clinician_id, name=name, set_by=by, set_at=now)
+        done = self.s.execute(update(duty_rota).where(duty_rota.c.day == day).values(**values))
+        if done.rowcount == 1:
+            return False
+        try:
+            with self.s.begin_nested():   # two admins naming the same new day at once
+                self.s.execute(insert(duty_rota).values(day=day, **values))
+        except IntegrityError:
+            raise Conflict("the day's rota was set meanwhile; reload it") from None
+        return True
+
+    def delete(self, day: date) -> bool:
+        return (self.s.execute(duty_rota.delete().where(duty_rota.c.day == day)).rowcount
+                or 0) == 1
+
+    def between(self, first: date, last: date) -> list[dict[str, Any]]:
+        rows = self.s.execute(select(duty_rota).where(duty_rota.c.day >= first,
+                                                      duty_rota.c.day <= last)
+                              .order_by(duty_rota.c.day)).mappings()
+        return [self._shape(r) for r in rows]
+
+    @staticmethod
+    def _shape(row: Any) -> dict[str, Any]:
+        return {"date": row["day"], "clinician_id": row["clinician_id"], "name": row["name"],
+                "set_by": row["set_by"], "set_at": aware(row["set_at"])}

@@ -312,11 +312,6 @@ def score(flat: Mapping[str, float], scoring: Scoring = Scoring()) -> list[Score
             for code in RANGES if code in flat]
 
 
-def safety_positive(flat: Mapping[str, float]) -> bool:
-    """PHQ-9 item 9 above 0 is a safety concern whatever the total."""
-    return flat.get(SAFETY_MEASURE, 0) > 0
-
-
 # ------------------------------------------------------------------ meaningful change
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
-"""The notes worker: its outbox relay and its event consumers, in their own process."""
+"""The notes worker: its outbox relay, its event consumers and the safety alerts'
+escalation loop, in their own process."""
 
 from services.notes.handlers import care_team_subscription
+from services.notes.safety_alerts import escalation_loop
 from services.notes.wiring import build_runtime
 from shared import ops
 from shared.kafka import Subscription
@@ -14,7 +16,7 @@ def subscriptions(runtime: Runtime) -> list[Subscription]:
 
 def main() -> None:
     runtime = build_runtime()
-    run_worker(runtime, subscriptions(runtime))
+    run_worker(runtime, subscriptions(runtime), extra_loops=[escalation_loop(runtime)])
 
 
 if __name__ == "__main__":

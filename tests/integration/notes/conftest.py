@@ -1,5 +1,6 @@
 """A notes service on a real database (SQLite and PostgreSQL), with a clinic's cast:
-two care-team specialists, one specialist outside the team, a scheduler and an admin."""
+two care-team specialists, one specialist outside the team, a duty clinician (on the
+rota only when a test puts them there), a scheduler and an admin."""
 
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ class NotesClinic:
                           provider_id="prov-acu"),
             "outsider": bearer(s, "specialist", "dr-out", discipline="physical_therapy",
                                provider_id="prov-out"),
+            # on no one's care team; on the duty rota when a test puts them there
+            "duty": bearer(s, "specialist", "dr-duty", discipline="pain_medicine",
+                           provider_id="prov-duty"),
             "scheduler": bearer(s, "scheduler", "sched-1"),
             "admin": bearer(s, "admin", "admin-1"),
         }[who]

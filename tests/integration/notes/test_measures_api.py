@@ -78,10 +78,10 @@ def test_a_positive_phq9_item_9_raises_a_safety_alert_at_once_whatever_the_total
     assert scores["phq9"]["value"] == 1 and scores["phq9"]["band"] == "minimal"
     assert scores["phq9_item9"]["band"] == "positive"
     [alert] = [e for e in clinic.events() if e["type"] == "patient.safety_alert"]
-    assert alert["payload"]["note_id"] == note["id"]
-    assert alert["payload"]["measure"] == "phq9_item9" and alert["payload"]["value"] == 1
-    assert set(alert["payload"]) == {"alert_id", "patient_id", "note_id", "author_id",
-                                     "measure", "value", "raised_at"}
+    assert alert["version"] == 2 and alert["payload"]["note_id"] == note["id"]
+    assert alert["payload"]["source"] == "phq9_item9" and alert["payload"]["severity"] == 1
+    assert set(alert["payload"]) == {"alert_id", "patient_id", "note_id", "source",
+                                     "severity", "raised_by", "raised_at", "recipients"}
     # saving the draft again does not raise it twice
     again = clinic.client.put(f"/notes/{note['id']}",
                               json={"version": 1, "sections": {"history": "Low mood."}},

@@ -39,8 +39,8 @@ def test_phq9_total_comes_from_its_nine_items_and_item_9_is_kept_apart():
     flat = m.flatten({"phq9": {"items": [0, 0, 0, 0, 0, 0, 0, 0, 1]}, "nrs": {"current": 5}})
     assert flat == {"phq9": 1, "phq9_item9": 1, "nrs_current": 5}
     assert m.band("phq9", flat["phq9"]) == "minimal"
-    assert m.safety_positive(flat), "item 9 is a safety concern whatever the total"
-    assert not m.safety_positive(m.flatten({"phq9": {"items": [3] * 8 + [0]}}))
+    assert flat[m.SAFETY_MEASURE] == 1, "item 9 is kept apart for the safety check"
+    assert m.flatten({"phq9": {"items": [3] * 8 + [0]}})[m.SAFETY_MEASURE] == 0
 
 
 def test_out_of_range_names_the_measure():
