@@ -30,6 +30,8 @@ def breach_sweep(runtime: Runtime, *, clock: Callable[[], datetime] = lambda: da
     still unscheduled close to their due date. A failed round (the database away) is
     logged and tried again next round; several replicas may run it side by side."""
     every = float(runtime.settings.setting("REFERRAL_BREACH_SWEEP_SECONDS", "60"))
+    if every <= 0:
+        raise ValueError(f"REFERRAL_BREACH_SWEEP_SECONDS must be above 0, not {every}")
     warning_days = use_cases.breach_warning_days(runtime)
 
     def breach_sweep(stop: threading.Event) -> None:
