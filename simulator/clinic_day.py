@@ -1,11 +1,12 @@
 """The simulated patients' visits, lived in real time after `make up`: a front desk that
 keeps working, so the demo clinic is not frozen at its start.
 
-Each round it asks scheduling for the booked visits of simulated patients (ids starting
-`sim-`; the curated demo story is left as it is) that begin soon, checks a patient in
-shortly before their visit, completes it and has the specialist sign a note, and records
-a no-show once a missed visit has begun. Which visits are missed is drawn from the
-appointment id, so a restart decides the same way. Only public APIs are used.
+Each round it asks scheduling for the booked and checked-in visits of simulated patients
+(ids starting `sim-`; the curated demo story is left as it is) that begin soon, checks a
+patient in shortly before their visit, completes it once it has begun and has the
+specialist sign a note, and records a no-show once a missed visit has begun. Which
+visits are missed is drawn from the appointment id, so a restart decides the same way.
+Only public APIs are used.
     python -m simulator.clinic_day [--every 30]
 """
 
@@ -36,13 +37,18 @@ def plan_of(appointment_id: str, no_show_percent: int = NO_SHOW_PERCENT) -> str:
     return "no_show" if draw < no_show_percent else "attend"
 
 
+FOLLOWED = ("booked", "arrived")  # still the desk's to act on (arrived: to complete)
+
+
 def visits_to_follow(appointments: Iterable[Mapping[str, Any]], known: Mapping[str, object],
                      plan: Callable[[str], str] = plan_of) -> list[VisitRecord]:
-    """The booked visits of simulated patients the desk does not follow yet."""
+    """The booked or checked-in visits of simulated patients the desk does not follow
+    yet (a checked-in one after a restart: it is still to be completed)."""
     return [VisitRecord(a["id"], a.get("itinerary_id"), a["patient_id"], a["provider_id"],
-                        a["discipline"], a["start"], status="booked", plan=plan(a["id"]))
+                        a["discipline"], a["start"], status=a["status"],
+                        plan="attend" if a["status"] == "arrived" else plan(a["id"]))
             for a in appointments
-            if a["status"] == "booked" and a["patient_id"].startswith(SIMULATED)
+            if a["status"] in FOLLOWED and a["patient_id"].startswith(SIMULATED)
             and a["id"] not in known]
 
 
@@ -60,17 +66,18 @@ class ClinicDay:
         many were acted on. A fresh client each round: tokens stay fresh for ever."""
         client = ClinicClient(self.urls, self.settings)
         scheduler = client.headers("scheduler", "sim-front-desk")
-        resp = client.retrying("GET", "scheduling", "/appointments", "/appointments",
-                               scheduler, patience=PATIENCE, params={
-                                   "status": "booked", "limit": 500,
-                                   "from": (now - LOOK_BACK).isoformat(),
-                                   "to": (now + CHECK_IN_FROM).isoformat()})
-        resp.raise_for_status()
-        for record in visits_to_follow(resp.json(), self.ledger.visits, self.plan):
-            self.ledger.add(record)
+        for status in FOLLOWED:
+            resp = client.retrying("GET", "scheduling", "/appointments", "/appointments",
+                                   scheduler, patience=PATIENCE, params={
+                                       "status": status, "limit": 500,
+                                       "from": (now - LOOK_BACK).isoformat(),
+                                       "to": (now + CHECK_IN_FROM).isoformat()})
+            resp.raise_for_status()
+            for record in visits_to_follow(resp.json(), self.ledger.visits, self.plan):
+                self.ledger.add(record)
         acted = FrontDesk(client, self.ledger, check_in_from=CHECK_IN_FROM).work(now)
         with self.ledger.lock:  # done with: forget, so a clinic running for weeks stays small
-            for done in [k for k, v in self.ledger.visits.items() if v.status != "booked"]:
+            for done in [k for k, v in self.ledger.visits.items() if v.status not in FOLLOWED]:
                 del self.ledger.visits[done]
             del self.ledger.failures[:-100]
         return acted

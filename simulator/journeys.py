@@ -351,46 +351,62 @@ NOTE_BODIES: dict[str, dict[str, Any]] = {
 
 
 class FrontDesk:
-    """The day of a visit: check-in when the clinic allows it (12 h before), then the
-    visit and the specialist's signed note; a no-show once the visit has started."""
+    """The day of a visit: check-in when the clinic allows it (12 h before), the visit
+    completed and the specialist's note signed once it has begun; a no-show once it has
+    begun. The service refuses each step earlier."""
 
     def __init__(self, client: ClinicClient, ledger: Ledger, *,
                  check_in_from: timedelta = timedelta(hours=11)) -> None:
-        """`check_in_from`: how long before its start a visit is checked in (and, in the
-        simulation, completed): early, so that a run of minutes reaches visits booked
-        hours ahead; a clinic living in real time (simulator.clinic_day) uses minutes."""
+        """`check_in_from`: how long before its start a visit is checked in: early, so
+        that a run of minutes reaches visits booked hours ahead (within the service's
+        12 h); a clinic living in real time (simulator.clinic_day) uses minutes."""
         self.client, self.ledger = client, ledger
         self.check_in_from = check_in_from
         self.desk = client.headers("scheduler", "sim-front-desk")
 
+    def next_step(self, visit: VisitRecord, now: datetime) -> str | None:
+        """What the desk does for this visit now: "check-in", "complete", "no-show", or
+        nothing (its moment has not come, or it is not the desk's)."""
+        if visit.uncertain:
+            return None
+        start = moment(visit.start)
+        if visit.plan == "no_show":
+            return "no-show" if visit.status == "booked" and start <= now else None
+        if visit.plan != "attend":
+            return None
+        if visit.status == "booked" and start - self.check_in_from <= now:
+            return "check-in"
+        if visit.status == "arrived" and start <= now:
+            return "complete"
+        return None
+
     def due(self, now: datetime) -> list[VisitRecord]:
         with self.ledger.lock:
             visits = list(self.ledger.visits.values())
-        out = []
-        for v in visits:
-            if v.status != "booked" or v.uncertain:
-                continue
-            start = moment(v.start)
-            if (v.plan == "attend" and start - self.check_in_from <= now) or (
-                    v.plan == "no_show" and start <= now):
-                out.append(v)
-        return out
+        return [v for v in visits if self.next_step(v, now) is not None]
 
     def work(self, now: datetime) -> int:
         """One round: every visit whose moment has come; returns how many there were."""
         due = self.due(now)
         for visit in due:
             try:
-                self.handle(visit)
+                self.handle(visit, now)
             except Unanswered as exc:
                 self.ledger.fail(f"front desk gave up on {visit.appointment_id}: {exc}")
         return len(due)
 
-    def handle(self, visit: VisitRecord) -> None:
-        if visit.plan == "no_show":
+    def handle(self, visit: VisitRecord, now: datetime) -> None:
+        """Check in, and complete at once if the visit had begun by `now` (a late
+        arrival); or complete a visit checked in earlier; or record the no-show."""
+        step = self.next_step(visit, now)
+        if step == "no-show":
             self._status(visit, "no-show", "noshow")
-        elif self._status(visit, "check-in", "arrived") and \
-                self._status(visit, "complete", "fulfilled"):
+            return
+        if step == "check-in":
+            if not self._status(visit, "check-in", "arrived"):
+                return
+            step = self.next_step(visit, now)
+        if step == "complete" and self._status(visit, "complete", "fulfilled"):
             self.write_note(visit)
 
     def _status(self, visit: VisitRecord, action: str, target: str) -> bool:

@@ -301,9 +301,12 @@ def check_referrals(ledger: Ledger, engine: Engine, seen: Topics) -> Check:
     """Each intake once (by its idempotency key), in the ledger's status, with exactly
     one referral.received and one status event per move in its history."""
     from services.referrals.db import HistoryRow, ReferralRow
+    from services.referrals.domain import BREACH_ACTIONS
     from services.referrals.use_cases import _EVENT_FOR_ACTION
 
     referrals, history = ReferralRow.__table__, HistoryRow.__table__
+    # breach risks are history lines that move nothing: one referral.breach_risk each
+    per_action = {**_EVENT_FOR_ACTION, "breach_risk": "referral.breach_risk"}
     t = _Tally("referrals: each intake once, status as answered, one event per move")
     rows = {r.id: r for r in _rows(engine, select(referrals.c.id, referrals.c.status,
                                                   referrals.c.idempotency_key))}
@@ -313,8 +316,7 @@ def check_referrals(ledger: Ledger, engine: Engine, seen: Topics) -> Check:
         moves[h.referral_id].append(h.action)
     received = seen.by(topics.REFERRALS, "referral.received", "referral_id")
     changed = seen.by(topics.REFERRALS, "referral.status_changed", "referral_id")
-    specific = {a: seen.by(topics.REFERRALS, e, "referral_id")
-                for a, e in _EVENT_FOR_ACTION.items()}
+    specific = {a: seen.by(topics.REFERRALS, e, "referral_id") for a, e in per_action.items()}
     with ledger.lock:
         records = list(ledger.referrals.values())
     known = set()
@@ -325,6 +327,7 @@ def check_referrals(ledger: Ledger, engine: Engine, seen: Topics) -> Check:
             t.item(rec.referral_id, "missing from the database")
             continue
         acts = moves[rec.referral_id]
+        status_moves = [a for a in acts if a not in BREACH_ACTIONS]
         t.item(
             rec.referral_id,
             None if row.idempotency_key == rec.idempotency_key
@@ -334,9 +337,9 @@ def check_referrals(ledger: Ledger, engine: Engine, seen: Topics) -> Check:
                                                                        {rec.status})
             else f"status differs from the ledger ({rec.status} answered, {row.status})",
             _one(received.get(rec.referral_id), "referral.received"),
-            _one(changed.get(rec.referral_id), "referral.status_changed", len(acts)),
-            *(_one(specific[a].get(rec.referral_id), _EVENT_FOR_ACTION[a],
-                   acts.count(a)) for a in _EVENT_FOR_ACTION))
+            _one(changed.get(rec.referral_id), "referral.status_changed", len(status_moves)),
+            *(_one(specific[a].get(rec.referral_id), per_action[a],
+                   acts.count(a)) for a in per_action))
     for rid in sorted(set(rows) - known):
         t.item(rid, "in the database, unknown to the ledger")
     return t.check()

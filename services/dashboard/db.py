@@ -88,18 +88,30 @@ notifications = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+breach_risks = Table(
+    "dash_breach_risks", Base.metadata,
+    Column("referral_id", String(64), primary_key=True),
+    Column("reason", String(30), nullable=False),
+    Column("priority", String(20), nullable=True),
+    Column("due_by", Date, nullable=False),
+    Column("first_visit_at", DateTime(timezone=True), nullable=True),
+    Column("detected_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 TABLES: dict[type, Table] = {
     domain.Referral: referrals, domain.Appointment: appointments,
     domain.Provider: providers, domain.Capacity: capacities,
-    domain.Notification: notifications,
+    domain.Notification: notifications, domain.BreachRisk: breach_risks,
 }
-_DATETIMES = {"received_at", "updated_at", "start", "end"}
+_DATETIMES = {"received_at", "updated_at", "start", "end", "first_visit_at", "detected_at"}
 
 
 def _record(kind: type, row: Any) -> Any:
     values = {f.name: getattr(row, f.name) for f in fields(kind)}
     for name in _DATETIMES & values.keys():
-        values[name] = domain.as_utc(values[name])
+        if values[name] is not None:
+            values[name] = domain.as_utc(values[name])
     if kind is domain.Capacity:
         values["blocks"] = tuple(av.WeeklyBlock(
             w, time.fromisoformat(start), time.fromisoformat(end), domain.as_date(since),

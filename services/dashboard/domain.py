@@ -33,7 +33,7 @@ APPOINTMENT_STATUS = {
 }
 
 # Every event type the read model listens to, by the topic's domain.
-REFERRAL_EVENTS = ("referral.received", "referral.status_changed")
+REFERRAL_EVENTS = ("referral.received", "referral.status_changed", "referral.breach_risk")
 SCHEDULING_EVENTS = (*APPOINTMENT_STATUS, "itinerary.booked", "provider.registered",
                      "provider.capacity_changed")
 NOTIFICATION_EVENTS = ("notification.sent", "notification.failed")
@@ -110,7 +110,21 @@ class Notification:
     updated_at: datetime
 
 
-Record = Referral | Appointment | Provider | Capacity | Notification
+@dataclass(frozen=True)
+class BreachRisk:
+    """The latest `referral.breach_risk` of a referral: ids, dates and the reason only.
+    Whether it still stands is worked out with the referral's status and first visit."""
+
+    referral_id: str
+    reason: str
+    priority: str | None
+    due_by: date
+    first_visit_at: datetime | None
+    detected_at: datetime
+    updated_at: datetime
+
+
+Record = Referral | Appointment | Provider | Capacity | Notification | BreachRisk
 Lookup = Callable[[type, str], Any]
 
 
@@ -138,6 +152,14 @@ def changes(event_type: str, payload: Mapping[str, Any], occurred_at: datetime,
                          payload["condition"], as_utc(payload["received_at"]),
                          as_date(payload.get("due_by")) or (current.due_by if current else None),
                          at)]
+    if event_type == "referral.breach_risk":
+        if not _newer(lookup(BreachRisk, payload["referral_id"]), at):
+            return []
+        first = payload.get("first_visit_at")
+        return [BreachRisk(payload["referral_id"], payload["reason"], payload.get("priority"),
+                           as_date(payload["due_by"]),  # type: ignore[arg-type]
+                           as_utc(first) if first else None,
+                           as_utc(payload["detected_at"]), at)]
     if event_type in APPOINTMENT_STATUS:
         current = lookup(Appointment, payload["appointment_id"])
         if not _newer(current, at):
@@ -219,11 +241,12 @@ class Snapshot:
     providers: dict[str, Provider] = field(default_factory=dict)
     capacities: dict[str, Capacity] = field(default_factory=dict)
     notifications: dict[str, Notification] = field(default_factory=dict)
+    breach_risks: dict[str, BreachRisk] = field(default_factory=dict)
 
     def _table(self, kind: type) -> dict[str, Any]:
         return {Referral: self.referrals, Appointment: self.appointments,
                 Provider: self.providers, Capacity: self.capacities,
-                Notification: self.notifications}[kind]
+                Notification: self.notifications, BreachRisk: self.breach_risks}[kind]
 
     def lookup(self, kind: type, key: str) -> Any:
         return self._table(kind).get(key)
@@ -244,7 +267,7 @@ class Snapshot:
 
 
 def _key(record: Record) -> str:
-    if isinstance(record, Referral):
+    if isinstance(record, Referral | BreachRisk):
         return record.referral_id
     if isinstance(record, Appointment):
         return record.appointment_id
@@ -274,6 +297,29 @@ def past_target(referral: Referral, first_visit: datetime | None, today: date,
     if referral.due_by >= today:
         return False
     return first_visit is None or first_visit.astimezone(tz).date() > referral.due_by
+
+
+def breach_risk_stands(risk: BreachRisk, referral: Referral | None,
+                       first_visit: datetime | None, tz: ZoneInfo) -> bool:
+    """Is the referral still at breach risk? Not once it is closed or the patient is in
+    care, not once a booked first visit falls on or before the due date (clinic dates),
+    and an unscheduled-near-due warning not once the referral is scheduled (a booking
+    after the due date raises its own first_visit_after_due)."""
+    status = referral.status if referral else None
+    if status in CLOSED_STATUSES or status == "in_care":
+        return False
+    if first_visit is not None and first_visit.astimezone(tz).date() <= risk.due_by:
+        return False
+    return not (risk.reason == "unscheduled_near_due" and status == "scheduled")
+
+
+def breach_risks(snap: Snapshot, firsts: Mapping[str, datetime], tz: ZoneInfo
+                 ) -> list[BreachRisk]:
+    """The referrals at breach risk now, soonest due first."""
+    standing = [r for r in snap.breach_risks.values()
+                if breach_risk_stands(r, snap.referrals.get(r.referral_id),
+                                      firsts.get(r.referral_id), tz)]
+    return sorted(standing, key=lambda r: (r.due_by, r.detected_at, r.referral_id))
 
 
 def week_of(day: date) -> tuple[date, date]:
@@ -322,9 +368,18 @@ def clinic_figures(snap: Snapshot, *, now: datetime, tz: ZoneInfo,
     failures = sorted((n for n in snap.notifications.values() if n.outcome == "failed"),
                       key=lambda n: (n.updated_at, n.notification_id), reverse=True)[:5]
 
+    at_risk = breach_risks(snap, firsts, tz)
     return {
         "as_of": now.isoformat(),
         "today": today.isoformat(),
+        "breach_risk": {
+            "count": len(at_risk),
+            "referrals": [{"referral_id": r.referral_id, "due_by": r.due_by.isoformat(),
+                           "reason": r.reason, "priority": r.priority,
+                           "first_visit_at": r.first_visit_at.isoformat()
+                           if r.first_visit_at else None,
+                           "detected_at": r.detected_at.isoformat()} for r in at_risk],
+        },
         "referrals": {
             "total": len(snap.referrals),
             "by_status": by_status,

@@ -180,6 +180,13 @@ class ListArgs(PageArgs):
                                                       "organisation"})
     patient_id = Text(validate=validate.Length(min=1, max=64))
     overdue = fields.Boolean(metadata={"description": "waiting past the target date"})
+    breach_risk = fields.Boolean(metadata={"description": "at risk of missing the target "
+                                                          "date (true) or not (false)"})
+
+
+class QueueArgs(PageArgs):
+    breach_risk = fields.Boolean(metadata={"description": "only those at breach risk (true) "
+                                                          "or not (false)"})
 
 
 class TargetsIn(ma.Schema):
@@ -229,6 +236,14 @@ class HistoryOut(ma.Schema):
     event_id = fields.String(allow_none=True)
 
 
+class BreachRiskOut(ma.Schema):
+    reason = fields.String(metadata={"description": "first_visit_after_due or "
+                                                    "unscheduled_near_due"})
+    detected_at = fields.DateTime()
+    first_visit_at = fields.DateTime(allow_none=True, metadata={
+        "description": "the first visit that falls after the due date"})
+
+
 class ReferralOut(ma.Schema):
     id = fields.String()
     status = fields.String()
@@ -258,6 +273,8 @@ class ReferralOut(ma.Schema):
     held_from = fields.String(allow_none=True)
     closed_reason = fields.String(allow_none=True)
     first_visit_at = fields.DateTime(allow_none=True)
+    at_breach_risk = fields.Boolean(metadata={"description": "about to miss its target"})
+    breach_risk = fields.Nested(BreachRiskOut, allow_none=True)
     history = fields.List(fields.Nested(HistoryOut))
 
 
@@ -336,6 +353,11 @@ def view(row: ReferralRow, *, today: date, history: list[HistoryRow] | None = No
         "triaged_at": aware(row.triaged_at), "decided_by": row.decided_by,
         "decided_at": aware(row.decided_at), "held_from": row.held_from,
         "closed_reason": row.closed_reason, "first_visit_at": aware(row.first_visit_at),
+        "at_breach_risk": row.breach_reason is not None,
+        "breach_risk": ({"reason": row.breach_reason,
+                         "detected_at": aware(row.breach_detected_at),
+                         "first_visit_at": aware(row.breach_first_visit_at)}
+                        if row.breach_reason else None),
     }
     if history is not None:
         out["history"] = [{"action": h.action, "from_status": h.from_status,
@@ -412,10 +434,11 @@ def create_referral(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 @roles(*READERS)
 def list_referrals(args: dict[str, Any]) -> dict[str, Any]:
     """Referrals, newest first, filtered by status, priority, condition, referrer,
-    patient or overdue against their target."""
+    patient, overdue against their target, or at breach risk."""
     runtime, now = _runtime(), _now()
     filters = ListFilters(**{k: args.get(k) for k in (
-        "status", "priority", "condition", "referrer", "patient_id", "overdue")})
+        "status", "priority", "condition", "referrer", "patient_id", "overdue",
+        "breach_risk")})
     with runtime.db.transaction() as s:
         rows, total = Referrals(s).page(filters, today=now.date(), limit=args["limit"],
                                         offset=args["offset"])
@@ -427,15 +450,16 @@ def list_referrals(args: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.get("/queue")
-@blp.arguments(PageArgs, location="query")
+@blp.arguments(QueueArgs, location="query")
 @blp.response(200, QueuePage)
 @roles(*READERS)
 def triage_queue(args: dict[str, Any]) -> dict[str, Any]:
     """The specialists' work: referrals to triage or to decide on, most urgent first,
-    then longest waiting."""
+    then longest waiting; `breach_risk` narrows it to those about to miss their target."""
     runtime, now = _runtime(), _now()
     with runtime.db.transaction() as s:
-        rows, total = Referrals(s).triage_queue(limit=args["limit"], offset=args["offset"])
+        rows, total = Referrals(s).triage_queue(limit=args["limit"], offset=args["offset"],
+                                                breach_risk=args.get("breach_risk"))
         for row in rows:
             runtime.audit.record(s, current_principal(), "list", "referral",
                                  resource_id=row.id, patient_id=row.patient_id)

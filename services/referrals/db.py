@@ -17,18 +17,27 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     and_,
     case,
     func,
     or_,
     select,
     text,
+    update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.referrals import domain
-from services.referrals.domain import Move, PathwayStep, PriorityTargets, Referral, Screening
+from services.referrals.domain import (
+    BreachRisk,
+    Move,
+    PathwayStep,
+    PriorityTargets,
+    Referral,
+    Screening,
+)
 from shared.errors import NotFound
 
 
@@ -90,6 +99,13 @@ class ReferralRow(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_reason: Mapped[str | None] = mapped_column(Text)
     first_visit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # At risk of missing the target now (cleared by an itinerary within due_by).
+    breach_reason: Mapped[str | None] = mapped_column(String(30), index=True)
+    breach_detected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    breach_first_visit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the sweep warned that it was still unscheduled near its due date: once only,
+    # claimed by a conditional update so that two worker replicas never both warn.
+    near_due_warned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_referrals_duplicates", "patient_id", "condition", "received_at"),)
 
@@ -107,6 +123,28 @@ class HistoryRow(Base):
     actor_role: Mapped[str] = mapped_column(String(40))
     reason: Mapped[str | None] = mapped_column(Text)
     event_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class BreachRiskRow(Base):
+    """Each breach risk raised, once per (referral, occasion): the itinerary whose first
+    visit is late, or "unscheduled" for the sweep's warning."""
+
+    __tablename__ = "referral_breach_risks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), index=True)
+    occasion: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(30))
+    due_by: Mapped[date] = mapped_column(Date)
+    first_visit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("referral_id", "occasion",
+                                       name="uq_referral_breach_risks_occasion"),)
+
+
+UNSCHEDULED_OCCASION = "unscheduled"
 
 
 class PriorityTargetRow(Base):
@@ -134,7 +172,10 @@ def to_domain(row: ReferralRow) -> Referral:
         screening=screening, pathway=tuple(pathway_from_json(row.pathway or [])),
         triaged_by=row.triaged_by, triaged_at=aware(row.triaged_at),
         decided_by=row.decided_by, decided_at=aware(row.decided_at),
-        closed_reason=row.closed_reason, first_visit_at=aware(row.first_visit_at))
+        closed_reason=row.closed_reason, first_visit_at=aware(row.first_visit_at),
+        breach_risk=BreachRisk(row.breach_reason, aware(row.breach_detected_at),  # type: ignore[arg-type]
+                               aware(row.breach_first_visit_at))
+        if row.breach_reason else None)
 
 
 def pathway_to_json(steps: Sequence[PathwayStep]) -> list[dict[str, Any]]:
@@ -164,6 +205,10 @@ def apply(row: ReferralRow, referral: Referral, *, now: datetime) -> None:
     row.decided_at = referral.decided_at
     row.closed_reason = referral.closed_reason
     row.first_visit_at = referral.first_visit_at
+    risk = referral.breach_risk
+    row.breach_reason = risk.reason if risk else None
+    row.breach_detected_at = risk.detected_at if risk else None
+    row.breach_first_visit_at = risk.first_visit_at if risk else None
     row.updated_at = now
 
 
@@ -177,6 +222,7 @@ class ListFilters:
     referrer: str | None = None
     patient_id: str | None = None
     overdue: bool | None = None
+    breach_risk: bool | None = None
 
 
 class Referrals:
@@ -256,6 +302,10 @@ class Referrals:
             conds.append(overdue)
         elif f.overdue is False:
             conds.append(~overdue | ReferralRow.due_by.is_(None))
+        if f.breach_risk is True:
+            conds.append(ReferralRow.breach_reason.is_not(None))
+        elif f.breach_risk is False:
+            conds.append(ReferralRow.breach_reason.is_(None))
         return and_(*conds) if conds else None
 
     def page(self, f: ListFilters, *, today: date, limit: int, offset: int
@@ -270,17 +320,56 @@ class Referrals:
             .limit(limit).offset(offset))
         return list(rows), self.session.execute(count).scalar_one()
 
-    def triage_queue(self, *, limit: int, offset: int) -> tuple[list[ReferralRow], int]:
+    def triage_queue(self, *, limit: int, offset: int, breach_risk: bool | None = None
+                     ) -> tuple[list[ReferralRow], int]:
         """Ordered as domain.queue_order says, in SQL so that paging is right."""
         effective = func.coalesce(ReferralRow.priority, ReferralRow.urgency_requested)
         rank = case({"urgent": 0, "soon": 1}, value=effective, else_=2)
         waiting = ReferralRow.status.in_(domain.AWAITING_SPECIALIST)
+        if breach_risk is not None:
+            waiting = and_(waiting, ReferralRow.breach_reason.is_not(None) if breach_risk
+                           else ReferralRow.breach_reason.is_(None))
         rows = self.session.scalars(
             select(ReferralRow).where(waiting)
             .order_by(rank, ReferralRow.received_at, ReferralRow.id).limit(limit).offset(offset))
         total = self.session.execute(
             select(func.count()).select_from(ReferralRow).where(waiting)).scalar_one()
         return list(rows), total
+
+    # --- breach risk ----------------------------------------------------------------
+
+    def breach_raised(self, referral_id: str, occasion: str) -> bool:
+        return self.session.execute(select(BreachRiskRow.id).where(
+            BreachRiskRow.referral_id == referral_id,
+            BreachRiskRow.occasion == occasion)).first() is not None
+
+    def record_breach(self, row: ReferralRow, occasion: str, risk: BreachRisk) -> None:
+        self.session.add(BreachRiskRow(
+            referral_id=row.id, occasion=occasion, reason=risk.reason, due_by=row.due_by,
+            first_visit_at=risk.first_visit_at, detected_at=risk.detected_at))
+        self.session.flush()
+
+    def clear_breaches(self, referral_id: str, now: datetime) -> None:
+        self.session.execute(update(BreachRiskRow).where(
+            BreachRiskRow.referral_id == referral_id, BreachRiskRow.cleared_at.is_(None))
+            .values(cleared_at=now).execution_options(synchronize_session=False))
+
+    def near_due_candidates(self, cutoff: date, limit: int) -> list[str]:
+        """Ids of triaged or accepted referrals due by `cutoff` not yet warned about."""
+        return list(self.session.scalars(
+            select(ReferralRow.id).where(ReferralRow.status.in_(domain.UNSCHEDULED),
+                                         ReferralRow.due_by <= cutoff,
+                                         ReferralRow.near_due_warned_at.is_(None))
+            .order_by(ReferralRow.due_by, ReferralRow.id).limit(limit)))
+
+    def claim_near_due(self, referral_id: str, cutoff: date, now: datetime) -> bool:
+        """Claim the one warning for this referral: a conditional update that only one
+        transaction can make (another replica's waits, then finds it taken)."""
+        done = self.session.execute(update(ReferralRow).where(
+            ReferralRow.id == referral_id, ReferralRow.near_due_warned_at.is_(None),
+            ReferralRow.status.in_(domain.UNSCHEDULED), ReferralRow.due_by <= cutoff)
+            .values(near_due_warned_at=now).execution_options(synchronize_session=False))
+        return done.rowcount == 1
 
     def targets(self, defaults: PriorityTargets) -> PriorityTargets:
         days = dict(defaults.days)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 
 from shared.errors import Conflict, Forbidden, InvalidInput
 from shared.events.vocabulary import CONDITIONS, DISCIPLINES, PRIORITIES, SCREENING_TOOLS
@@ -102,6 +102,16 @@ class PathwayStep:
 
 
 @dataclass(frozen=True)
+class BreachRisk:
+    """The referral is about to miss its target: why, when it was seen, and the first
+    visit that falls too late (for `first_visit_after_due`)."""
+
+    reason: str
+    detected_at: datetime
+    first_visit_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Referral:
     """The workflow's view of a referral: what the rules need, nothing about contact."""
 
@@ -123,6 +133,7 @@ class Referral:
     decided_at: datetime | None = None
     closed_reason: str | None = None
     first_visit_at: datetime | None = None
+    breach_risk: BreachRisk | None = None
 
 
 @dataclass(frozen=True)
@@ -395,3 +406,65 @@ def queue_order(referral: Referral) -> tuple[int, datetime]:
     """Triage queue: most urgent first (the triage priority, else the referrer's stated
     urgency, else routine), then whoever has waited longest."""
     return PRIORITY_RANK[referral.priority or referral.urgency_requested], referral.received_at
+
+
+# ------------------------------------------------------------------------ breach risk
+
+FIRST_VISIT_AFTER_DUE = "first_visit_after_due"
+UNSCHEDULED_NEAR_DUE = "unscheduled_near_due"
+BREACH_REASONS = (FIRST_VISIT_AFTER_DUE, UNSCHEDULED_NEAR_DUE)
+# Triaged or accepted but not yet scheduled: still waiting for someone to book them.
+UNSCHEDULED = (TRIAGED, ACCEPTED)
+# Not history lines of the status workflow: notes on the referral that move nothing.
+BREACH_ACTIONS = ("breach_risk", "breach_cleared")
+DEFAULT_BREACH_WARNING_DAYS = 2
+
+
+def first_visit_is_late(due_by: date | None, first_visit_at: datetime, tz: tzinfo) -> bool:
+    """Does the first visit fall after the due date? Dates in the clinic's time zone: a
+    visit at 00:30 on the due date, clinic time, is on time whatever UTC says."""
+    return due_by is not None and first_visit_at.astimezone(tz).date() > due_by
+
+
+def near_due_cutoff(today: date, warning_days: int) -> date:
+    """Referrals due on or before this date are close enough to warn about."""
+    if warning_days < 0:
+        raise ValueError("REFERRAL_BREACH_WARNING_DAYS cannot be negative")
+    return today + timedelta(days=warning_days)
+
+
+def is_unscheduled_near_due(referral: Referral, *, today: date, warning_days: int) -> bool:
+    """Triaged or accepted, not yet scheduled, and due within the warning days (or past)."""
+    return (referral.status in UNSCHEDULED and referral.due_by is not None
+            and referral.due_by <= near_due_cutoff(today, warning_days))
+
+
+def assess_itinerary(referral: Referral, *, first_visit_at: datetime, tz: tzinfo,
+                     now: datetime) -> BreachRisk | None:
+    """The breach risk an itinerary for this referral brings, if its first visit falls
+    after the due date; None if it is on time (or the referral is past waiting)."""
+    if referral.status not in WAITING:
+        return None
+    if not first_visit_is_late(referral.due_by, first_visit_at, tz):
+        return None
+    return BreachRisk(FIRST_VISIT_AFTER_DUE, now, first_visit_at)
+
+
+def flag_breach(referral: Referral, risk: BreachRisk, *, actor: Actor, note: str
+                ) -> tuple[Referral, Move]:
+    """Mark the referral at risk; its history says why (no status moves)."""
+    if risk.reason not in BREACH_REASONS:
+        raise ValueError(f"no such breach reason {risk.reason!r}")
+    return (replace(referral, breach_risk=risk),
+            Move("breach_risk", referral.status, referral.status, risk.detected_at, actor,
+                 note))
+
+
+def clear_breach(referral: Referral, *, actor: Actor, now: datetime, note: str
+                 ) -> tuple[Referral, Move | None]:
+    """An itinerary whose first visit is within the due date lifts the risk; the history
+    keeps that it was there."""
+    if referral.breach_risk is None:
+        return referral, None
+    return (replace(referral, breach_risk=None),
+            Move("breach_cleared", referral.status, referral.status, now, actor, note))

@@ -1,5 +1,6 @@
-"""Events in: scheduling tells the referral desk when a patient's itinerary is booked and
-when their first visit has happened."""
+"""Events in: scheduling tells the referral desk when a patient's itinerary is proposed
+or booked (its first visit judged against the due date) and when their first visit has
+happened."""
 
 from __future__ import annotations
 
@@ -32,15 +33,30 @@ def _referral_id(session: Session, envelope: Envelope) -> str | None:
 
 def handlers(runtime: Runtime) -> dict[str, Handler]:
     def on_itinerary_booked(session: Session, envelope: Envelope) -> None:
-        """The whole pathway is booked: the referral is scheduled."""
+        """The whole pathway is booked: the referral is scheduled, and at breach risk if
+        its first visit falls after the due date (cleared if it is within it)."""
         referral_id = _referral_id(session, envelope)
         if referral_id is None:
             return
-        starts = [datetime.fromisoformat(v["start"]) for v in envelope.payload["visits"]]
+        first = _first_visit(envelope)
+        now = datetime.now(UTC)
         use_cases.itinerary_booked(
             runtime, session, referral_id, itinerary_id=envelope.payload["itinerary_id"],
-            first_visit_at=min(starts) if starts else None, actor=_actor(envelope),
-            now=datetime.now(UTC), event_id=envelope.id)
+            first_visit_at=first, actor=_actor(envelope), now=now, event_id=envelope.id)
+        use_cases.itinerary_planned(
+            runtime, session, referral_id, itinerary_id=envelope.payload["itinerary_id"],
+            first_visit_at=first, booked=True, actor=_actor(envelope), now=now)
+
+    def on_itinerary_proposed(session: Session, envelope: Envelope) -> None:
+        """A proposal whose first visit falls after the due date: warn before it is
+        confirmed, while there is still time to find another."""
+        referral_id = _referral_id(session, envelope)
+        if referral_id is None:
+            return
+        use_cases.itinerary_planned(
+            runtime, session, referral_id, itinerary_id=envelope.payload["itinerary_id"],
+            first_visit_at=_first_visit(envelope), booked=False, actor=_actor(envelope),
+            now=datetime.now(UTC))
 
     def on_appointment_completed(session: Session, envelope: Envelope) -> None:
         """The first completed visit takes the patient into care; later ones do nothing."""
@@ -52,4 +68,11 @@ def handlers(runtime: Runtime) -> dict[str, Handler]:
             actor=_actor(envelope), now=datetime.now(UTC), event_id=envelope.id)
 
     return {"itinerary.booked": on_itinerary_booked,
+            "itinerary.proposed": on_itinerary_proposed,
             "appointment.completed": on_appointment_completed}
+
+
+def _first_visit(envelope: Envelope) -> datetime | None:
+    starts = [datetime.fromisoformat(v["start"]) if isinstance(v["start"], str) else v["start"]
+              for v in envelope.payload["visits"]]
+    return min(starts) if starts else None

@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from services.referrals import domain
-from services.referrals.db import ReferralRow, Referrals, apply, pathway_to_json, to_domain
-from services.referrals.domain import Actor, Move, PriorityTargets, Referral
+from services.referrals.db import (
+    UNSCHEDULED_OCCASION,
+    ReferralRow,
+    Referrals,
+    apply,
+    pathway_to_json,
+    to_domain,
+)
+from services.referrals.domain import Actor, BreachRisk, Move, PriorityTargets, Referral
+from shared.auth import Principal
 from shared.correlation import new_id
 from shared.errors import Conflict
 from shared.runtime import Runtime
@@ -36,6 +45,19 @@ def default_targets(runtime: Runtime) -> PriorityTargets:
 
 def duplicate_window(runtime: Runtime) -> timedelta:
     return timedelta(days=int(runtime.settings.setting("REFERRALS_DUPLICATE_WINDOW_DAYS", "30")))
+
+
+def breach_warning_days(runtime: Runtime) -> int:
+    """How close to its due date an unscheduled referral is warned about."""
+    days = int(runtime.settings.setting("REFERRAL_BREACH_WARNING_DAYS",
+                                        str(domain.DEFAULT_BREACH_WARNING_DAYS)))
+    if days < 0:
+        raise ValueError(f"REFERRAL_BREACH_WARNING_DAYS cannot be negative, not {days}")
+    return days
+
+
+def clinic_tz(runtime: Runtime) -> tzinfo:
+    return ZoneInfo(runtime.settings.clinic_timezone)
 
 
 def targets(runtime: Runtime, session: Session) -> PriorityTargets:
@@ -107,7 +129,8 @@ def receive(runtime: Runtime, session: Session, body: dict[str, Any], *, actor: 
                     "phone": row.patient_phone, "preferred_channel": row.preferred_channel,
                     "language": row.language},
         "referrer": {"name": row.referrer_name, "organisation": row.referrer_organisation},
-        "condition": row.condition, "received_at": now}, key=row.id)
+        "condition": row.condition, "received_at": now,
+        "urgency_requested": row.urgency_requested, "due_by": row.due_by}, key=row.id)
     _status_changed(runtime, session, referral, step)
     return row, True
 
@@ -150,6 +173,82 @@ def itinerary_booked(runtime: Runtime, session: Session, referral_id: str, *,
     if step is not None:
         _store(runtime, session, row, referral, step, now=now, event_id=event_id)
     return row
+
+
+def itinerary_planned(runtime: Runtime, session: Session, referral_id: str, *,
+                      itinerary_id: str, first_visit_at: datetime | None, booked: bool,
+                      actor: Actor, now: datetime) -> ReferralRow:
+    """An itinerary was proposed or booked for the referral: if its first visit falls
+    after the due date, the referral is at breach risk (once per itinerary); a booked one
+    within the due date lifts the risk."""
+    repo = Referrals(session)
+    row = repo.get(referral_id, for_update=True)
+    if first_visit_at is None:
+        return row
+    referral = to_domain(row)
+    risk = domain.assess_itinerary(referral, first_visit_at=first_visit_at,
+                                   tz=clinic_tz(runtime), now=now)
+    if risk is not None:
+        if not repo.breach_raised(row.id, itinerary_id):
+            what = "booked" if booked else "proposed"
+            _raise_breach(runtime, session, row, referral, risk, occasion=itinerary_id,
+                          actor=actor, note=f"first visit of {what} itinerary {itinerary_id} "
+                                            f"falls after the due date {row.due_by}")
+    elif booked and not domain.first_visit_is_late(row.due_by, first_visit_at,
+                                                   clinic_tz(runtime)):
+        cleared, step = domain.clear_breach(
+            referral, actor=actor, now=now,
+            note=f"itinerary {itinerary_id} booked with its first visit by {row.due_by}")
+        if step is not None:
+            apply(row, cleared, now=now)
+            repo.record(row.id, step)
+            repo.clear_breaches(row.id, now)
+            _audit(runtime, session, actor, "breach_cleared", row)
+    return row
+
+
+def sweep_near_due(runtime: Runtime, session: Session, *, now: datetime,
+                   warning_days: int, limit: int = 200) -> list[str]:
+    """Warn once about each triaged or accepted referral still unscheduled whose due date
+    is within `warning_days` (or past). Safe with several workers: each warning is claimed
+    by a conditional update first. Returns the referrals warned about."""
+    repo = Referrals(session)
+    cutoff = domain.near_due_cutoff(now.astimezone(clinic_tz(runtime)).date(), warning_days)
+    actor = Actor(id=runtime.settings.service, role="service")
+    warned = []
+    for referral_id in repo.near_due_candidates(cutoff, limit):
+        if not repo.claim_near_due(referral_id, cutoff, now):
+            continue  # another worker took it, or it moved on meanwhile
+        row = repo.get(referral_id, for_update=True)
+        if repo.breach_raised(row.id, UNSCHEDULED_OCCASION):
+            continue
+        risk = BreachRisk(domain.UNSCHEDULED_NEAR_DUE, now)
+        _raise_breach(runtime, session, row, to_domain(row), risk,
+                      occasion=UNSCHEDULED_OCCASION, actor=actor,
+                      note=f"still {row.status} and not scheduled; due by {row.due_by}")
+        warned.append(row.id)
+    return warned
+
+
+def _raise_breach(runtime: Runtime, session: Session, row: ReferralRow, referral: Referral,
+                  risk: BreachRisk, *, occasion: str, actor: Actor, note: str) -> None:
+    """Store the risk on the referral, its history line and the event, in one go."""
+    flagged, step = domain.flag_breach(referral, risk, actor=actor, note=note)
+    repo = Referrals(session)
+    apply(row, flagged, now=risk.detected_at)
+    repo.record(row.id, step)
+    repo.record_breach(row, occasion, risk)
+    runtime.emit(session, "referral.breach_risk", {
+        "referral_id": row.id, "patient_id": row.patient_id, "priority": row.priority,
+        "due_by": row.due_by, "reason": risk.reason, "first_visit_at": risk.first_visit_at,
+        "detected_at": risk.detected_at}, key=row.id)
+    _audit(runtime, session, actor, "breach_risk", row)
+
+
+def _audit(runtime: Runtime, session: Session, actor: Actor, action: str,
+           row: ReferralRow) -> None:
+    runtime.audit.record(session, Principal(subject=actor.id, role=actor.role), action,
+                         "referral", resource_id=row.id, patient_id=row.patient_id)
 
 
 def appointment_completed(runtime: Runtime, session: Session, referral_id: str, *,

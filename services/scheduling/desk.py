@@ -60,6 +60,8 @@ class Desk:
         self.tz = ZoneInfo(runtime.settings.clinic_timezone)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.offer_hours = float(runtime.settings.setting("SCHEDULING_OFFER_HOURS", "24"))
+        self.check_in_opens = domain.check_in_window(float(runtime.settings.setting(
+            "SCHEDULING_CHECK_IN_HOURS", str(domain.DEFAULT_CHECK_IN_HOURS))))
 
     # --- transactions ------------------------------------------------------------------
 
@@ -559,11 +561,10 @@ class Desk:
         appt = self.appointment(s, appointment_id, lock=True)
         if target == "booked" and appt["hold_expires_at"] and appt["hold_expires_at"] <= now:
             raise Conflict("the hold on this slot has expired; book it again")
-        if target == "noshow" and now < appt["start_at"]:
-            raise Conflict("a no-show can be recorded only once the visit has started")
-        if target == "arrived" and now < appt["start_at"] - timedelta(hours=12):
-            raise Conflict("check-in opens on the day of the visit")
-        appt["status"] = domain.move(appt["status"], target)
+        status = domain.move(appt["status"], target)
+        domain.check_visit_moment(target, appt["start_at"], now,
+                                  check_in_opens=self.check_in_opens, tz=self.tz)
+        appt["status"] = status
         appt.update(changed_by=who.subject, updated_at=now,
                     hold_expires_at=None if target == "booked" else appt["hold_expires_at"])
         s.execute(update(appointments).where(appointments.c.id == appointment_id).values(

@@ -43,6 +43,38 @@ def move(current: str, target: str) -> str:
     return target
 
 
+# Check-in opens this long before a visit begins (SCHEDULING_CHECK_IN_HOURS): a patient
+# may be checked in on the morning of an afternoon visit, never the evening before.
+DEFAULT_CHECK_IN_HOURS = 12.0
+
+
+def check_in_window(hours: float) -> timedelta:
+    """The configured check-in window, refused at start-up if it makes no sense."""
+    if not 0 < hours <= 24:
+        raise ValueError(f"SCHEDULING_CHECK_IN_HOURS must be above 0 and at most 24, not {hours}")
+    return timedelta(hours=hours)
+
+
+def check_visit_moment(target: str, start: datetime, now: datetime, *,
+                       check_in_opens: timedelta, tz: tzinfo) -> None:
+    """A visit is checked in only once its check-in window has opened, and completed or
+    recorded as missed only once it has begun: a record of care says what happened, never
+    what is expected to. The 409 says when the step becomes possible."""
+    def when(moment: datetime) -> str:
+        return (f"{moment.astimezone(tz).strftime('%a %d %b %Y %H:%M')} clinic time "
+                f"({moment.astimezone(UTC).isoformat()})")
+
+    if target == "arrived" and now < start - check_in_opens:
+        opens = (start - check_in_opens).astimezone(UTC)
+        raise Conflict(f"check-in for this visit opens at {when(opens)}",
+                       errors={"start": [f"check-in opens at {opens.isoformat()}"]})
+    if target in ("fulfilled", "noshow") and now < start:
+        what = "completed" if target == "fulfilled" else "recorded as a no-show"
+        raise Conflict(f"a visit can be {what} only once it has begun, from {when(start)}",
+                       errors={"start": [f"the visit begins at "
+                                         f"{start.astimezone(UTC).isoformat()}"]})
+
+
 def can_reschedule(status: str) -> bool:
     return status in ACTIVE_STATUSES
 

@@ -53,6 +53,10 @@ def test_an_admin_watches_the_clinic_live(new_database_url, topic_prefix, kafka_
             expect(page.locator("#kpi-referrals-open")).to_have_text("2", timeout=30000)
             expect(page.locator("#kpi-notifications")).to_have_text("2 / 1")
             expect(page.locator("#kpi-past-target")).to_have_text("1")
+            expect(page.locator("#kpi-breach-risk")).to_have_text("1")  # r2, near due
+            expect(page.locator("#breach-risks tr.breach")).to_have_count(1)
+            expect(page.locator("#breach-risks tr.breach")).to_contain_text(
+                "not scheduled, due soon")
             assert "token=" not in page.url  # kept in sessionStorage, not in history
             expect(page.locator('.svc[data-service="referrals"]')).to_have_class(
                 "svc ready", timeout=15000)

@@ -111,6 +111,19 @@ function renderClinic(c) {
   const open = Object.values(r.open_by_priority).reduce((a, b) => a + b, 0);
   $("kpi-referrals-open").textContent = open;
   $("kpi-past-target").textContent = r.past_target;
+  // Referrals about to miss their target (referral.breach_risk): ids, dates, reasons only.
+  const risks = c.breach_risk;
+  $("kpi-breach-risk").textContent = risks.count;
+  const why = { first_visit_after_due: "first visit after the due date",
+    unscheduled_near_due: "not scheduled, due soon" };
+  $("breach-risks").innerHTML = risks.referrals.length ? `<h3>Referrals at breach risk</h3>
+    <table><tr><th>Referral</th><th>Due by</th><th>Why</th><th>Priority</th>
+      <th>First visit (UTC)</th></tr>
+    ${risks.referrals.map((b) => `<tr class="breach"><td><code>${esc(b.referral_id)}</code></td>
+      <td>${esc(b.due_by)}</td><td>${esc(why[b.reason] || b.reason)}</td>
+      <td>${esc(b.priority || "–")}</td>
+      <td>${b.first_visit_at ? esc(b.first_visit_at.slice(0, 16).replace("T", " ")) : "–"}</td>
+      </tr>`).join("")}</table>` : "";
   $("kpi-median-days").textContent = r.median_days_to_first_visit ?? "–";
   $("kpi-appointments-today").textContent = c.appointments_today.total;
   $("kpi-no-show").textContent = pct(c.no_show.rate);

@@ -56,6 +56,7 @@ def test_a_visit_lives_booked_arrived_fulfilled_and_tells_everyone(clinic):
     clinic.clock.now = clinic.clock.now.replace(day=23, hour=9, minute=55)
     assert clinic.post(path + "/check-in", {}).json["status"] == "arrived"
     assert clinic.post(path + "/check-in", {}).status_code == 409
+    clinic.clock.now = clinic.clock.now.replace(hour=10, minute=0)  # the visit has begun
     assert clinic.post(path + "/complete", {}).json["status"] == "fulfilled"
     assert clinic.post(path + "/cancel", {"reason": "too late"}).status_code == 409
 

@@ -36,6 +36,16 @@ def moved(referral_id: str, to: str, *, received_at: datetime, at: datetime,
         producer="referrals"), at)
 
 
+def breach(referral_id: str, *, reason: str, due_by: date, at: datetime,
+           first_visit_at: datetime | None = None, priority: str | None = "soon"
+           ) -> Envelope:
+    return _at(new_event("referral.breach_risk", {
+        "referral_id": referral_id, "patient_id": f"p-{referral_id}", "priority": priority,
+        "due_by": due_by.isoformat(), "reason": reason,
+        "first_visit_at": first_visit_at.isoformat() if first_visit_at else None,
+        "detected_at": at.isoformat()}, producer="referrals"), at)
+
+
 def visit(kind: str, appointment_id: str, *, provider_id: str, discipline: str,
           start: datetime, minutes: int = 60, referral_id: str | None = None,
           patient_id: str | None = None, at: datetime | None = None, **extra: object
@@ -99,8 +109,9 @@ def key_of(env: Envelope) -> str:
 
 
 def a_clinic_week(now: datetime = NOW) -> list[Envelope]:
-    """Three referrals (one seen in 8 days, one overdue, one rejected), two providers
-    (pm1's capacity published, pt1's not), visits today and this week, a no-show, and
+    """Three referrals (one seen in 8 days, one overdue, one rejected; the first two
+    warned about as near due, the first no longer once scheduled), two providers (pm1's
+    capacity published, pt1's not), visits today and this week, a no-show, and
     notifications sent and failed."""
     day = timedelta(days=1)
     r1, r2, r3 = now - 10 * day, now - 20 * day, now - 3 * day
@@ -113,11 +124,15 @@ def a_clinic_week(now: datetime = NOW) -> list[Envelope]:
         received("r1", at=r1),
         moved("r1", "triaged", received_at=r1, at=r1 + day, priority="urgent",
               due_by=(r1 + 14 * day).date(), frm="received"),
+        breach("r1", reason="unscheduled_near_due", due_by=(r1 + 14 * day).date(),
+               at=r1 + 1.5 * day, priority="urgent"),
         moved("r1", "scheduled", received_at=r1, at=r1 + 2 * day, priority="urgent",
               due_by=(r1 + 14 * day).date(), frm="accepted"),
         received("r2", at=r2),
         moved("r2", "accepted", received_at=r2, at=r2 + day, priority="soon",
               due_by=(r2 + 7 * day).date(), frm="triaged"),
+        breach("r2", reason="unscheduled_near_due", due_by=(r2 + 7 * day).date(),
+               at=r2 + 5 * day),
         received("r3", at=r3),
         moved("r3", "rejected", received_at=r3, at=r3 + day, frm="received"),
         visit("appointment.booked", "a1", provider_id="pm1", discipline="pain_medicine",

@@ -7,7 +7,15 @@ from zoneinfo import ZoneInfo
 
 from services.dashboard import domain
 from services.dashboard.domain import Snapshot, clinic_figures
-from tests.unit.dashboard.stories import NOW, a_clinic_week, moved, notified, received, visit
+from tests.unit.dashboard.stories import (
+    NOW,
+    a_clinic_week,
+    breach,
+    moved,
+    notified,
+    received,
+    visit,
+)
 
 LONDON = ZoneInfo("Europe/London")
 DAY = timedelta(days=1)
@@ -55,6 +63,11 @@ def test_a_clinic_week_gives_the_figures_an_admin_expects():
     assert (notes["sent"], notes["failed"]) == (2, 1)
     assert notes["by_channel"]["sms"] == {"sent": 1, "failed": 0}
     assert notes["latest_failures"][0]["reason"] == "mailbox unavailable"
+    r2_due = (NOW - 13 * DAY).date().isoformat()
+    assert f["breach_risk"] == {"count": 1, "referrals": [{
+        "referral_id": "r2", "due_by": r2_due, "reason": "unscheduled_near_due",
+        "priority": "soon", "first_visit_at": None,
+        "detected_at": (NOW - 15 * DAY).isoformat()}]}
 
 
 def test_a_referral_seen_before_its_target_is_not_late_but_an_unseen_one_is():
@@ -132,3 +145,64 @@ def test_lag_throughput_and_group_names():
     assert domain.service_of_group("t1.dashboard.readmodel-g2", "t1.", services) == "dashboard"
     assert domain.service_of_group("t2.dashboard.readmodel-g2", "t1.", services) is None
     assert domain.service_of_group("tabc.referrals.pings", "", services) is None
+
+
+def test_referrals_at_breach_risk_until_what_resolves_each():
+    """Raised by referral.breach_risk; resolved by a first visit booked on or before the
+    due date (clinic dates), by scheduling for a near-due warning, by closing or care.
+    Ids, dates and reasons only: never a name."""
+    t0 = NOW - 10 * DAY
+    due = (NOW + 3 * DAY).date()
+    summer_due = domain.as_date("2026-07-10")
+    late = NOW + 9 * DAY
+
+    def opened(rid: str, status: str = "accepted", due_by=due):  # type: ignore[no-untyped-def]
+        return [received(rid, at=t0),
+                moved(rid, status, received_at=t0, at=t0 + DAY, priority="soon",
+                      due_by=due_by, frm="triaged")]
+
+    events = [
+        *opened("still"), breach("still", reason="unscheduled_near_due", due_by=due, at=NOW),
+        # a late proposal, then a booking within the due date
+        *opened("rebooked"),
+        breach("rebooked", reason="first_visit_after_due", due_by=due, at=t0 + 2 * DAY,
+               first_visit_at=late),
+        visit("appointment.booked", "x1", provider_id="pm1", discipline="pain_medicine",
+              start=NOW + 2 * DAY, referral_id="rebooked", at=t0 + 3 * DAY),
+        # warned as near due, then scheduled (on time)
+        *opened("scheduled"),
+        breach("scheduled", reason="unscheduled_near_due", due_by=due, at=t0 + 2 * DAY),
+        moved("scheduled", "scheduled", received_at=t0, at=t0 + 3 * DAY, frm="accepted"),
+        # booked late: scheduled, and the late first visit keeps it at risk
+        *opened("late"),
+        moved("late", "scheduled", received_at=t0, at=t0 + 3 * DAY, frm="accepted"),
+        breach("late", reason="first_visit_after_due", due_by=due, at=t0 + 3 * DAY,
+               first_visit_at=late),
+        visit("appointment.booked", "x2", provider_id="pm1", discipline="pain_medicine",
+              start=late, referral_id="late", at=t0 + 3 * DAY),
+        # cancelled: no longer the clinic's risk
+        *opened("cancelled"),
+        breach("cancelled", reason="unscheduled_near_due", due_by=due, at=t0 + 2 * DAY),
+        moved("cancelled", "cancelled", received_at=t0, at=t0 + 4 * DAY, frm="accepted"),
+        # 23:30 UTC on a summer due date is 00:30 the next day in London: late
+        *opened("midnight", "scheduled", due_by=summer_due),
+        breach("midnight", reason="first_visit_after_due", due_by=summer_due,
+               at=t0 + 3 * DAY, first_visit_at=NOW),
+        visit("appointment.booked", "x3", provider_id="pm1", discipline="pain_medicine",
+              start=domain.as_utc("2026-07-10T23:30:00+00:00"), referral_id="midnight",
+              at=t0 + 3 * DAY),
+    ]
+    risk = figures(events)["breach_risk"]
+    assert risk["count"] == 3
+    assert [(r["referral_id"], r["reason"]) for r in risk["referrals"]] == [
+        ("midnight", "first_visit_after_due"),  # soonest due first, then first seen
+        ("late", "first_visit_after_due"), ("still", "unscheduled_near_due")]
+    assert all(set(r) == {"referral_id", "due_by", "reason", "priority", "first_visit_at",
+                          "detected_at"} for r in risk["referrals"])
+    # a visit at 22:59 UTC is still on the due date in London: resolved
+    events[-1] = visit("appointment.booked", "x3", provider_id="pm1",
+                       discipline="pain_medicine", referral_id="midnight", at=t0 + 3 * DAY,
+                       start=domain.as_utc("2026-07-10T22:59:00+00:00"))
+    assert figures(events)["breach_risk"]["count"] == 2
+    # replayed in any order of its own events, the last word about a referral wins
+    assert figures(list(reversed(events)))["breach_risk"]["count"] == 2

@@ -20,10 +20,13 @@ def test_the_missed_visits_are_the_mix_and_drawn_the_same_way_every_time() -> No
     assert plan_of("appt-1", no_show_percent=100) == "no_show"
 
 
-def test_only_booked_visits_of_simulated_patients_not_yet_followed() -> None:
+def test_only_booked_or_checked_in_visits_of_simulated_patients_not_yet_followed() -> None:
     listing = [appointment(1), appointment(2, patient="demo-pat-003"),  # curated story
-               appointment(3, status="arrived"), appointment(4)]
+               appointment(3, status="arrived"), appointment(4),
+               appointment(5, status="fulfilled"), appointment(6, status="noshow")]
     got = visits_to_follow(listing, known={"appt-4": object()})
-    assert [v.appointment_id for v in got] == ["appt-1"]
+    assert [v.appointment_id for v in got] == ["appt-1", "appt-3"]
     assert got[0].status == "booked" and got[0].plan in ("attend", "no_show")
     assert got[0].itinerary_id == "it-1" and got[0].discipline == "psychology"
+    # checked in before a restart: the patient came, so the visit is still to complete
+    assert got[1].status == "arrived" and got[1].plan == "attend"

@@ -1,5 +1,6 @@
 """The front desk acts on a visit only when the clinic allows it: check-in from 11 hours
-before (the service opens it at 12), a no-show only once the visit has begun."""
+before (the service opens it at 12), completion and a no-show only once the visit has
+begun."""
 
 from __future__ import annotations
 
@@ -29,7 +30,24 @@ def test_only_visits_whose_moment_has_come_are_due() -> None:
         visit(5, NOW - timedelta(hours=1), "attend", status="cancelled"),  # not booked
         visit(6, NOW, "attend", uncertain=True),  # outcome unknown: left alone
         visit(7, NOW, "cancel"),  # called off by the journey, not the desk
+        visit(8, NOW + timedelta(seconds=1), "attend", status="arrived"),  # not begun
+        visit(9, NOW, "attend", status="arrived"),  # begun: to complete
+        visit(10, NOW - timedelta(hours=1), "attend", status="fulfilled"),  # done
     ):
         ledger.add(record)
     desk = FrontDesk(ClinicClient({}, Settings.for_service("tests")), ledger)
-    assert sorted(v.appointment_id for v in desk.due(NOW)) == ["a1", "a3"]
+    assert sorted(v.appointment_id for v in desk.due(NOW)) == ["a1", "a3", "a9"]
+
+
+def test_each_visit_gets_the_step_its_moment_allows() -> None:
+    desk = FrontDesk(ClinicClient({}, Settings.for_service("tests")), Ledger())
+    later = visit(1, NOW + timedelta(hours=3), "attend")
+    assert desk.next_step(later, NOW) == "check-in"
+    later.status = "arrived"  # checked in hours ahead: completed only once begun
+    assert desk.next_step(later, NOW) is None
+    assert desk.next_step(later, NOW + timedelta(hours=3)) == "complete"
+    late = visit(2, NOW - timedelta(minutes=5), "attend")  # a late arrival
+    assert desk.next_step(late, NOW) == "check-in"
+    missed = visit(3, NOW, "no_show")
+    assert desk.next_step(missed, NOW - timedelta(seconds=1)) is None
+    assert desk.next_step(missed, NOW) == "no-show"
