@@ -4,6 +4,7 @@
 # into .cache/keycloak; `start` runs `kc.sh start-dev` on 127.0.0.1:8180 and imports the
 # realm deploy/keycloak/paincare-realm.json (a changed realm file starts from a fresh store).
 #   scripts/keycloak.sh start|stop|restart|status|fetch
+# (--add-opens java.lang: jboss-threads on Java 24+ fails its executor threads without it.)
 # Needs Java 21 or newer: KEYCLOAK_JAVA_HOME, else JAVA_HOME if new enough, else the newest
 # JDK under /usr/lib/jvm.
 set -euo pipefail
@@ -67,6 +68,7 @@ start() {
     local t0; t0=$(date +%s.%N)
     JAVA_HOME="$jdk" PATH="$jdk/bin:$PATH" \
       JAVA_OPTS_KC_HEAP="-Xms96m -Xmx512m" \
+      JAVA_OPTS_APPEND="--add-opens=java.base/java.lang=ALL-UNNAMED -XX:TieredStopAtLevel=1" \
       KC_BOOTSTRAP_ADMIN_USERNAME=admin KC_BOOTSTRAP_ADMIN_PASSWORD="$(cat "$admin_password")" \
       nohup setsid "$home/bin/kc.sh" start-dev --http-host=127.0.0.1 --http-port="$port" \
         --hostname-strict=false --import-realm --log-level=WARN,org.keycloak.services:INFO \

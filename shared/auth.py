@@ -282,3 +282,54 @@ def verifier_for(settings: Any) -> TokenVerifier:
     return TokenVerifier(provider=provider,
                          local_secret=settings.jwt_secret if settings.is_development else "",
                          local_issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+
+
+class ServiceTokens:
+    """A service's own bearer token for calling another service (the dashboard's probe).
+
+    With the provider's client credentials (OIDC_CLIENT_ID, OIDC_CLIENT_SECRET: a
+    confidential client whose service account has the `service` role) the token comes
+    from the provider's token endpoint by the client-credentials grant and is kept until
+    a minute before it expires; otherwise, in development, it is minted locally.
+    """
+
+    def __init__(self, settings: Any, *, http: Any = None,
+                 clock: Any = None) -> None:
+        import time
+
+        import requests
+
+        self.settings = settings
+        self.http = http or requests
+        self.clock = clock or time.time
+        self._cached: tuple[str, float] | None = None
+
+    def token(self) -> str:
+        s = self.settings
+        if s.oidc_issuer and s.oidc_client_id and s.oidc_client_secret:
+            now = self.clock()
+            if self._cached is None or self._cached[1] - 60 <= now:
+                self._cached = self._from_provider(now)
+            return self._cached[0]
+        if s.is_development and s.jwt_secret:
+            return mint_token(s.jwt_secret, subject=s.service, role="service",
+                              issuer=s.jwt_issuer, audience=s.jwt_audience)
+        raise ProviderUnavailable(f"{s.service} has no way to a service token: set "
+                                  "OIDC_CLIENT_ID and OIDC_CLIENT_SECRET (a confidential "
+                                  "client of the identity provider with the service role)")
+
+    def _from_provider(self, now: float) -> tuple[str, float]:
+        s = self.settings
+        try:
+            doc = self.http.get(f"{s.oidc_issuer}/.well-known/openid-configuration",
+                                timeout=5).json()
+            resp = self.http.post(doc["token_endpoint"], timeout=5, data={
+                "grant_type": "client_credentials", "client_id": s.oidc_client_id,
+                "client_secret": s.oidc_client_secret})
+            body = resp.json()
+            token = str(body["access_token"])
+        except Exception as exc:
+            log.warning("no service token from the identity provider",
+                        extra={"error": type(exc).__name__})
+            raise ProviderUnavailable("the identity provider gave no service token") from None
+        return token, now + float(body.get("expires_in", 60))

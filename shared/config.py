@@ -43,6 +43,25 @@ def development_secret(var_dir: Path | None = None) -> str:
     return path.read_text().strip()
 
 
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def with_sslmode(url: str, sslmode: str) -> str:
+    """A PostgreSQL URL with libpq's `sslmode` (DATABASE_SSLMODE), unless the URL already
+    names one (the URL wins: `?sslmode=verify-full&sslrootcert=/etc/clinic/pg-ca.pem`)."""
+    if not sslmode or not url.startswith("postgresql"):
+        return url
+    if sslmode not in SSLMODES:
+        raise ConfigurationError(f"DATABASE_SSLMODE={sslmode!r} is not one of "
+                                 f"{', '.join(SSLMODES)}")
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if "sslmode" in parsed.query:
+        return url
+    return parsed.update_query_dict({"sslmode": sslmode}).render_as_string(hide_password=False)
+
+
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
@@ -87,6 +106,9 @@ class Settings:
     # the clinic's OpenID Connect provider (see deploy/README.md)
     oidc_issuer: str = ""
     oidc_jwks_url: str = ""  # "" = the issuer's discovery document names it
+    # a confidential client for this service's own calls (client-credentials grant)
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
     oidc_roles_claim: str = "realm_access.roles"
     oidc_roles: tuple[str, ...] = ("scheduler", "specialist", "admin", "service")
     oidc_role_aliases: dict[str, str] = field(default_factory=dict)
@@ -122,7 +144,9 @@ class Settings:
             secret = development_secret()
         settings = cls(
             service=service,
-            database_url=_env(f"{prefix}_DATABASE_URL", _env("DATABASE_URL", default_db)),
+            database_url=with_sslmode(
+                _env(f"{prefix}_DATABASE_URL", _env("DATABASE_URL", default_db)),
+                _env("DATABASE_SSLMODE", "").strip()),
             kafka_bootstrap=_env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
             topic_prefix=_env("KAFKA_TOPIC_PREFIX", ""),
             environment=environment,
@@ -131,6 +155,8 @@ class Settings:
             jwt_audience=_env("JWT_AUDIENCE", "paincare"),
             oidc_issuer=_env("OIDC_ISSUER", "").rstrip("/"),
             oidc_jwks_url=_env("OIDC_JWKS_URL", ""),
+            oidc_client_id=_env("OIDC_CLIENT_ID", ""),
+            oidc_client_secret=_env("OIDC_CLIENT_SECRET", ""),
             oidc_roles_claim=_env("OIDC_ROLES_CLAIM", "realm_access.roles"),
             oidc_roles=_csv(_env("OIDC_ROLES", "scheduler,specialist,admin,service")),
             oidc_role_aliases=_pairs(_env("OIDC_ROLE_ALIASES", "")),

@@ -181,3 +181,38 @@ def test_development_never_falls_back_to_a_known_secret(tmp_path: Path) -> None:
     assert len(first) >= 40 and development_secret(tmp_path) == first
     assert (tmp_path / "dev-jwt-secret").stat().st_mode & 0o077 == 0
     assert development_secret(tmp_path / "another-checkout") != first
+
+
+def test_postgres_sslmode_is_set_by_database_sslmode_unless_the_url_names_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.config import with_sslmode
+
+    url = "postgresql+psycopg://notes:p%40ss@db.clinic:5432/notes"
+    assert with_sslmode(url, "verify-full") == url + "?sslmode=verify-full"
+    named = url + "?sslmode=require&sslrootcert=/etc/clinic/pg-ca.pem"
+    assert with_sslmode(named, "verify-full") == named
+    assert with_sslmode("sqlite:///x.db", "verify-full") == "sqlite:///x.db"
+    with pytest.raises(ConfigurationError, match="DATABASE_SSLMODE"):
+        with_sslmode(url, "sometimes")
+    monkeypatch.setenv("DATABASE_SSLMODE", "require")
+    monkeypatch.setenv("NOTES_DATABASE_URL", url)
+    assert Settings.for_service("notes").database_url.endswith("?sslmode=require")
+
+
+def test_a_database_connection_honours_sslmode(database_url: str) -> None:
+    """The tests' PostgreSQL server has no TLS: `require` is refused, `disable` connects,
+    so the setting reaches libpq. A SQLite file has no TLS to ask for: left alone."""
+    import sqlalchemy
+
+    from shared.config import with_sslmode
+    from shared.db import make_engine
+
+    with make_engine(with_sslmode(database_url, "disable")).connect() as conn:
+        assert conn.execute(sqlalchemy.text("select 1")).scalar() == 1
+    if database_url.startswith("sqlite"):
+        assert with_sslmode(database_url, "require") == database_url
+        return
+    engine = make_engine(with_sslmode(database_url, "require"))
+    with pytest.raises(sqlalchemy.exc.OperationalError, match="SSL"):
+        engine.connect()
+    engine.dispose()
