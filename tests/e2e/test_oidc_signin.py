@@ -58,11 +58,8 @@ def _claims(token: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
-def _sign_in_at_keycloak(browser, console_url: str, username: str, seen: list[str]):
-    """A fresh browser session (no single sign-on carried over) through Keycloak's page."""
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = context.new_page()
-    page.on("request", lambda r: seen.append(r.url))
+def _sign_in_at_keycloak(page, console_url: str, username: str) -> None:
+    """Through Keycloak's own login page (its form asks: no single sign-on left over)."""
     page.goto(console_url + "/#/signin")
     page.get_by_role("button", name="Sign in with the clinic's identity provider").click()
     page.wait_for_url(f"{ISSUER}/protocol/openid-connect/auth*")
@@ -70,7 +67,6 @@ def _sign_in_at_keycloak(browser, console_url: str, username: str, seen: list[st
     page.fill("#password", PASSWORD)
     page.click("#kc-login")
     page.wait_for_url(f"{console_url}/#/*")
-    return context, page
 
 
 def test_a_scheduler_and_a_specialist_sign_in_through_keycloak_and_work_with_their_tokens(
@@ -95,7 +91,9 @@ def test_a_scheduler_and_a_specialist_sign_in_through_keycloak_and_work_with_the
             browser = launch_chromium(p)
             try:
                 seen: list[str] = []
-                context, page = _sign_in_at_keycloak(browser, console, "sam.scheduler", seen)
+                page = browser.new_page(viewport={"width": 1366, "height": 900})
+                page.on("request", lambda r: seen.append(r.url))
+                _sign_in_at_keycloak(page, console, "sam.scheduler")
                 expect(page.locator("#who")).to_contain_text("Sam Scheduler · scheduler")
                 token = page.evaluate("sessionStorage.getItem('paincare.console.token')")
                 claims = _claims(token)
@@ -115,14 +113,19 @@ def test_a_scheduler_and_a_specialist_sign_in_through_keycloak_and_work_with_the
                 headers = {"Authorization": f"Bearer {token}"}
                 assert len(referrals_demo.seed(referrals, headers)) >= 5
                 page.goto(console + "/#/queue")
+                page.reload()  # the queue was drawn before the referrals were filed
                 expect(page.locator("#queue")).to_contain_text("Margaret Ellison")
+                # signing out ends the Keycloak session too (a shared workstation): the
+                # provider asks to confirm and sends the person back to the console
                 page.click("#signout")
+                page.wait_for_url(f"{keycloak}/protocol/openid-connect/logout*")
+                page.click("#kc-logout")
                 expect(page.get_by_role("button", name="Sign in with the clinic's identity "
                                                        "provider")).to_be_visible()
-                context.close()
+                assert page.evaluate("sessionStorage.length") == 0
 
-                seen.clear()
-                context, page = _sign_in_at_keycloak(browser, console, "amara.okafor", seen)
+                # the next person on the same browser meets Keycloak's login form again
+                _sign_in_at_keycloak(page, console, "amara.okafor")
                 expect(page.locator("#who")).to_contain_text("Amara Okafor")
                 expect(page.locator("#who")).to_contain_text("pain medicine")
                 expect(page.locator("#queue")).to_contain_text("Margaret Ellison")
@@ -135,6 +138,5 @@ def test_a_scheduler_and_a_specialist_sign_in_through_keycloak_and_work_with_the
                 refused = requests.post(f"{referrals}/referrals", json={}, timeout=10,
                                         headers={"Authorization": f"Bearer {specialist}"})
                 assert refused.status_code == 403
-                context.close()
             finally:
                 browser.close()

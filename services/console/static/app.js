@@ -175,6 +175,19 @@ function currentPerson(jwt) {
   return claims;
 }
 
+// Signing out of a provider's session ends it at the provider too (a shared clinic
+// workstation must not sign the next person in as the last one). The provider asks the
+// person to confirm, then sends them back here; no token goes in that URL.
+function signOutEverywhere() {
+  const fromProvider = !!sessionStorage.getItem(WHO_KEY);
+  signOut();
+  const end = config.oidc && config.oidc.end_session_endpoint;
+  if (fromProvider && end) {
+    const query = new URLSearchParams({ client_id: config.oidc.client_id, post_logout_redirect_uri: redirectUri() });
+    location.assign(`${end}?${query}`);
+  }
+}
+
 // ------------------------------------------------------------------ the code flow with PKCE
 const b64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)))
   .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
@@ -1104,7 +1117,7 @@ async function pagePatient(patientId) {
 async function start() {
   try { config = { ...config, ...(await (await fetch("/auth/config")).json()) }; } catch { /* defaults */ }
   try { await finishProviderSignIn(); } catch { carried = ["The sign-in could not be completed; please try again."]; }
-  $("#signout").addEventListener("click", () => signOut());
+  $("#signout").addEventListener("click", () => signOutEverywhere());
   $("#skip").addEventListener("click", (e) => { e.preventDefault(); $("#main").focus(); });
   window.addEventListener("hashchange", () => {
     const [message, kind] = carried || [""];
