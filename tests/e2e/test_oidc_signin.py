@@ -18,13 +18,15 @@ import pytest
 import requests
 
 from services.referrals import demo as referrals_demo
-from shared.config import ROOT
+from shared.auth import ServiceTokens
+from shared.config import ROOT, Settings
 from tests.support.browser import launch_chromium, needs_chromium
 from tests.support.processes import running_services
 
 KEYCLOAK = ROOT / "scripts" / "keycloak.sh"
 ISSUER = "http://127.0.0.1:8180/realms/paincare"
 PASSWORD = "paincare-demo"  # the development realm's demo users
+SERVICES_SECRET = "paincare-services-development-secret"  # its confidential client's
 
 pytestmark = [pytest.mark.kafka, needs_chromium]
 
@@ -70,8 +72,13 @@ def _sign_in_at_keycloak(page, console_url: str, username: str) -> None:
 
 
 def test_a_scheduler_and_a_specialist_sign_in_through_keycloak_and_work_with_their_tokens(
-        keycloak, new_database_url, topic_prefix, tmp_path):
+        keycloak, topic_prefix, tmp_path):
+    """Once, on SQLite: sign-in does not touch the database, and both backends are run by
+    every other referrals test (this one costs a minute and a half of the suite)."""
     from playwright.sync_api import expect, sync_playwright
+
+    def new_database_url(service: str) -> str:
+        return f"sqlite:///{tmp_path / (service + '.db')}"
 
     env = {"PAINCARE_ENV": "production", "OIDC_ISSUER": keycloak, "JWT_SECRET": "",
            "CONSOLE_LOCAL_SIGNIN": "true"}  # ignored outside development
@@ -140,3 +147,15 @@ def test_a_scheduler_and_a_specialist_sign_in_through_keycloak_and_work_with_the
                 assert refused.status_code == 403
             finally:
                 browser.close()
+
+            # a service's own calls (the dashboard's probe): a client-credentials token of
+            # the realm's confidential client, whose service account has the service role
+            settings = Settings.for_service("dashboard", environment="production",
+                                            oidc_issuer=keycloak,
+                                            oidc_client_id="paincare-services",
+                                            oidc_client_secret=SERVICES_SECRET)
+            service = ServiceTokens(settings).token()
+            assert "service" in _claims(service)["realm_access"]["roles"]
+            backlog = requests.get(f"{referrals}/ops/outbox", timeout=10,
+                                   headers={"Authorization": f"Bearer {service}"})
+            assert backlog.status_code == 200 and "outbox_backlog" in backlog.json()

@@ -216,3 +216,42 @@ def test_a_database_connection_honours_sslmode(database_url: str) -> None:
     with pytest.raises(sqlalchemy.exc.OperationalError, match="SSL"):
         engine.connect()
     engine.dispose()
+
+
+class _FakeProvider:
+    """A token endpoint that counts the client-credentials grants it gives."""
+
+    def __init__(self) -> None:
+        self.grants: list[dict[str, Any]] = []
+
+    def get(self, url: str, **kw: Any) -> Any:
+        doc = {"token_endpoint": f"{ISSUER}/protocol/openid-connect/token"}
+        return type("Answer", (), {"json": lambda self: doc})()
+
+    def post(self, url: str, **kw: Any) -> Any:
+        self.grants.append(kw["data"])
+        body = {"access_token": f"token-{len(self.grants)}", "expires_in": 300}
+        return type("Answer", (), {"json": lambda self: body})()
+
+
+def test_a_services_own_token_comes_from_the_provider_and_is_kept_until_near_expiry() -> None:
+    from shared.auth import ProviderUnavailable, ServiceTokens
+
+    def settings_for(service: str, **overrides: Any) -> Settings:
+        return Settings.for_service(service, database_url="sqlite://", **overrides)
+
+    clock = [1000.0]
+    fake = _FakeProvider()
+    settings = settings_for("dashboard", environment="production", oidc_issuer=ISSUER,
+                            oidc_client_id="paincare-services", oidc_client_secret="s3")
+    tokens = ServiceTokens(settings, http=fake, clock=lambda: clock[0])
+    assert tokens.token() == "token-1"
+    clock[0] += 200
+    assert tokens.token() == "token-1"  # still well within its 300 s
+    clock[0] += 50
+    assert tokens.token() == "token-2"  # within a minute of expiry: a fresh one
+    assert fake.grants[0] == {"grant_type": "client_credentials",
+                              "client_id": "paincare-services", "client_secret": "s3"}
+    bare = settings_for("dashboard", environment="production", oidc_issuer=ISSUER)
+    with pytest.raises(ProviderUnavailable, match="OIDC_CLIENT_ID"):
+        ServiceTokens(bare).token()
