@@ -133,10 +133,14 @@ def mint_token(secret: str, *, subject: str, role: str, name: str = "",
     return jwt.encode(claims, secret, algorithm=LOCAL_ALGORITHM)
 
 
+CLOCK_SKEW_SECONDS = 30  # the provider's clock and ours may differ a little (iat, exp)
+
+
 def _decode(token: str, key: Any, algorithms: list[str], *, issuer: str,
             audience: str) -> dict[str, Any]:
     try:
         return jwt.decode(token, key, algorithms=algorithms, issuer=issuer, audience=audience,
+                          leeway=CLOCK_SKEW_SECONDS,
                           options={"require": ["exp", "sub", "iss", "aud"]})
     except jwt.ExpiredSignatureError:
         raise Unauthorized("the token has expired") from None
