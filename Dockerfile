@@ -25,7 +25,10 @@ FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    PAINCARE_ENV=production
+# production unless told otherwise: only the identity provider's tokens, and a service
+# without OIDC_ISSUER refuses to start (compose and the dev overlay say development)
 RUN groupadd --system --gid 10001 paincare \
  && useradd --system --uid 10001 --gid paincare --home-dir /app --shell /usr/sbin/nologin paincare
 COPY --from=build /opt/venv /opt/venv

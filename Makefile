@@ -7,9 +7,11 @@ PY := .venv/bin/python
 up: bootstrap                ## Kafka, every service (web + worker), demo data; prints the URLs
 	BROWSER=0 $(PY) scripts/clinic.py up
 
-down:                        ## stop the services and Kafka
+down:                        ## stop the services, Kafka and Keycloak
 	-$(PY) scripts/clinic.py down
 	-scripts/kafka.sh stop
+	-scripts/keycloak.sh stop
+	-scripts/keycloak.sh stop
 
 status:
 	$(PY) scripts/clinic.py status

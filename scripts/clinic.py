@@ -1,7 +1,13 @@
 """Runs the whole clinic on this machine: Kafka, every service's web and worker, the
-receivers of the notifier's email and SMS (the patients' mailbox), demo data, and the
-front desk that keeps the simulated patients' visits going (simulator.clinic_day).
-   python scripts/clinic.py up|down|status"""
+receivers of the notifier's email and SMS (the patients' mailbox), demo data, the front
+desk that keeps the simulated patients' visits going (simulator.clinic_day), and
+Keycloak, the clinic's OpenID Connect provider (scripts/keycloak.sh; KEYCLOAK=auto, the
+default, starts it where Java 21+ is installed, KEYCLOAK=1 insists, KEYCLOAK=0 skips).
+   python scripts/clinic.py up|down|status
+
+The run is development (PAINCARE_ENV=development): the services accept the provider's
+tokens and local ones signed with this checkout's generated secret (.var/dev-jwt-secret).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +24,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared.config import VAR_DIR  # noqa: E402
+from shared.auth import mint_token  # noqa: E402
+from shared.config import VAR_DIR, Settings  # noqa: E402
 from shared.launcher import PORTS, PYTHON, ServiceProcesses, available_services  # noqa: E402
 
 STATE = VAR_DIR / "clinic.json"
@@ -73,13 +80,67 @@ def start_front_desk() -> dict:
     return {"log": str(LOGS / "front-desk.log"), "pids": {"main": proc.pid}}
 
 
+KEYCLOAK_SH = ROOT / "scripts/keycloak.sh"
+KEYCLOAK_ISSUER = f"http://127.0.0.1:{os.environ.get('KEYCLOAK_PORT', '8180')}/realms/paincare"
+KEYCLOAK_ADMIN = KEYCLOAK_ISSUER.rsplit("/realms/", 1)[0]
+
+
+def start_keycloak() -> subprocess.Popen | None:
+    """Keycloak starting beside the rest (it takes minutes on two cores); the services
+    fetch its keys when the first token of it arrives, so nothing waits for it."""
+    wanted = os.environ.get("KEYCLOAK", "auto")
+    if wanted == "0":
+        return None
+    if subprocess.run([KEYCLOAK_SH, "java"], capture_output=True).returncode != 0:
+        if wanted == "1":
+            raise SystemExit("clinic: KEYCLOAK=1 but no Java 21+ is installed")
+        print("clinic: no Java 21+, so no Keycloak: the console offers local sign-in only")
+        return None
+    LOGS.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([KEYCLOAK_SH, "start"], stdout=open(LOGS / "keycloak-start.log", "w"),
+                            stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+def link_keycloak_providers() -> int:
+    """The realm's demo specialists get their scheduling provider's id (matched by name),
+    so the diary and the care team recognise them as they recognise local users."""
+    password = (ROOT / ".cache/keycloak/admin-password").read_text().strip()
+    admin = requests.post(f"{KEYCLOAK_ADMIN}/realms/master/protocol/openid-connect/token",
+                          data={"grant_type": "password", "client_id": "admin-cli",
+                                "username": "admin", "password": password}, timeout=30)
+    admin.raise_for_status()
+    kc = {"Authorization": f"Bearer {admin.json()['access_token']}"}
+    settings = Settings.for_service("clinic")
+    service = mint_token(settings.jwt_secret, subject="clinic-up", role="service",
+                         issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    providers = requests.get(f"http://127.0.0.1:{PORTS['scheduling']}/providers", timeout=30,
+                             headers={"Authorization": f"Bearer {service}"}).json()
+    by_name = {p["name"].removeprefix("Dr ").lower(): p["id"] for p in providers}
+    users = f"{KEYCLOAK_ADMIN}/admin/realms/paincare/users"
+    linked = 0
+    for user in requests.get(users, params={"max": 200}, headers=kc, timeout=30).json():
+        attributes = user.get("attributes") or {}
+        found = by_name.get(f"{user.get('firstName', '')} {user.get('lastName', '')}".lower())
+        if attributes.get("discipline") and found:
+            attributes["provider_id"] = [found]
+            requests.put(f"{users}/{user['id']}", headers=kc, timeout=30, json={
+                "firstName": user.get("firstName"), "lastName": user.get("lastName"),
+                "email": user.get("email"), "attributes": attributes}).raise_for_status()
+            linked += 1
+    return linked
+
+
 def up() -> int:
+    keycloak = start_keycloak()
     subprocess.run([ROOT / "scripts/kafka.sh", "start"], check=True)
     if os.environ.get("DATABASE_BACKEND") == "postgres":
         subprocess.run([ROOT / "scripts/postgres.sh", "start"], check=True)
     down(quiet=True)
     VAR_DIR.mkdir(parents=True, exist_ok=True)
-    env = {"PROMETHEUS_MULTIPROC_DIR": str(VAR_DIR / "prometheus")}
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(VAR_DIR / "prometheus"),
+           "PAINCARE_ENV": "development"}
+    if keycloak is not None:
+        env["OIDC_ISSUER"] = KEYCLOAK_ISSUER
     (VAR_DIR / "prometheus").mkdir(exist_ok=True)
     for f in (VAR_DIR / "prometheus").glob("*.db"):
         f.unlink()
@@ -102,6 +163,16 @@ def up() -> int:
         subprocess.run([sys.executable, str(demo)], check=True)
         state[FRONT_DESK] = start_front_desk()
         STATE.write_text(json.dumps(state, indent=2))
+    signin = "local users only"
+    if keycloak is not None:
+        print("clinic: waiting for Keycloak (log: .cache/keycloak/keycloak.log) ...", flush=True)
+        if keycloak.wait(timeout=900) == 0:
+            linked = link_keycloak_providers() if FRONT_DESK in state else 0
+            signin = (f"Keycloak {KEYCLOAK_ISSUER} (users sam.scheduler, amara.okafor, "
+                      f"sam.reid, ingrid.lind, mei.chen, olu.ops; password paincare-demo; "
+                      f"{linked} specialists linked to their providers) or a local user")
+        else:
+            signin = f"local users only: Keycloak did not start ({LOGS / 'keycloak-start.log'})"
     print("\nPainCare is running:")
     for service, info in state.items():
         if service not in (RECEIVERS, FRONT_DESK):
@@ -110,7 +181,7 @@ def up() -> int:
         print(f"\n  Ops dashboard: {state['dashboard']['url']}/"
               "  (token: python scripts/mint_token.py admin)")
     if "console" in state:
-        print(f"  Clinic console: {state['console']['url']}/")
+        print(f"  Clinic console: {state['console']['url']}/  (sign in: {signin})")
     print(f"  Patients' mailbox: {state[RECEIVERS]['url']}/"
           "  (every email and SMS the notifier sends)")
     if FRONT_DESK in state:

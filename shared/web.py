@@ -19,7 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from shared import correlation, logs, metrics
-from shared.auth import Principal, verify_token
+from shared.auth import Principal, verifier_for
 from shared.config import Settings
 from shared.errors import ClinicError, Forbidden, Unauthorized
 
@@ -110,6 +110,7 @@ def create_service_app(settings: Settings, *, title: str, description: str,
                        extensions: dict[str, Any] | None = None) -> Flask:
     """The app every service builds on; the service adds its blueprints and extensions."""
     logs.configure(settings.service, settings.log_level)
+    settings.check_key_source()  # fail closed: no key source outside development
     app = Flask(settings.service)
     app.config.update(
         API_TITLE=title,
@@ -230,6 +231,8 @@ def _unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
 
 
 def _install_request_hooks(app: Flask, settings: Settings) -> None:
+    verifier = verifier_for(settings)
+
     @app.before_request
     def _identify() -> Response | None:
         g.started = time.perf_counter()
@@ -252,8 +255,7 @@ def _install_request_hooks(app: Flask, settings: Settings) -> None:
         if scheme.lower() != "bearer" or not token:
             return problem(401, "Unauthorized", "a bearer token is required")
         try:
-            g.principal = verify_token(token.strip(), settings.jwt_secret,
-                                       issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+            g.principal = verifier.verify(token.strip())
             # A role the route does not allow is refused before its arguments are parsed:
             # otherwise it gets a 422 that describes the request schema instead of a 403.
             allowed = _declared_roles(app, request.endpoint, request.method)

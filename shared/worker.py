@@ -78,6 +78,7 @@ def run_worker(runtime: Runtime, subscriptions: Iterable[Subscription], **kw: ob
     """The worker entry point: migrate, make topics, run until told to stop."""
     settings = runtime.settings
     logs.configure(settings.service + "-worker", settings.log_level)
+    settings.check_key_source()  # fail closed, as the web does
     port = os.environ.get("WORKER_METRICS_PORT")
     if port:
         # loopback on one host; a pod sets 0.0.0.0 so Prometheus can scrape it

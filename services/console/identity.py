@@ -1,19 +1,24 @@
 """Who may sign in to the console, and how: the one place the clinic's identity provider
 plugs in.
 
-The console never stores users. An identity provider answers two questions for the
-sign-in page: how to sign in (`describe`) and, for the local one, which users exist and a
-token for one of them (`users`, `sign_in`). Every service verifies the token it is given
-(shared.auth.verify_token), so a provider's tokens must carry the claims PainCare reads:
-`sub`, `role`, `name`, and for specialists `discipline` and `provider_id`.
+The console never stores users. An identity provider answers the sign-in page's
+questions: how to sign in (`describe`), for the local one which users exist and a token
+for one of them (`users`, `sign_in`), and for the clinic's OpenID Connect provider the
+exchange of an authorization code for an access token (`exchange`). Every service
+verifies the token it is given (shared.auth), so the console only carries it.
 
-- `LocalIdentity` (CONSOLE_LOCAL_SIGNIN=true, the default on one machine): the users of
+- `OidcIdentity` (OIDC_ISSUER set; CONSOLE_OIDC_CLIENT_ID, a public client): the
+  authorization-code flow with PKCE (S256). The page makes the verifier and the state,
+  sends the person to the provider's authorization endpoint (from its discovery
+  document), gets the code back in the query of `/` (never a token in a URL), and posts
+  code and verifier to `/auth/oidc/token`; the console exchanges them at the provider's
+  token endpoint (server to server: the page's CSP allows no other origin) and answers
+  the access token with who it names (the services' own claim mapping), which the page
+  keeps in sessionStorage like a local token.
+- `LocalIdentity` (CONSOLE_LOCAL_SIGNIN=true, development only): the users of
   scripts/mint_token.py, a scheduler, an admin and one specialist per provider of the
-  scheduling service, each signed with the local JWT secret.
-- `OidcIdentity` (CONSOLE_LOCAL_SIGNIN=false and CONSOLE_OIDC_AUTHORIZE_URL set): the
-  page sends the person to the clinic's provider; it comes back to `/#token=<jwt>` (an
-  implicit or BFF flow issuing tokens for the `paincare` audience). The console mints
-  nothing.
+  scheduling service, each signed with the local JWT secret; offered beside the
+  provider's button when both are configured (`make up` with Keycloak).
 - Neither: the page asks for a bearer token to be pasted.
 """
 
@@ -26,9 +31,9 @@ from typing import Any, Protocol
 
 import requests
 
-from shared.auth import DISCIPLINES, mint_token
+from shared.auth import DISCIPLINES, Principal, ProviderUnavailable, mint_token, verifier_for
 from shared.config import Settings
-from shared.errors import Forbidden, NotFound
+from shared.errors import Forbidden, NotFound, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,11 @@ class IdentityProvider(Protocol):
         """A bearer token for the user (local sign-in only; others refuse)."""
         ...
 
+    def exchange(self, code: str, verifier: str, redirect_uri: str) -> tuple[str, Principal]:
+        """The access token an authorization code (and its PKCE verifier) buys, and who
+        it names (OpenID Connect only; others refuse)."""
+        ...
+
 
 BASE_USERS = (
     LocalUser("local-scheduler", "scheduler", "Scheduler (local)"),
@@ -75,14 +85,22 @@ class LocalIdentity:
     provider's id, so the care team and the diary recognise them)."""
 
     def __init__(self, settings: Settings, scheduling_url: str, *, timeout: float = 3.0,
-                 http: Any = requests) -> None:
+                 http: Any = requests, oidc: OidcIdentity | None = None) -> None:
         self.settings = settings
         self.scheduling_url = scheduling_url.rstrip("/")
         self.timeout = timeout
         self.http = http  # requests, or a session; tests pass a fake
+        self.oidc = oidc  # the clinic's provider, offered beside the local users
 
     def describe(self) -> dict[str, object]:
-        return {"kind": "local"}
+        if self.oidc is None:
+            return {"kind": "local"}
+        return {**self.oidc.describe(), "kind": "local"}
+
+    def exchange(self, code: str, verifier: str, redirect_uri: str) -> tuple[str, Principal]:
+        if self.oidc is None:
+            raise Forbidden("this console has no identity provider; pick a local user")
+        return self.oidc.exchange(code, verifier, redirect_uri)
 
     def _token(self, user: LocalUser) -> str:
         s = self.settings
@@ -120,15 +138,47 @@ class LocalIdentity:
 
 
 class OidcIdentity:
-    """The clinic's OpenID Connect provider: the console only says where it is."""
+    """The clinic's OpenID Connect provider, a public client with the code flow and PKCE:
+    its endpoints come from the issuer's discovery document, read when first needed (so
+    the console starts while the provider is still starting) and then kept."""
 
-    def __init__(self, authorize_url: str, client_id: str) -> None:
-        self.authorize_url = authorize_url
+    def __init__(self, settings: Settings, client_id: str, *, timeout: float = 5.0,
+                 http: Any = requests) -> None:
+        self.settings = settings
+        self.issuer = settings.oidc_issuer
         self.client_id = client_id
+        self.timeout = timeout
+        self.http = http
+        self.verifier = verifier_for(settings)
+        self._endpoints: dict[str, str] | None = None
+
+    def endpoints(self) -> dict[str, str]:
+        if self._endpoints is None:
+            url = f"{self.issuer}/.well-known/openid-configuration"
+            try:
+                resp = self.http.get(url, timeout=self.timeout)
+                resp.raise_for_status()
+                doc = resp.json()
+                found = {k: str(doc[k]) for k in ("authorization_endpoint", "token_endpoint")}
+            except (requests.RequestException, ValueError, KeyError) as exc:
+                log.warning("the identity provider's discovery document could not be read",
+                            extra={"error": str(exc)[:200]})
+                raise ProviderUnavailable("the clinic's identity provider does not answer; "
+                                          "try again shortly") from None
+            found["end_session_endpoint"] = str(doc.get("end_session_endpoint") or "")
+            self._endpoints = found
+        return self._endpoints
 
     def describe(self) -> dict[str, object]:
-        return {"kind": "oidc", "authorize_url": self.authorize_url,
-                "client_id": self.client_id}
+        try:
+            ends = self.endpoints()
+        except ProviderUnavailable:
+            return {"kind": "oidc", "oidc": None}
+        return {"kind": "oidc", "oidc": {
+            "authorization_endpoint": ends["authorization_endpoint"],
+            "end_session_endpoint": ends["end_session_endpoint"],
+            "client_id": self.client_id, "scope": "openid",
+            "code_challenge_method": "S256"}}
 
     def users(self) -> list[LocalUser]:
         return []
@@ -136,22 +186,55 @@ class OidcIdentity:
     def sign_in(self, user_id: str) -> str:
         raise Forbidden("sign in with the clinic's identity provider")
 
+    def exchange(self, code: str, verifier: str, redirect_uri: str) -> tuple[str, Principal]:
+        try:
+            resp = self.http.post(self.endpoints()["token_endpoint"], timeout=self.timeout,
+                                  data={"grant_type": "authorization_code", "code": code,
+                                        "redirect_uri": redirect_uri,
+                                        "client_id": self.client_id,
+                                        "code_verifier": verifier})
+        except requests.RequestException as exc:
+            log.warning("the identity provider's token endpoint did not answer",
+                        extra={"error": str(exc)[:200]})
+            raise ProviderUnavailable("the clinic's identity provider does not answer; "
+                                      "try again shortly") from None
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {}
+        if resp.status_code != 200 or not body.get("access_token"):
+            # the provider's reason (e.g. invalid_grant: a used or expired code) in its words
+            reason = str(body.get("error_description") or body.get("error") or resp.status_code)
+            raise Unauthorized(f"the identity provider refused the sign-in: {reason[:200]}")
+        token = str(body["access_token"])
+        return token, self.verifier.verify(token)  # the services' own check and mapping
 
-class PastedToken(OidcIdentity):
+
+class PastedToken:
     """No provider configured: a person pastes a token (scripts/mint_token.py)."""
-
-    def __init__(self) -> None:
-        super().__init__("", "")
 
     def describe(self) -> dict[str, object]:
         return {"kind": "token"}
 
+    def users(self) -> list[LocalUser]:
+        return []
+
+    def sign_in(self, user_id: str) -> str:
+        raise Forbidden("paste a bearer token to sign in")
+
+    def exchange(self, code: str, verifier: str, redirect_uri: str) -> tuple[str, Principal]:
+        raise Forbidden("this console has no identity provider")
+
 
 def from_environment(settings: Settings, scheduling_url: str) -> IdentityProvider:
     """The provider this deployment uses (see the module's docstring)."""
-    if os.environ.get("CONSOLE_LOCAL_SIGNIN", "true").lower() in ("1", "true", "yes"):
-        return LocalIdentity(settings, scheduling_url)
-    authorize = os.environ.get("CONSOLE_OIDC_AUTHORIZE_URL", "")
-    if authorize:
-        return OidcIdentity(authorize, os.environ.get("CONSOLE_OIDC_CLIENT_ID", "paincare"))
-    return PastedToken()
+    oidc = None
+    if settings.oidc_issuer:
+        oidc = OidcIdentity(settings, os.environ.get("CONSOLE_OIDC_CLIENT_ID",
+                                                     "paincare-console"))
+    local = os.environ.get("CONSOLE_LOCAL_SIGNIN", "true").lower() in ("1", "true", "yes")
+    if local and settings.is_development and settings.jwt_secret:
+        return LocalIdentity(settings, scheduling_url, oidc=oidc)
+    if local and not settings.is_development:
+        log.warning("CONSOLE_LOCAL_SIGNIN is ignored outside development")
+    return oidc or PastedToken()

@@ -18,6 +18,18 @@ class SignInIn(ma.Schema):
     user_id = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
 
 
+class CodeIn(ma.Schema):
+    """What the page brings back from the provider: the code (from the query), the PKCE
+    verifier it made before leaving, and the redirect URI it used."""
+
+    code = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=4096))
+    code_verifier = ma.fields.String(required=True, validate=[
+        ma.validate.Length(min=43, max=128),
+        ma.validate.Regexp(r"^[A-Za-z0-9._~-]+$", error="is not a PKCE verifier (RFC 7636)")])
+    redirect_uri = ma.fields.Url(required=True, require_tld=False,
+                                 validate=ma.validate.Length(max=2048))
+
+
 def create_signin_app(settings: Settings, identity: IdentityProvider) -> Flask:
     app = Flask("console-signin")
 
@@ -46,5 +58,22 @@ def create_signin_app(settings: Settings, identity: IdentityProvider) -> Flask:
         except ClinicError as exc:
             return problem(exc.status, exc.title, exc.detail)
         return jsonify({"token": token})
+
+    @app.post("/oidc/token")
+    def oidc_token() -> Response:
+        """The code flow's last step: code and verifier for the access token, and who it
+        names as the services see it (the page shows the name, role and discipline)."""
+        try:
+            body = CodeIn().load(request.get_json(silent=True) or {})
+            token, who = identity.exchange(body["code"], body["code_verifier"],
+                                           body["redirect_uri"])
+        except ma.ValidationError as exc:
+            return problem(422, "Unprocessable content", "the sign-in could not be completed",
+                           errors=exc.messages)  # type: ignore[arg-type]
+        except ClinicError as exc:
+            return problem(exc.status, exc.title, exc.detail)
+        return jsonify({"token": token, "who": {
+            "sub": who.subject, "name": who.name, "role": who.role, "roles": list(who.roles),
+            "discipline": who.discipline, "provider_id": who.provider_id}})
 
     return app

@@ -9,6 +9,7 @@ send and before the row is marked sent.
 from __future__ import annotations
 
 import smtplib
+import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Protocol
@@ -36,15 +37,39 @@ class ChannelError(Exception):
 
 
 class SmtpMailer:
-    """Email through a real SMTP server; one connection reused across a batch."""
+    """Email through a real SMTP server; one connection reused across a batch.
 
-    def __init__(self, host: str, port: int, sender: str, timeout: float = 10.0) -> None:
+    A clinic's relay wants STARTTLS (the certificate checked against the system's trust
+    store, or `ca_file`) and a login: with `starttls` the connection is upgraded before
+    anything is said, and a relay that does not offer it is refused rather than sent to
+    in clear; `username` logs in (only over TLS, unless the relay is this machine's).
+    """
+
+    def __init__(self, host: str, port: int, sender: str, timeout: float = 10.0, *,
+                 starttls: bool = False, username: str = "", password: str = "",
+                 ca_file: str = "") -> None:
         self.host, self.port, self.sender, self.timeout = host, port, sender, timeout
+        self.starttls, self.username, self.password = starttls, username, password
+        self.ca_file = ca_file
         self._smtp: smtplib.SMTP | None = None
 
     def _connection(self) -> smtplib.SMTP:
         if self._smtp is None:
-            self._smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            try:
+                if self.starttls:
+                    context = ssl.create_default_context(cafile=self.ca_file or None)
+                    smtp.starttls(context=context)  # SMTPNotSupportedError if not offered
+                    smtp.ehlo()
+                if self.username:
+                    if not self.starttls and self.host not in ("127.0.0.1", "localhost", "::1"):
+                        raise ChannelError(f"SMTP {self.host}:{self.port}: refusing to send "
+                                           "the password in clear; set SMTP_STARTTLS=true")
+                    smtp.login(self.username, self.password)
+            except BaseException:
+                smtp.close()
+                raise
+            self._smtp = smtp
         return self._smtp
 
     def send(self, message: Outgoing) -> None:
@@ -57,6 +82,9 @@ class SmtpMailer:
         mail.set_content(message.body)
         try:
             self._connection().send_message(mail)
+        except ChannelError:
+            self.close()
+            raise
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
             raise ChannelError(f"SMTP {self.host}:{self.port}: {exc!r}"[:900]) from exc

@@ -219,7 +219,9 @@ def default_channels(config: NotifierConfig) -> dict[str, Channel]:
     from services.notifier.channels import InAppFeed, SmsGateway, SmtpMailer
 
     return {"email": SmtpMailer(config.smtp_host, config.smtp_port, config.email_from,
-                                config.smtp_timeout),
+                                config.smtp_timeout, starttls=config.smtp_starttls,
+                                username=config.smtp_username, password=config.smtp_password,
+                                ca_file=config.smtp_ca_file),
             "sms": SmsGateway(config.sms_gateway_url, config.sms_timeout),
             "in_app": InAppFeed()}
 

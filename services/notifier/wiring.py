@@ -5,7 +5,7 @@ here rather than patching."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,6 +38,10 @@ class NotifierConfig:
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     smtp_timeout: float = 10.0
+    smtp_starttls: bool = False   # a clinic's relay: true, with a login
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_ca_file: str = ""        # "" = the system's trust store
     email_from: str = "PainCare <no-reply@paincare.local>"
     sms_gateway_url: str = "http://127.0.0.1:8099/sms"
     sms_timeout: float = 5.0
@@ -67,6 +71,10 @@ class NotifierConfig:
             smtp_host=get("SMTP_HOST", d.smtp_host),
             smtp_port=int(get("SMTP_PORT", d.smtp_port)),
             smtp_timeout=float(get("SMTP_TIMEOUT", d.smtp_timeout)),
+            smtp_starttls=get("SMTP_STARTTLS", "false").lower() in ("1", "true", "yes"),
+            smtp_username=get("SMTP_USERNAME", d.smtp_username),
+            smtp_password=get("SMTP_PASSWORD", d.smtp_password),
+            smtp_ca_file=get("SMTP_CA_FILE", d.smtp_ca_file),
             email_from=get("NOTIFIER_EMAIL_FROM", d.email_from),
             sms_gateway_url=get("SMS_GATEWAY_URL", d.sms_gateway_url),
             sms_timeout=float(get("SMS_TIMEOUT", d.sms_timeout)),

@@ -48,6 +48,8 @@ const todayLocal = () => localParts(new Date().toISOString()).day;
 
 // ------------------------------------------------------------------ the token and the API
 const TOKEN_KEY = "paincare.console.token";
+const WHO_KEY = "paincare.console.who";      // who a provider's token names, as the services map it
+const PKCE_KEY = "paincare.console.pkce";    // the code flow's verifier and state, until the code is back
 const token = () => sessionStorage.getItem(TOKEN_KEY);
 
 function decode(jwt) {
@@ -143,18 +145,92 @@ function setMain(here, html, heading) {
 // ------------------------------------------------------------------ sign-in
 function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(WHO_KEY);
   me = null;
   renderChrome();
   location.hash = "#/signin";
   if (message) notice(message);
 }
 
-function acceptToken(jwt) {
+// `who` is the console's reading of a provider's token (its roles live elsewhere in the
+// claims); a local token names its role itself.
+function acceptToken(jwt, who) {
   const claims = decode(jwt);
-  if (!claims || !claims.role) return false;
+  if (!claims) return false;
+  const person = who ? { ...who, exp: claims.exp } : claims;
+  if (!person.role) return false;
   sessionStorage.setItem(TOKEN_KEY, jwt);
-  me = claims;
+  if (who) sessionStorage.setItem(WHO_KEY, JSON.stringify(person)); else sessionStorage.removeItem(WHO_KEY);
+  me = person;
   return true;
+}
+
+function currentPerson(jwt) {
+  const claims = decode(jwt);
+  if (!claims) return null;
+  try {
+    const who = JSON.parse(sessionStorage.getItem(WHO_KEY) || "null");
+    if (who && who.sub === claims.sub) return { ...who, exp: claims.exp };
+  } catch { /* a local token */ }
+  return claims;
+}
+
+// Signing out of a provider's session ends it at the provider too (a shared clinic
+// workstation must not sign the next person in as the last one). The provider asks the
+// person to confirm, then sends them back here; no token goes in that URL.
+function signOutEverywhere() {
+  const fromProvider = !!sessionStorage.getItem(WHO_KEY);
+  signOut();
+  const end = config.oidc && config.oidc.end_session_endpoint;
+  if (fromProvider && end) {
+    const query = new URLSearchParams({ client_id: config.oidc.client_id, post_logout_redirect_uri: redirectUri() });
+    location.assign(`${end}?${query}`);
+  }
+}
+
+// ------------------------------------------------------------------ the code flow with PKCE
+const b64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)))
+  .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+const redirectUri = () => `${location.origin}/`;
+
+async function signInWithProvider() {
+  const oidc = config.oidc;
+  const verifier = b64url(crypto.getRandomValues(new Uint8Array(48)));
+  const state = b64url(crypto.getRandomValues(new Uint8Array(24)));
+  const challenge = b64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+  sessionStorage.setItem(PKCE_KEY, JSON.stringify({ verifier, state }));
+  const query = new URLSearchParams({
+    response_type: "code", client_id: oidc.client_id, redirect_uri: redirectUri(),
+    scope: oidc.scope || "openid", state, code_challenge: challenge, code_challenge_method: "S256",
+  });
+  location.assign(`${oidc.authorization_endpoint}?${query}`);
+}
+
+// The provider sends the person back to /?code=...&state=... (the query, never a token);
+// the console exchanges the code with the verifier made before leaving.
+async function finishProviderSignIn() {
+  const params = new URLSearchParams(location.search);
+  if (!params.has("code") && !params.has("error")) return;
+  history.replaceState(null, "", "/#/signin");
+  let pending = null;
+  try { pending = JSON.parse(sessionStorage.getItem(PKCE_KEY) || "null"); } catch { /* none */ }
+  sessionStorage.removeItem(PKCE_KEY);
+  if (params.has("error")) {
+    carried = [`The identity provider did not sign you in: ${params.get("error_description") || params.get("error")}`];
+    return;
+  }
+  if (!pending || pending.state !== params.get("state")) {
+    carried = ["That sign-in was not started here (its state does not match); please sign in again."];
+    return;
+  }
+  const resp = await fetch("/auth/oidc/token", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ code: params.get("code"), code_verifier: pending.verifier, redirect_uri: redirectUri() }) });
+  const body = await resp.json().catch(() => ({}));
+  if (!resp.ok || !acceptToken(body.token, body.who)) {
+    carried = [body.detail || "Sign-in failed."];
+    return;
+  }
+  history.replaceState(null, "", `/${home()}`);
 }
 
 function home() {
@@ -166,10 +242,15 @@ function home() {
 async function pageSignIn() {
   const here = location.hash;
   renderChrome();
+  const providerCard = config.oidc
+    ? `<div class="card"><p>Sign in with your clinic account.</p><div class="actions">
+        <button type="button" id="oidc">Sign in with the clinic's identity provider</button></div></div>`
+    : config.kind === "oidc" ? `<p class="notice">The clinic's identity provider does not answer; try again shortly.</p>` : "";
+  const wireProvider = () => $("#oidc")?.addEventListener("click", (e) => busy(e.currentTarget, signInWithProvider));
   if (config.kind === "oidc") {
-    const back = encodeURIComponent(location.origin + "/");
-    setMain(here, `<h2>Sign in</h2><div class="card"><p>Sign in with the clinic's account.</p>
-      <a class="button" id="oidc" href="${esc(config.authorize_url)}?client_id=${esc(config.client_id)}&response_type=token&redirect_uri=${back}">Sign in with the clinic's identity provider</a></div>`, "Sign in");
+    setMain(here, `<h2>Sign in</h2>${providerCard}`, "Sign in");
+    wireProvider();
+    $("#oidc")?.focus();
     return;
   }
   if (config.kind === "token") {
@@ -181,9 +262,10 @@ async function pageSignIn() {
     });
     return;
   }
-  setMain(here, `<h2>Sign in</h2><p class="muted">Local sign-in (this machine's demo users). In a clinic,
-    the clinic's identity provider takes its place (services/console/identity.py).</p>
+  setMain(here, `<h2>Sign in</h2>${providerCard}<p class="muted">Local sign-in (this machine's demo users, development only).
+    In a clinic, the clinic's identity provider takes its place (services/console/identity.py).</p>
     <div id="users" class="users" role="list"><p class="muted">Loading users…</p></div>`, "Sign in");
+  wireProvider();
   let users = [];
   try {
     const resp = await fetch("/auth/users");
@@ -239,7 +321,7 @@ async function route() {
   const here = location.hash;
   const hash = here || "#/";
   const tokenNow = token();
-  me = tokenNow ? decode(tokenNow) : null;
+  me = tokenNow ? currentPerson(tokenNow) : null;
   if (me && me.exp && me.exp * 1000 < Date.now()) { signOut("Your sign-in has expired; please sign in again."); return; }
   if (!me && hash !== "#/signin") { location.hash = "#/signin"; return; }
   if (hash === "#/" || hash === "#") { location.hash = home(); return; }
@@ -1033,11 +1115,9 @@ async function pagePatient(patientId) {
 
 // ------------------------------------------------------------------ start
 async function start() {
-  // A token handed back by the clinic's identity provider arrives in the fragment.
-  const m = location.hash.match(/^#token=([^&]+)/);
-  if (m) { acceptToken(decodeURIComponent(m[1])); history.replaceState(null, "", "/#/"); }
   try { config = { ...config, ...(await (await fetch("/auth/config")).json()) }; } catch { /* defaults */ }
-  $("#signout").addEventListener("click", () => signOut());
+  try { await finishProviderSignIn(); } catch { carried = ["The sign-in could not be completed; please try again."]; }
+  $("#signout").addEventListener("click", () => signOutEverywhere());
   $("#skip").addEventListener("click", (e) => { e.preventDefault(); $("#main").focus(); });
   window.addEventListener("hashchange", () => {
     const [message, kind] = carried || [""];
@@ -1045,7 +1125,10 @@ async function start() {
     notice(message, kind);
     route();
   });
+  const early = carried;  // a sign-in that came back refused says why
+  carried = null;
   route();
+  if (early) notice(...early);
 }
 
 start();
