@@ -209,10 +209,9 @@ def test_a_self_harm_answer_reaches_the_clinic_escalates_and_stops_when_acknowle
                 (mail,) = wait_for(lambda o=ordinal: escalation_mails(o), timeout=30,
                                    what=f"escalation {n}'s email to the clinical lead")
                 assert "without acknowledgement" in SmtpServer.text(mail)
-                wait_for(lambda o=ordinal: texts_to(CLINICAL_LEAD_MOBILE, f"{o} escalation"),
-                         timeout=30, what=f"escalation {n}'s SMS to the clinical lead")
-                wait_for(lambda o=ordinal: texts_to(DUTY_MOBILE, f"{o} escalation"),
-                         timeout=30, what=f"escalation {n}'s SMS to the duty clinician")
+                for number in (CLINICAL_LEAD_MOBILE, DUTY_MOBILE, DUTY_PHONE):
+                    wait_for(lambda o=ordinal, m=number: texts_to(m, f"{o} escalation"),
+                             timeout=30, what=f"escalation {n}'s SMS to {number}")
 
             # -- 4. the psychologist acknowledges: escalation stops, the others are told
             acked = requests.post(f"{notes}/safety-alerts/{alert_id}/acknowledge",
@@ -234,8 +233,11 @@ def test_a_self_harm_answer_reaches_the_clinic_escalates_and_stops_when_acknowle
                 assert len(items) == 1 and items[0]["alert_id"] == alert_id
                 assert "crisis plan made" in items[0]["body"]
                 assert all(i["priority"] != "urgent" or i["acknowledged_at"] for i in feed(other))
-            assert not [i for i in feed(PSY)
-                        if i["event_type"] == "patient.safety_alert_acknowledged"]
+            # the acknowledger is not told of their own act; their item leaves the top
+            mine = feed(PSY)
+            assert not [i for i in mine if i["event_type"] == "patient.safety_alert_acknowledged"]
+            assert [i["acknowledged_at"] is not None for i in mine
+                    if i["alert_id"] == alert_id] == [True]
 
             # -- 5. exactly one message per (recipient, step, channel) through the SIGKILL
             def log() -> list[dict]:
