@@ -226,6 +226,11 @@ def test_a_self_harm_answer_reaches_the_clinic_escalates_and_stops_when_acknowle
             time.sleep(2 * INTERVAL + 4 * POLL_SECONDS)
             escalated = [e["payload"] for e in notes_events("patient.safety_alert_escalated")]
             assert sorted({e["escalation"] for e in escalated}) == list(range(1, escalations + 1))
+            read_back = requests.get(f"{notes}/safety-alerts/{alert_id}", headers=psych,
+                                     timeout=10).json()
+            assert (read_back["status"], read_back["escalations"]) == ("acknowledged",
+                                                                       escalations)
+            assert read_back["acknowledged_action"] == "crisis_plan"
             for other in (DUTY, PAIN_LEAD, "role:triage_lead", "role:clinical_lead"):
                 items = wait_for(lambda o=other: [
                     i for i in feed(o) if i["event_type"] == "patient.safety_alert_acknowledged"],
