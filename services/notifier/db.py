@@ -273,6 +273,26 @@ def drop_opted_out(session: Session, rows: list[Notification]) -> list[Notificat
     return keep
 
 
+ALERT_TEMPLATES = ("safety_alert", "safety_alert_escalated")  # what a settled alert stops
+
+
+def cancel_if_settled(session: Session, notification_id: str, alert_id: str,
+                      holder: str) -> bool:
+    """Just before a claimed alert or escalation message is sent: if the alert was
+    acknowledged or closed since it was claimed (during the batch, or while a dead
+    worker's lease ran out), cancel it instead, as `settle_alert` cancels what is
+    pending. True when it was cancelled."""
+    alert = session.get(SafetyAlert, alert_id)
+    if alert is None or alert.settled is None:
+        return False
+    n = Notification.__table__
+    session.execute(update(n).where(n.c.id == notification_id, n.c.lease_holder == holder,
+                                    n.c.status == "sending")
+                    .values(status="cancelled", lease_holder=None, lease_until=None,
+                            last_error=f"safety alert {alert.settled}"))
+    return True
+
+
 def take_provisional(session: Session, recipient_id: str) -> list[tuple[bytes, set[str]]]:
     """Someone's contact has just arrived: their provisional notifications not sent yet
     are withdrawn (never delivered, so nothing is lost); each source event comes back
@@ -336,7 +356,7 @@ def settle_alert(session: Session, patient_id: str, settled: AlertSettled) -> in
     n = Notification.__table__
     cancelled = session.execute(update(n).where(
         n.c.alert_id == settled.alert_id, n.c.status == "pending",
-        n.c.template.in_(("safety_alert", "safety_alert_escalated")))
+        n.c.template.in_(ALERT_TEMPLATES))
         .values(status="cancelled", last_error=f"safety alert {settled.how}"))
     session.execute(update(n).where(
         n.c.alert_id == settled.alert_id, n.c.channel == "in_app",

@@ -70,12 +70,17 @@ class Deliverer:
             rows = db.drop_opted_out(s, rows)
             work = [Outgoing(r.id, r.channel, r.address, r.subject, r.body) for r in rows]
             meta = {r.id: (r.event_id, r.event_type, r.recipient_id, r.attempts) for r in rows}
+            alerts = {r.id: r.alert_id for r in rows
+                      if r.alert_id and r.template in db.ALERT_TEMPLATES}
         claimed = time.monotonic()
         try:
             for i, message in enumerate(work):
                 if time.monotonic() - claimed > self.config.lease_seconds / 2:
                     self._release(work[i:])  # a slow channel: never outlive our lease
                     break
+                alert_id = alerts.get(message.notification_id)
+                if alert_id and self._settled(message.notification_id, alert_id):
+                    continue
                 self._deliver(message, meta[message.notification_id])
         finally:
             for channel in self.channels.values():
@@ -106,6 +111,13 @@ class Deliverer:
                     "event_type": event_type, "recipient_id": recipient_id,
                     "channel": message.channel, "sent_at": sent_at.isoformat()},
                     key=recipient_id)
+
+    def _settled(self, notification_id: str, alert_id: str) -> bool:
+        """An alert acknowledged or closed after its message was claimed wakes no one:
+        the acknowledgement only cancels rows still pending, and a batch (or a dead
+        worker's expired lease) can hold a raise or escalation for seconds after it."""
+        with self.runtime.db.transaction() as s:
+            return db.cancel_if_settled(s, notification_id, alert_id, self.holder)
 
     def _release(self, rest: list[Outgoing]) -> None:
         """Hand back rows we will not reach before our lease ends, rather than let

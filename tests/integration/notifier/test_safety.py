@@ -12,9 +12,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, text
 
+from services.notifier import db, worker
 from services.notifier.app import create_app
-from services.notifier.delivery import wait_idle
+from services.notifier.delivery import default_channels, wait_idle
 from services.notifier.domain import CLINICAL_LEAD, DUTY_PHONE, TRIAGE_LEAD
+from services.notifier.wiring import NotifierConfig
 from shared import topics
 from shared.events import new_event
 from tests.integration.notifier.clinic_events import (
@@ -198,6 +200,69 @@ def test_the_acknowledgement_stops_escalations_and_takes_the_alert_off_the_top(n
     closed = safety_alert_closed("al-1", "pat-1", "prov-psy", notifier.clock())
     notifier.receive(closed, topic=topics.NOTES)
     assert notifier.rows(event_id=closed.id) == []
+
+
+def _escalated(notifier: Notifier, alert_id: str = "al-1"):  # type: ignore[no-untyped-def]
+    return safety_alert_escalated(alert_id, "pat-1", 1, ESCALATED_TO,
+                                  raised_at=notifier.clock() - timedelta(minutes=31),
+                                  escalated_at=notifier.clock())
+
+
+def test_an_escalation_a_dead_worker_held_is_not_sent_after_the_acknowledgement(notifier):
+    """A worker killed while it held an escalation leaves its rows `sending`; the
+    acknowledgement comes meanwhile. When the lease runs out the rows come back, and the
+    clinical lead must not be woken for an alert already handled."""
+    _clinic(notifier)
+    notifier.receive(_alert(notifier), topic=topics.NOTES)
+    wait_idle(notifier.deliverer())
+    sms_before, mails_before = len(notifier.sms.received), len(notifier.smtp.messages)
+    escalation = _escalated(notifier)
+    notifier.receive(escalation, topic=topics.NOTES)
+    with notifier.runtime.db.transaction() as s:  # claimed by a worker that then dies
+        held = db.claim_due(s, notifier.clock(), "dead-worker",
+                            notifier.clock() + timedelta(seconds=60), 100)
+        assert {r.event_id for r in held} == {escalation.id}
+    notifier.receive(safety_alert_acknowledged("al-1", "pat-1", "prov-psy", notifier.clock(),
+                                               ROUTED), topic=topics.NOTES)
+    notifier.clock.advance(minutes=2)  # the dead worker's lease is over
+    wait_idle(notifier.deliverer())
+    assert len(notifier.sms.received) == sms_before
+    assert len(notifier.smtp.messages) == mails_before
+    rows = notifier.rows(event_id=escalation.id)
+    assert {r.status for r in rows} == {"cancelled"}
+    assert {r.last_error for r in rows} == {"safety alert acknowledged"}
+
+
+def test_an_acknowledgement_during_a_batch_stops_the_rest_of_the_batch(notifier):
+    """The delivery loop has claimed the escalation's six messages; the acknowledgement
+    is handled while it sends the first: the other five are not sent."""
+    _clinic(notifier)
+    notifier.receive(_alert(notifier), topic=topics.NOTES)
+    wait_idle(notifier.deliverer())
+    escalation = _escalated(notifier)
+    notifier.receive(escalation, topic=topics.NOTES)
+    ack = safety_alert_acknowledged("al-1", "pat-1", "prov-psy", notifier.clock(), ROUTED)
+    real = default_channels(NotifierConfig.from_settings(notifier.runtime.settings))
+
+    class AckWhileSending:
+        """A channel during whose first send the consumer handles the acknowledgement."""
+
+        def __init__(self, channel) -> None:  # type: ignore[no-untyped-def]
+            self.channel = channel
+
+        def send(self, message) -> None:  # type: ignore[no-untyped-def]
+            self.channel.send(message)
+            if not notifier.rows(event_id=ack.id):
+                notifier.receive(ack, topic=topics.NOTES)
+
+        def close(self) -> None:
+            self.channel.close()
+
+    deliverer = worker.deliverer(notifier.runtime, notifier.clock, channels={
+        name: AckWhileSending(channel) for name, channel in real.items()})
+    assert deliverer.run_once() == 6
+    rows = notifier.rows(event_id=escalation.id)
+    assert sorted(r.status for r in rows) == ["cancelled"] * 5 + ["sent"]
 
 
 def test_closing_an_alert_cancels_what_is_pending_for_it(notifier):
