@@ -722,9 +722,8 @@ def _intake(sr: dict[str, Any], path: str, found: _Resources,
     reasons = sr.get("reasonReference") or []
     if reasons:
         cond, cpath = found.resolve(reasons[0], f"{path}.reasonReference[0]", "Condition")
-        if cond.get("subject", {}).get("reference") not in (
-                sr["subject"]["reference"], None) and found.by_ref.get(
-                cond.get("subject", {}).get("reference", ""), (None,))[0] is not patient_res:
+        subject, _ = found.resolve(cond.get("subject"), f"{cpath}.subject", "Patient")
+        if subject is not patient_res:
             raise _fail(f"{cpath}.subject", "must be the ServiceRequest's patient")
         condition, detail = condition_from_codes(cond.get("code"), f"{cpath}.code")
         duration = _pain_duration(cond, cpath, today)
