@@ -246,7 +246,7 @@ def test_visits_measures_and_the_diary_are_served_searched_and_paged(gateway, fh
 
     gw.feed(new_event("note.entered_in_error", {
         "note_id": "note-1", "patient_id": patient_id, "by": "dr-okafor",
-        "reason": "wrong patient", "at": START.isoformat()}, producer="notes"))
+        "at": START.isoformat()}, producer="notes"))
     assert gw.get(f"/fhir/Observation/{obs['id']}", gw.lead)["status"] == "entered-in-error"
 
     for resource in (visits, page, rest, week2, encounters, phq9, everything, schedule,
