@@ -111,8 +111,6 @@ def _receive(intake: fm.Intake) -> Response:
                 runtime.audit.record(s, principal, "fhir.intake_repeat", "Task",
                                      resource_id=known, patient_id=patient_id)
                 return fhir(task, 200, {"Location": f"{_base()}/Task/{task['id']}"})
-        for ident in intake.patient_identifiers:
-            repo.remember("patient", ident, patient_id, now)
     auth = request.headers.get("Authorization", "")
     answer = _referrals().create(intake.body, idempotency_key=intake.idempotency_key,
                                  authorization=auth)
@@ -138,6 +136,8 @@ def _receive(intake: fm.Intake) -> Response:
         repo = Resources(s)
         for kind, ident in keys:
             repo.remember(kind, ident, referral["id"], now)
+        for ident in intake.patient_identifiers:
+            repo.remember("patient", ident, patient_id, now)
         repo.save_fact("intake", referral["id"], known)
         _refresh_identifiers(repo, referral["id"], patient_id, now)
         runtime.audit.record(s, principal, "fhir.intake", "Task", resource_id=referral["id"],

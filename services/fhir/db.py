@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     DateTime,
+    Index,
     Integer,
     String,
     UniqueConstraint,
@@ -29,10 +30,14 @@ class ResourceRow(Base):
     """One FHIR resource as the gateway serves it, with the columns searches use."""
 
     __tablename__ = "fhir_resource"
+    # searches are by type, then patient or date (the diary's week, a patient's visits)
+    __table_args__ = (Index("ix_fhir_resource_type_date", "resource_type", "date"),
+                      Index("ix_fhir_resource_type_patient", "resource_type", "patient_id",
+                            "date"))
 
     resource_type: Mapped[str] = mapped_column(String(40), primary_key=True)
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    patient_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    patient_id: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str | None] = mapped_column(String(40))
     date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     code: Mapped[str | None] = mapped_column(String(200))

@@ -82,7 +82,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("fhir_resource", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_fhir_resource_patient_id"), ["patient_id"], unique=False
+            "ix_fhir_resource_type_date", ["resource_type", "date"], unique=False
+        )
+        batch_op.create_index(
+            "ix_fhir_resource_type_patient", ["resource_type", "patient_id", "date"],
+            unique=False,
         )
         batch_op.create_index(batch_op.f("ix_fhir_resource_source_id"), ["source_id"], unique=False)
 
@@ -136,7 +140,8 @@ def downgrade() -> None:
     op.drop_table("inbox")
     with op.batch_alter_table("fhir_resource", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_fhir_resource_source_id"))
-        batch_op.drop_index(batch_op.f("ix_fhir_resource_patient_id"))
+        batch_op.drop_index("ix_fhir_resource_type_patient")
+        batch_op.drop_index("ix_fhir_resource_type_date")
 
     op.drop_table("fhir_resource")
     with op.batch_alter_table("fhir_identifier", schema=None) as batch_op:

@@ -252,6 +252,41 @@ def test_visits_measures_and_the_diary_are_served_searched_and_paged(gateway, fh
     for resource in (visits, page, rest, week2, encounters, phq9, everything, schedule,
                      slots, team, practitioner, later):
         assert_valid(fhir_validator, resource)
+    _read_with_fhirclient(gw, patient_id)
+
+
+def _read_with_fhirclient(gw: Gateway, patient_id: str) -> None:
+    """A real FHIR client (SMART on FHIR's fhirclient) reads Patient, Appointment and
+    Observation from the gateway over HTTP."""
+    import threading
+
+    from fhirclient import client
+    from fhirclient.models.appointment import Appointment
+    from fhirclient.models.observation import Observation
+    from fhirclient.models.patient import Patient
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, gw.fhir.application, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        smart = client.FHIRClient(settings={
+            "app_id": "paincare-tests",
+            "api_base": f"http://127.0.0.1:{server.server_port}/fhir/"})
+        smart.server.session.headers.update(gw.lead)
+        patient = Patient.read(patient_id, smart.server)
+        assert patient.birthDate.isostring == "1958-07-14"
+        assert patient.identifier[0].system == NHS
+        visits = list(Appointment.where(struct={"patient": patient_id})
+                      .perform_resources_iter(smart.server))
+        assert sorted(v.id for v in visits) == ["appt-0", "appt-1", "appt-2"]
+        assert {v.serviceType[0].coding[0].code for v in visits} == {"pain_medicine"}
+        measures = list(Observation.where(struct={"patient": patient_id, "code": "44261-6"})
+                        .perform_resources_iter(smart.server))
+        assert [(o.code.coding[0].system, o.valueInteger) for o in measures] == [(LOINC, 14)]
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
 
 
 def test_a_bare_service_request_with_contained_resources_is_a_referral(gateway,
