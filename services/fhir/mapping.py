@@ -378,6 +378,29 @@ def _fail(path: str, message: str) -> InvalidInput:
     return InvalidInput(f"{path}: {message}", field=path)
 
 
+def _list(value: Any, path: str) -> list[Any]:
+    """An optional array element: absent is empty, anything but an array is refused."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _fail(path, "must be an array")
+    return value
+
+
+def _dict(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _fail(path, "must be a JSON object")
+    return value
+
+
+def _text(value: Any, path: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _fail(path, "must be a string")
+    return value
+
+
 def _identifier(value: Any, path: str) -> dict[str, str] | None:
     if value is None:
         return None
@@ -518,7 +541,7 @@ def from_service_request(resource: Any, *, today: date) -> Intake:
 
 def _human_name(resource: dict[str, Any], path: str) -> str:
     names = resource.get("name")
-    if isinstance(names, str):  # Organization.name
+    if isinstance(names, str) and names.strip():  # Organization.name
         return names.strip()
     if not isinstance(names, list) or not names or not isinstance(names[0], dict):
         raise _fail(f"{path}.name", "is required")
@@ -549,21 +572,24 @@ def _patient(resource: dict[str, Any], path: str) -> tuple[dict[str, Any], list]
     except ValueError:
         raise _fail(f"{path}.birthDate", "is not a real date") from None
     contact: dict[str, Any] = {}
-    for n, t in enumerate(resource.get("telecom") or []):
-        if not isinstance(t, dict):
-            raise _fail(f"{path}.telecom[{n}]", "must be a JSON object")
+    for n, t in enumerate(_list(resource.get("telecom"), f"{path}.telecom")):
+        t = _dict(t, f"{path}.telecom[{n}]")
+        value = _text(t.get("value"), f"{path}.telecom[{n}].value")
         if t.get("system") == "email" and "email" not in contact:
-            contact["email"] = t.get("value")
+            contact["email"] = value
         if t.get("system") in ("phone", "sms") and "phone" not in contact:
-            contact["phone"] = t.get("value")
+            contact["phone"] = value
     out: dict[str, Any] = {"id": patient_id_for(identifiers[0]),
                            "name": _human_name(resource, path), "date_of_birth": dob.isoformat(),
                            "contact": contact,
                            "preferred_channel": "email" if contact.get("email") else "sms"}
-    for comm in resource.get("communication") or []:
-        codings = ((comm or {}).get("language") or {}).get("coding") or []
-        if codings and isinstance(codings[0].get("code"), str):
-            out["language"] = codings[0]["code"][:10]
+    for n, comm in enumerate(_list(resource.get("communication"), f"{path}.communication")):
+        cpath = f"{path}.communication[{n}].language"
+        language = _dict(_dict(comm, f"{path}.communication[{n}]").get("language"), cpath)
+        codings = _list(language.get("coding"), f"{cpath}.coding")
+        code = _dict(codings[0], f"{cpath}.coding[0]").get("code") if codings else None
+        if isinstance(code, str) and code:
+            out["language"] = code[:10]
             break
     return out, identifiers
 
@@ -573,10 +599,8 @@ def condition_from_codes(code: Any, path: str) -> tuple[str, str | None]:
     to our conditions; anything else is 'other', with its text kept as the detail."""
     if not isinstance(code, dict):
         raise _fail(path, "a coded condition (SNOMED CT or ICD-10) or text is required")
-    codings = code.get("coding") or []
-    if not isinstance(codings, list):
-        raise _fail(f"{path}.coding", "must be an array")
-    detail = code.get("text") if isinstance(code.get("text"), str) else None
+    codings = _list(code.get("coding"), f"{path}.coding")
+    detail = _text(code.get("text"), f"{path}.text")
     for n, c in enumerate(codings):
         if not isinstance(c, dict) or not isinstance(c.get("code"), str) or not c["code"]:
             raise _fail(f"{path}.coding[{n}].code", "is required")
@@ -597,7 +621,7 @@ def condition_from_codes(code: Any, path: str) -> tuple[str, str | None]:
             if c["code"] not in CONDITION_DISPLAY:
                 raise _fail(f"{path}.coding[{n}].code", f"{c['code']!r} is not in {system}")
             return c["code"], detail
-        detail = detail or c.get("display")
+        detail = detail or _text(c.get("display"), f"{path}.coding[{n}].display")
     if not codings and not detail:
         raise _fail(path, "a coded condition (SNOMED CT or ICD-10) or text is required")
     return "other", (detail or "coded condition not mapped")[:CONDITION_DETAIL_MAX]
@@ -669,11 +693,11 @@ def _attachments(sr: dict[str, Any], path: str, found: _Resources) -> list[dict[
         if not isinstance(contents, list) or not contents:
             raise _fail(f"{rpath}.content", "is required")
         for m, content in enumerate(contents):
-            att = (content or {}).get("attachment")
+            att = _dict(content, f"{rpath}.content[{m}]").get("attachment")
             apath = f"{rpath}.content[{m}].attachment"
             if not isinstance(att, dict):
                 raise _fail(apath, "is required")
-            url = att.get("url")
+            url = _text(att.get("url"), f"{apath}.url")
             if isinstance(url, str) and url in found.by_ref:
                 binary, bpath = found.resolve({"reference": url}, f"{apath}.url", "Binary")
                 out.append(_binary(binary, bpath, att.get("title")
@@ -719,7 +743,7 @@ def _intake(sr: dict[str, Any], path: str, found: _Resources,
     request_ids = _identifiers(sr, path)
     patient_res, ppath = found.resolve(sr.get("subject"), f"{path}.subject", "Patient")
     patient_body, patient_ids = _patient(patient_res, ppath)
-    reasons = sr.get("reasonReference") or []
+    reasons = _list(sr.get("reasonReference"), f"{path}.reasonReference")
     if reasons:
         cond, cpath = found.resolve(reasons[0], f"{path}.reasonReference[0]", "Condition")
         subject, _ = found.resolve(cond.get("subject"), f"{cpath}.subject", "Patient")
@@ -730,7 +754,7 @@ def _intake(sr: dict[str, Any], path: str, found: _Resources,
     else:
         raise _fail(f"{path}.reasonReference", "a Condition (coded, with its onset) is "
                                                "required")
-    notes = [n.get("text") for n in sr.get("note") or []
+    notes = [n.get("text") for n in _list(sr.get("note"), f"{path}.note")
              if isinstance(n, dict) and isinstance(n.get("text"), str) and n["text"].strip()]
     reason = "\n\n".join(notes) or (detail or CONDITION_DISPLAY[condition])
     body: dict[str, Any] = {
@@ -741,7 +765,7 @@ def _intake(sr: dict[str, Any], path: str, found: _Resources,
     if detail:
         body["condition_detail"] = detail[:CONDITION_DETAIL_MAX]
     if sr.get("priority") is not None:
-        if sr["priority"] not in PRIORITY_FROM_FHIR:
+        if not isinstance(sr["priority"], str) or sr["priority"] not in PRIORITY_FROM_FHIR:
             raise _fail(f"{path}.priority", f"{sr['priority']!r} is not one of routine, "
                                             "urgent, asap, stat")
         body["urgency_requested"] = PRIORITY_FROM_FHIR[sr["priority"]]
