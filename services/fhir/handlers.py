@@ -119,7 +119,7 @@ def on_visit(repo: Resources, event_type: str, p: dict[str, Any], at: datetime) 
 
 def on_provider(repo: Resources, p: dict[str, Any], at: datetime) -> None:
     repo.save_fact("provider", p["provider_id"], p)
-    status = "active" if p.get("active", True) else "inactive"
+    status = "true" if p.get("active", True) else "false"  # searched as active=true|false
     repo.put(fm.practitioner(p), at=at, status=status)
     repo.put(fm.schedule(p), at=at, status=status,
              code=f"{fm.CS_DISCIPLINE}|{p['discipline']}")

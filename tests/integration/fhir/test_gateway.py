@@ -241,6 +241,10 @@ def test_visits_measures_and_the_diary_are_served_searched_and_paged(gateway, fh
     team = gw.get(f"/fhir/CareTeam/{task['id']}")
     assert team["participant"][0]["member"]["reference"] == "Practitioner/prov-okafor"
     practitioner = gw.get("/fhir/Practitioner/prov-okafor")
+    assert gw.get("/fhir/Practitioner?active=true")["total"] == 1
+    assert gw.get("/fhir/Practitioner?active=false")["total"] == 0
+    assert gw.get("/fhir/Schedule?service-type=pain_medicine")["total"] == 1
+    assert gw.get("/fhir/Schedule?service-type=psychology")["total"] == 0
     later = gw.get("/fhir/Appointment?_lastUpdated=ge2000-01-01&_count=1")
     assert later["total"] == 3
 
