@@ -17,7 +17,9 @@ from tests.support.fhir import referral_bundle
 from tests.support.fhir_validator import assert_valid
 from tests.support.processes import running_services
 
-pytestmark = pytest.mark.kafka
+# the validator's JVM starts in this test's setup when it runs alone (a minute or more on
+# a busy machine)
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
 PHQ9 = "http://loinc.org|44261-6"
 
 

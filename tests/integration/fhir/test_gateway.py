@@ -9,11 +9,16 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from shared.events import new_event
 from tests.integration.fhir.conftest import Gateway
 from tests.support.fhir import EMIS_REFERRALS, NHS, bare_service_request, referral_bundle
 from tests.support.fhir_validator import assert_valid
 
+# the first test also waits for the validator's JVM to start (a minute or more on a busy
+# machine): the session's one start is not this test's slowness
+pytestmark = pytest.mark.timeout(900)
 LOINC = "http://loinc.org"
 START = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
