@@ -7,7 +7,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 data="${PG_DATA:-$root/.cache/postgres/data}"
 port="${PG_PORT:-5433}"
 log="$root/.cache/postgres/postgres.log"
-databases=(referrals scheduling notes notifier dashboard paincare_test)
+databases=(referrals scheduling notes notifier dashboard fhir paincare_test)
 
 bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 

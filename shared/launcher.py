@@ -16,7 +16,7 @@ import requests
 from shared.config import ROOT
 
 PORTS = {"referrals": 8001, "scheduling": 8002, "notes": 8003, "notifier": 8004,
-         "dashboard": 8005, "console": 8006}
+         "dashboard": 8005, "console": 8006, "fhir": 8007}
 PYTHON = str(ROOT / ".venv/bin/python") if (ROOT / ".venv/bin/python").exists() \
     else sys.executable
 

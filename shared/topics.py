@@ -9,7 +9,7 @@ SYSTEM = "system.events"
 
 EVENT_TOPICS = (REFERRALS, SCHEDULING, NOTES, NOTIFICATIONS, SYSTEM)
 
-SERVICES = ("referrals", "scheduling", "notes", "notifier", "dashboard")
+SERVICES = ("referrals", "scheduling", "notes", "notifier", "dashboard", "fhir")
 
 
 def dead_letter(service: str) -> str:

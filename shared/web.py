@@ -4,6 +4,7 @@ authentication, request/correlation ids, health, readiness, metrics and API docs
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -111,7 +112,10 @@ def create_service_app(settings: Settings, *, title: str, description: str,
     """The app every service builds on; the service adds its blueprints and extensions."""
     logs.configure(settings.service, settings.log_level)
     settings.check_key_source()  # fail closed: no key source outside development
-    app = Flask(settings.service)
+    # root_path as Flask finds it for a name that is not a module (the working directory),
+    # said outright: a service named like an installed namespace package ("fhir") would
+    # otherwise make Flask refuse to start
+    app = Flask(settings.service, root_path=os.getcwd())
     app.config.update(
         API_TITLE=title,
         API_VERSION="1.0",

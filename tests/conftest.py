@@ -92,3 +92,16 @@ def settings_for(database_url: str) -> Callable[..., Settings]:
         return Settings.for_service(service, **base)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def fhir_validator() -> Iterator[object]:
+    """The HAPI FHIR reference validator, one JVM for the session (its start is reported
+    at the end of the run)."""
+    from tests.support.fhir_validator import FhirValidator
+
+    validator = FhirValidator()
+    yield validator
+    validator.close()
+    print(f"\nFHIR validator: build/fetch {validator.build_seconds:.1f}s, "
+          f"JVM start and warm-up {validator.start_seconds:.1f}s")

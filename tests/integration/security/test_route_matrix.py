@@ -138,13 +138,26 @@ def _call(client, route: Route, path: str, headers: dict[str, str]):  # type: ig
     return client.open(path, method=route.method, **kw)
 
 
+def _outcome(resp) -> str | None:  # type: ignore[no-untyped-def]
+    """The FHIR gateway answers its errors as a FHIR OperationOutcome (what FHIR clients
+    read) made from the same problem: the issues' diagnostics, or None."""
+    body = resp.get_json(silent=True) if resp.mimetype == "application/fhir+json" else None
+    if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome" \
+            and body.get("issue"):
+        return " ".join(str(i.get("diagnostics", "")) for i in body["issue"])
+    return None
+
+
 def _role_refusal(resp) -> bool:  # type: ignore[no-untyped-def]
     """shared.auth.Principal.require's refusal: the role itself is not allowed."""
     body = resp.get_json(silent=True) or {}
-    return resp.status_code == 403 and "needs one of" in str(body.get("detail", ""))
+    detail = str(body.get("detail", "")) if resp.mimetype == PROBLEM else _outcome(resp)
+    return resp.status_code == 403 and "needs one of" in str(detail)
 
 
 def _is_problem(resp) -> bool:  # type: ignore[no-untyped-def]
+    if _outcome(resp) is not None:
+        return True
     return resp.mimetype == PROBLEM and isinstance(resp.get_json(silent=True), dict) \
         and resp.get_json()["status"] == resp.status_code
 

@@ -70,8 +70,15 @@ def has_database(service: str) -> bool:
     return not service_exists(service) or (ROOT / "services" / service / "wiring.py").exists()
 
 
-# Services that read the other services' web APIs (and so may reach their web ports).
-API_CLIENTS = ("dashboard", "console")
+# Services that read other services' web APIs (and so may reach their web ports), and
+# whose: the dashboard probes every service; the console works over the clinic's four
+# APIs; the FHIR gateway hands referrals to the referrals API.
+API_READS: dict[str, tuple[str, ...]] = {
+    "dashboard": tuple(s for s in topics.SERVICES if s != "dashboard"),
+    "console": ("referrals", "scheduling", "notes", "notifier"),
+    "fhir": ("referrals",),
+}
+API_CLIENTS = tuple(API_READS)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from urllib.parse import urlparse
 
 import pytest
 
-from shared import topics
 from tests.unit.deploy import support
 
 INFRA = {"kafka", "postgres", "mailpit", "migrate"}
@@ -137,7 +136,7 @@ def test_mail_goes_to_the_local_catcher() -> None:
 @pytest.mark.parametrize("client", [s for s in support.API_CLIENTS
                                     if s in support.services()])
 def test_api_clients_reach_every_other_service_by_its_compose_name(client: str) -> None:
-    others = [s for s in topics.SERVICES if s not in support.API_CLIENTS]
+    others = support.API_READS[client]
     for role in support.roles(client):
         env = _env(f"{client}-{role}")
         for other in others:

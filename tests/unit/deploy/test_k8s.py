@@ -302,7 +302,7 @@ def test_every_variable_the_code_reads_is_set(overlay: Path, service: str) -> No
         assert not gaps, f"{overlay.name}: {service}-{role} lacks {gaps}"
     if service in support.API_CLIENTS:  # it reads the other services' APIs (their Services)
         c = r.container("Deployment", f"{service}-web")
-        for other in (s for s in topics.SERVICES if s not in support.API_CLIENTS):
+        for other in support.API_READS[service]:
             url = r.env_value(c, f"{other.upper()}_URL")
             assert url == f"http://{other}-web:{support.port(other)}"
             r.get("Service", f"{other}-web")
@@ -404,7 +404,7 @@ def test_each_service_reaches_only_kafka_and_its_own_database(overlay: Path,
                 assert not allowed(r, "Egress", pod, worker, support.port(other))
             web_ok = allowed(r, "Egress", pod, r.pod_labels("Deployment", f"{other}-web"),
                              support.port(other))
-            expected = service in support.API_CLIENTS and other not in support.API_CLIENTS
+            expected = other in support.API_READS.get(service, ())
             assert web_ok == expected, f"{service} -> {other}-web"
     if own_db is None:
         return

@@ -1,0 +1,167 @@
+"""Events in: each clinic event rebuilds the FHIR resources it touches, inside the inbox's
+transaction (so a redelivery changes nothing: an unchanged resource keeps its version)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from functools import partial
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from services.fhir import mapping as fm
+from services.fhir.db import Resources
+from shared.events import Envelope
+from shared.kafka import Subscription
+from shared.topics import NOTES, REFERRALS, SCHEDULING
+
+SUBSCRIPTION = "fhir-read-model"
+
+
+def _at(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def _day(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    return datetime.fromisoformat(str(value) + "T00:00:00+00:00") if isinstance(
+        value, str | date) and len(str(value)) == 10 else _at(value)
+
+
+def referral_resources(repo: Resources, referral: dict[str, Any], at: datetime) -> None:
+    """ServiceRequest and Task from the referral's facts (and its referrer's identifiers)."""
+    ids = repo.identifiers_of("service_request", referral["id"])
+    patient = fm.fhir_id(referral["patient_id"])
+    sr = fm.service_request(referral, ids)
+    repo.put(sr, at=at, patient_id=patient, status=sr["status"],
+             date=_at(referral["received_at"]), source_id=referral["id"])
+    task = fm.task(referral, ids)
+    repo.put(task, at=at, patient_id=patient, status=task["status"],
+             date=_at(referral["received_at"]), source_id=referral["id"],
+             code=f"{fm.CS_REFERRAL_STATUS}|{referral['status']}")
+
+
+def patient_resource(repo: Resources, contact: dict[str, Any], at: datetime) -> None:
+    ids = repo.identifiers_of("patient", contact["patient_id"])
+    body = fm.patient(contact, ids)
+    repo.put(body, at=at, patient_id=body["id"], date=_day(contact.get("date_of_birth")))
+
+
+def on_referral_received(repo: Resources, p: dict[str, Any], at: datetime) -> None:
+    contact = p["patient"]
+    repo.save_fact("patient", contact["patient_id"], contact)
+    patient_resource(repo, contact, at)
+    referral = repo.fact("referral", p["referral_id"]) or {}
+    referral.update({
+        "id": p["referral_id"], "patient_id": contact["patient_id"],
+        "referrer": p["referrer"], "condition": p["condition"],
+        "received_at": p["received_at"], "urgency_requested": p.get("urgency_requested"),
+    })
+    referral.setdefault("status", "received")
+    referral.setdefault("updated_at", p["received_at"])
+    if p.get("due_by") and not referral.get("due_by"):
+        referral["due_by"] = p["due_by"]
+    repo.save_fact("referral", p["referral_id"], referral)
+    referral_resources(repo, referral, at)
+
+
+def on_status_changed(repo: Resources, p: dict[str, Any], at: datetime) -> None:
+    referral = repo.fact("referral", p["referral_id"]) or {
+        "id": p["referral_id"], "patient_id": p["patient_id"], "referrer": {},
+        "received_at": p["received_at"]}
+    referral.update({"status": p["to_status"], "condition": p["condition"],
+                     "updated_at": p["at"]})
+    if p.get("priority"):
+        referral["priority"] = p["priority"]
+    if p.get("due_by"):
+        referral["due_by"] = p["due_by"]
+    repo.save_fact("referral", p["referral_id"], referral)
+    referral_resources(repo, referral, at)
+    team = repo.fact("care_team", p["referral_id"])
+    if team is not None:
+        _care_team(repo, p["referral_id"], team, at)
+
+
+def _care_team(repo: Resources, referral_id: str, team: dict[str, Any], at: datetime) -> None:
+    referral = repo.fact("referral", referral_id) or {}
+    active = referral.get("status") not in ("discharged", "rejected", "cancelled")
+    body = fm.care_team(referral_id, team["patient_id"], team["members"], active)
+    repo.put(body, at=at, patient_id=fm.fhir_id(team["patient_id"]), status=body["status"],
+             source_id=referral_id)
+
+
+def on_visit(repo: Resources, event_type: str, p: dict[str, Any], at: datetime) -> None:
+    status = fm.APPOINTMENT_STATUS[event_type]
+    body = fm.appointment(p, status)
+    patient = fm.fhir_id(p["patient_id"])
+    repo.put(body, at=at, patient_id=patient, status=status, date=_at(p["start"]),
+             source_id=p.get("referral_id"))
+    if status == "cancelled":
+        repo.delete("Slot", body["id"])
+    else:
+        slot = fm.busy_slot(p)
+        repo.put(slot, at=at, status="busy", date=_at(p["start"]),
+                 code=f"Schedule|{fm.fhir_id(p['provider_id'])}")
+    if status == "fulfilled":
+        enc = fm.encounter(p)
+        repo.put(enc, at=at, patient_id=patient, status="finished", date=_at(p["start"]),
+                 source_id=p.get("referral_id"))
+    if p.get("referral_id") and status != "cancelled":
+        team = repo.fact("care_team", p["referral_id"]) or {
+            "patient_id": p["patient_id"], "members": {}}
+        team["members"] = {**team["members"], p["provider_id"]: {
+            "discipline": p["discipline"], "name": p.get("provider_name", "")}}
+        repo.save_fact("care_team", p["referral_id"], team)
+        _care_team(repo, p["referral_id"], team, at)
+
+
+def on_provider(repo: Resources, p: dict[str, Any], at: datetime) -> None:
+    repo.save_fact("provider", p["provider_id"], p)
+    status = "true" if p.get("active", True) else "false"  # searched as active=true|false
+    repo.put(fm.practitioner(p), at=at, status=status)
+    repo.put(fm.schedule(p), at=at, status=status,
+             code=f"{fm.CS_DISCIPLINE}|{p['discipline']}")
+
+
+def on_note_signed(repo: Resources, p: dict[str, Any], at: datetime) -> None:
+    for measure, value in sorted((p.get("measures") or {}).items()):
+        if measure not in fm.MEASURE_CODES:
+            continue
+        body = fm.observation(p, measure, value)
+        system, code, _ = fm.MEASURE_CODES[measure]
+        repo.put(body, at=at, patient_id=fm.fhir_id(p["patient_id"]), status="final",
+                 date=_at(p["signed_at"]), code=f"{system}|{code}", source_id=p["note_id"])
+
+
+def on_note_entered_in_error(repo: Resources, p: dict[str, Any], at: datetime) -> None:
+    for row in repo.by_source("Observation", p["note_id"]):
+        body = dict(row.body)
+        body["status"] = "entered-in-error"
+        repo.put(body, at=at, patient_id=row.patient_id, status="entered-in-error",
+                 date=row.date, code=row.code, source_id=row.source_id)
+
+
+def _visit(event_type: str, repo: Resources, p: dict[str, Any], at: datetime) -> None:
+    on_visit(repo, event_type, p, at)
+
+
+Apply = Callable[[Resources, dict[str, Any], datetime], None]
+APPLIERS: dict[str, Apply] = {
+    "referral.received": on_referral_received,
+    "referral.status_changed": on_status_changed,
+    "provider.registered": on_provider,
+    "note.signed": on_note_signed,
+    "note.entered_in_error": on_note_entered_in_error,
+    **{t: partial(_visit, t) for t in fm.APPOINTMENT_STATUS},
+}
+
+
+def handle(session: Session, envelope: Envelope) -> None:
+    APPLIERS[envelope.type](Resources(session), envelope.payload, envelope.occurred_at)
+
+
+def read_model_subscription() -> Subscription:
+    return Subscription(SUBSCRIPTION, (REFERRALS, SCHEDULING, NOTES),
+                        dict.fromkeys(APPLIERS, handle))
