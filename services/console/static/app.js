@@ -1149,7 +1149,10 @@ const instrument = (code) => (catalogue || []).find((i) => i.code === code);
 const scoreDef = (code) => (catalogue || []).flatMap((i) => i.scores || []).find((s) => s.code === code);
 function shadedBands(code, names) {
   // [lower, upper] of the named bands of a score, as the catalogue says them.
-  return (scoreDef(code)?.bands || []).filter((b) => names.includes(b.name)).map((b) => [b.lower, b.upper, b.name]);
+  // Whole-number bands (15-19, 20-27) are drawn edge to edge, up to the next one's start.
+  const all = scoreDef(code)?.bands || [];
+  return all.map((b, i) => [b.lower, all[i + 1] && all[i + 1].lower > b.upper ? all[i + 1].lower : b.upper, b.name])
+    .filter(([, , name]) => names.includes(name));
 }
 
 // ------------------------------------------------------------------ safety alerts
