@@ -3,7 +3,7 @@ the notifier running as in production on real Kafka: an admin puts a clinician o
 duty rota, a care-team psychologist sees the PHQ-9's question texts, records item 9 = 2
 and sees the red banner; the duty clinician sees it on their home page with the urgent
 message at the top of their feed; the psychologist acknowledges it (the error beside its
-field first) and the banner goes, leaving the close step."""
+field first) and the banner goes; then closes it."""
 
 from __future__ import annotations
 
@@ -133,12 +133,21 @@ def test_a_positive_item_9_is_a_red_banner_until_acknowledged(
             expect(page.locator("#patient-safety .safety-banner")).to_have_count(0)
             expect(page.locator("#patient-safety .safety-acknowledged")).to_contain_text(
                 "Risk assessment")
+            expect(page.locator("#timeline .note .badge.warning").filter(
+                has_text="safety alert")).to_contain_text("acknowledged")
             shot(page, "safety-acknowledged")
+            # then closed with a reason: nothing of it is left on the page
+            close = page.locator("#patient-safety form.close-form")
+            close.locator("select").select_option("risk_managed")
+            close.locator("button").click()
+            expect(page.locator("#notice")).to_have_text("Safety alert closed.")
+            expect(page.locator("#patient-safety section")).to_have_count(0)
             alerts = requests.get(f"{notes}/safety-alerts?patient_id={PATIENT}", timeout=10,
                                   headers=bearer(settings, "specialist", psychologist["id"],
                                                  provider_id=psychologist["id"],
                                                  discipline="psychology")).json()
-            assert [a["status"] for a in alerts] == ["acknowledged"]
+            assert [a["status"] for a in alerts] == ["closed"]
+            assert alerts[0]["closed_reason"] == "risk_managed"
             assert alerts[0]["acknowledged_action"] == "risk_assessment"
         finally:
             browser.close()

@@ -1272,7 +1272,7 @@ function feedList(feed) {
   if (!feed) return "";
   const urgentFirst = [...feed].sort((a, b) => (rankOf(a) - rankOf(b)));
   return `<details class="card feed" ${feed.some((i) => rankOf(i) === 0) ? "open" : ""}><summary>
-    <span aria-hidden="true">🔔</span> Messages (${feed.length}${feed.some((i) => rankOf(i) === 0) ? `, ${feed.filter((i) => rankOf(i) === 0).length} urgent` : ""})</summary>
+    <svg class="bell" viewBox="0 0 24 24" aria-hidden="true"><path d="M12 22a2.5 2.5 0 0 0 2.4-2h-4.8a2.5 2.5 0 0 0 2.4 2zm7-6V11a7 7 0 0 0-5.5-6.8V3.5a1.5 1.5 0 0 0-3 0v.7A7 7 0 0 0 5 11v5l-2 2v1h18v-1z"/></svg> Messages (${feed.length}${feed.some((i) => rankOf(i) === 0) ? `, ${feed.filter((i) => rankOf(i) === 0).length} urgent` : ""})</summary>
     ${feed.length ? `<ul id="feed">${urgentFirst.map((i) => `<li class="feed-item ${rankOf(i) === 0 ? "urgent" : ""}">
       ${rankOf(i) === 0 ? '<span class="badge urgent">urgent</span> ' : ""}<b>${esc(i.subject)}</b>
       <span class="small muted">${esc(dateTimeText(i.sent_at))}${i.acknowledged_at ? " · acknowledged" : ""}</span>
@@ -1295,7 +1295,8 @@ async function patientSafety(patientId) {
   if (location.hash !== here || !$("#patient-safety")) return;
   const live = alerts.filter((a) => a.status !== "closed").sort((a, b) => (a.status === "open" ? 0 : 1) - (b.status === "open" ? 0 : 1));
   box.innerHTML = live.map((a) => alertCard(a)).join("");
-  wireAlertForms(box, () => patientSafety(patientId));
+  // the whole page again: each note's alert badge changes with the alert
+  wireAlertForms(box, () => pagePatient(patientId));
 }
 
 // ------------------------------------------------------------------ admin: the duty rota
