@@ -7,6 +7,7 @@ field first) and the banner goes; then closes it."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -149,5 +150,67 @@ def test_a_positive_item_9_is_a_red_banner_until_acknowledged(
             assert [a["status"] for a in alerts] == ["closed"]
             assert alerts[0]["closed_reason"] == "risk_managed"
             assert alerts[0]["acknowledged_action"] == "risk_assessment"
+        finally:
+            browser.close()
+
+
+def test_a_referral_at_breach_risk_is_marked_on_the_queue_and_its_page(
+        new_database_url, topic_prefix, kafka_bootstrap, tmp_path):
+    """The referrals worker warns of a triaged referral due soon (a warning window wide
+    enough to cover the demo's due dates); the scheduler's queue marks it, the filter
+    shows it alone, and its page says why, the due date and that no first visit is booked."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from services.referrals import demo as referrals_demo
+    from tests.support.processes import running_services
+
+    settings = Settings.for_service("tests", topic_prefix=topic_prefix,
+                                    kafka_bootstrap=kafka_bootstrap)
+    logs = tmp_path / "logs"
+    with running_services(["referrals"], database_url=new_database_url,
+                          topic_prefix=topic_prefix, log_dir=logs, web_workers=1,
+                          extra_env={"REFERRAL_BREACH_WARNING_DAYS": "3650",
+                                     "REFERRAL_BREACH_SWEEP_SECONDS": "0.5"}) as clinic, \
+            running_services(["console"], database_url=new_database_url,
+                             topic_prefix=topic_prefix, log_dir=logs, web_workers=1,
+                             extra_env={"REFERRALS_URL": clinic["referrals"].url,
+                                        "CONSOLE_LOCAL_SIGNIN": "true"}) as front, \
+            sync_playwright() as p:
+        referrals, url = clinic["referrals"].url, front["console"].url
+        scheduler = bearer(settings, "scheduler")
+        referral_id = referrals_demo.seed(referrals, scheduler)[0]
+        lead = bearer(settings, "specialist", "pm-lead", discipline="pain_medicine")
+        triaged = requests.post(f"{referrals}/referrals/{referral_id}/triage", headers=lead,
+                                timeout=10, json={"priority": "soon", "pathway": [
+                                    {"discipline": "pain_medicine", "visit_minutes": 60,
+                                     "sessions": 1, "interval_days": 0}]})
+        assert triaged.status_code == 200, triaged.text
+        seen = wait_for(lambda: (r := requests.get(f"{referrals}/referrals/{referral_id}",
+                                                   headers=scheduler, timeout=10).json())
+                        ["at_breach_risk"] and r, timeout=60, what="the breach-risk warning")
+        name = seen["patient"]["name"]
+
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            sign_in(page, url, "Scheduler (local)")
+            rows = page.locator("#queue tbody tr")
+            expect(rows).to_have_count(7, timeout=15000)
+            marked = page.locator("#queue tbody tr.at-breach-risk")
+            expect(marked).to_have_count(1)
+            expect(marked).to_contain_text(name)
+            expect(marked.locator(".badge.breach")).to_have_text("breach risk")
+            shot(page, "queue-breach-risk")
+            page.check("#only-at-risk")
+            expect(page).to_have_url(re.compile(r"#/queue/at-risk$"))
+            expect(rows).to_have_count(1)
+            expect(rows.first).to_contain_text(name)
+            rows.first.get_by_role("link", name=name).click()
+            risk = page.locator("dd.breach-risk")
+            expect(risk).to_contain_text("not yet scheduled")
+            expect(risk).to_contain_text("first visit not booked yet")
+            expect(page.get_by_role("heading", name=re.compile(name))).to_contain_text(
+                "breach risk")
+            shot(page, "referral-breach-risk")
         finally:
             browser.close()

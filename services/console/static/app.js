@@ -284,7 +284,7 @@ async function pageQueue(atRisk) {
     <p class="muted">${rows.length} referrals ${atRisk ? "at breach risk" : "waiting"}: urgent first, then the longest waiting.
       ${late ? `<span class="badge late">${late} past target</span>` : ""}
       ${risky ? `<span class="badge breach">${risky} at breach risk</span>` : ""}</p>
-    <p class="inline-check"><label><input type="checkbox" id="only-at-risk" ${atRisk ? "checked" : ""}> Only referrals at breach risk
+    <p><label class="inline-check"><input type="checkbox" id="only-at-risk" ${atRisk ? "checked" : ""}> Only referrals at breach risk
       (likely to miss their due date)</label></p>
     <div class="table-wrap"><table id="queue"><thead><tr><th>Priority</th><th>Patient</th><th>Condition</th>
       <th class="hide-narrow">Referrer</th><th>Waiting</th><th>Target date</th><th>Next step</th></tr></thead><tbody>
