@@ -1247,12 +1247,14 @@ function wireAlertForms(box, after) {
 async function homeSafety(here) {
   // The red banner on a care-team member's or the duty clinician's home page, and their
   // in-app feed with urgent items first.
-  if (!canSeeAlerts()) return;
+  // Schedulers see their (the schedulers') feed only: alerts carry clinical detail.
+  if (!me || !["specialist", "scheduler"].includes(me.role)) return;
   const box = $("#home-safety");
   if (!box) return;
+  const alerts = canSeeAlerts();
   const [open, acked, feed] = await Promise.all([
-    api("GET", "notes", "/safety-alerts/mine").catch(() => []),
-    api("GET", "notes", "/safety-alerts?status=acknowledged&limit=20").catch(() => []),
+    alerts ? api("GET", "notes", "/safety-alerts/mine").catch(() => []) : [],
+    alerts ? api("GET", "notes", "/safety-alerts?status=acknowledged&limit=20").catch(() => []) : [],
     api("GET", "notifier", "/my/feed?limit=8").catch(() => null),
     ensureNames(),
   ]);
