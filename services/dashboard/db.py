@@ -99,12 +99,25 @@ breach_risks = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+safety_alerts = Table(
+    "dash_safety_alerts", Base.metadata,
+    Column("alert_id", String(64), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("raised_at", DateTime(timezone=True), nullable=True),
+    Column("escalations", Integer, nullable=False),
+    Column("acknowledged_at", DateTime(timezone=True), nullable=True),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 TABLES: dict[type, Table] = {
     domain.Referral: referrals, domain.Appointment: appointments,
     domain.Provider: providers, domain.Capacity: capacities,
     domain.Notification: notifications, domain.BreachRisk: breach_risks,
+    domain.SafetyAlert: safety_alerts,
 }
-_DATETIMES = {"received_at", "updated_at", "start", "end", "first_visit_at", "detected_at"}
+_DATETIMES = {"received_at", "updated_at", "start", "end", "first_visit_at", "detected_at",
+              "raised_at", "acknowledged_at", "closed_at"}
 
 
 def _record(kind: type, row: Any) -> Any:

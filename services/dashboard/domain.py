@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -37,7 +37,14 @@ REFERRAL_EVENTS = ("referral.received", "referral.status_changed", "referral.bre
 SCHEDULING_EVENTS = (*APPOINTMENT_STATUS, "itinerary.booked", "provider.registered",
                      "provider.capacity_changed")
 NOTIFICATION_EVENTS = ("notification.sent", "notification.failed")
-EVENT_TYPES = REFERRAL_EVENTS + SCHEDULING_EVENTS + NOTIFICATION_EVENTS
+SAFETY_ALERT_EVENTS = ("patient.safety_alert", "patient.safety_alert_escalated",
+                       "patient.safety_alert_acknowledged", "patient.safety_alert_closed")
+EVENT_TYPES = REFERRAL_EVENTS + SCHEDULING_EVENTS + NOTIFICATION_EVENTS + SAFETY_ALERT_EVENTS
+
+# A safety alert's life only moves forward: a late or replayed earlier step never
+# reopens an acknowledged or closed alert.
+ALERT_OPEN, ALERT_ACKNOWLEDGED, ALERT_CLOSED = "open", "acknowledged", "closed"
+_ALERT_RANK = {ALERT_OPEN: 0, ALERT_ACKNOWLEDGED: 1, ALERT_CLOSED: 2}
 
 
 def as_utc(value: datetime | str) -> datetime:
@@ -124,7 +131,23 @@ class BreachRisk:
     updated_at: datetime
 
 
-Record = Referral | Appointment | Provider | Capacity | Notification | BreachRisk
+@dataclass(frozen=True)
+class SafetyAlert:
+    """Where a safety alert is in its life, and since when: the alert's id, times and
+    counts only. No patient, note, measure, severity or text: the dashboard is for
+    running the clinic (are alerts being answered?), not for reading clinical detail."""
+
+    alert_id: str
+    status: str
+    raised_at: datetime | None  # None only if its raise was never seen (a late join)
+    escalations: int
+    acknowledged_at: datetime | None
+    closed_at: datetime | None
+    updated_at: datetime
+
+
+Record = (Referral | Appointment | Provider | Capacity | Notification | BreachRisk
+          | SafetyAlert)
 Lookup = Callable[[type, str], Any]
 
 
@@ -183,6 +206,9 @@ def changes(event_type: str, payload: Mapping[str, Any], occurred_at: datetime,
         if not _newer(lookup(Capacity, payload["provider_id"]), at):
             return []
         return [capacity_of(payload, at)]
+    if event_type in SAFETY_ALERT_EVENTS:
+        return [safety_alert_after(event_type, payload,
+                                   lookup(SafetyAlert, payload["alert_id"]), at)]
     if event_type in NOTIFICATION_EVENTS:
         if not _newer(lookup(Notification, payload["notification_id"]), at):
             return []
@@ -190,6 +216,54 @@ def changes(event_type: str, payload: Mapping[str, Any], occurred_at: datetime,
         return [Notification(payload["notification_id"], outcome, payload["channel"],
                              payload["event_type"], payload.get("reason", ""), at)]
     return []
+
+
+def safety_alert_after(event_type: str, payload: Mapping[str, Any],
+                       current: SafetyAlert | None, at: datetime) -> SafetyAlert:
+    """An alert's record after one of its events (v1 and v2 raises alike). Steps arrive
+    in order on the patient's key, but a replay or a rebuild may repeat one: the status
+    never goes back, the first raise time and the highest escalation count stand."""
+    alert = current or SafetyAlert(payload["alert_id"], ALERT_OPEN, None, 0, None, None, at)
+    status = alert.status
+    changed: dict[str, Any] = {}
+    if event_type == "patient.safety_alert":
+        raised = as_utc(payload["raised_at"])
+        if alert.raised_at is None or raised < alert.raised_at:
+            changed["raised_at"] = raised
+    elif event_type == "patient.safety_alert_escalated":
+        changed["escalations"] = max(alert.escalations, int(payload["escalation"]))
+        if alert.raised_at is None:
+            changed["raised_at"] = as_utc(payload["raised_at"])
+    elif event_type == "patient.safety_alert_acknowledged":
+        changed["acknowledged_at"] = alert.acknowledged_at or as_utc(payload["acknowledged_at"])
+        status = ALERT_ACKNOWLEDGED
+    else:  # patient.safety_alert_closed
+        changed["closed_at"] = alert.closed_at or as_utc(payload["closed_at"])
+        status = ALERT_CLOSED
+    if _ALERT_RANK[status] > _ALERT_RANK[alert.status]:
+        changed["status"] = status
+    return replace(alert, **changed, updated_at=max(alert.updated_at, at))
+
+
+def safety_alert_figures(snap: Snapshot, now: datetime) -> dict[str, Any]:
+    """Open (unacknowledged) alerts and how long the oldest has waited; those
+    acknowledged and not yet closed. Counts and ages only."""
+    waiting = sorted((a for a in snap.safety_alerts.values()
+                      if a.status == ALERT_OPEN and a.raised_at is not None),
+                     key=lambda a: a.raised_at or now)
+    unknown = sum(1 for a in snap.safety_alerts.values()
+                  if a.status == ALERT_OPEN and a.raised_at is None)
+    oldest = waiting[0].raised_at if waiting else None
+    return {
+        "open": len(waiting) + unknown,
+        "open_escalated": sum(1 for a in waiting if a.escalations > 0),
+        "oldest_open_raised_at": oldest.isoformat() if oldest else None,
+        "oldest_open_minutes": (max(0, int((now - oldest).total_seconds() // 60))
+                                if oldest else None),
+        "acknowledged_not_closed": sum(1 for a in snap.safety_alerts.values()
+                                       if a.status == ALERT_ACKNOWLEDGED),
+        "closed": sum(1 for a in snap.safety_alerts.values() if a.status == ALERT_CLOSED),
+    }
 
 
 def capacity_of(payload: Mapping[str, Any], at: datetime) -> Capacity:
@@ -242,11 +316,13 @@ class Snapshot:
     capacities: dict[str, Capacity] = field(default_factory=dict)
     notifications: dict[str, Notification] = field(default_factory=dict)
     breach_risks: dict[str, BreachRisk] = field(default_factory=dict)
+    safety_alerts: dict[str, SafetyAlert] = field(default_factory=dict)
 
     def _table(self, kind: type) -> dict[str, Any]:
         return {Referral: self.referrals, Appointment: self.appointments,
                 Provider: self.providers, Capacity: self.capacities,
-                Notification: self.notifications, BreachRisk: self.breach_risks}[kind]
+                Notification: self.notifications, BreachRisk: self.breach_risks,
+                SafetyAlert: self.safety_alerts}[kind]
 
     def lookup(self, kind: type, key: str) -> Any:
         return self._table(kind).get(key)
@@ -273,6 +349,8 @@ def _key(record: Record) -> str:
         return record.appointment_id
     if isinstance(record, Provider | Capacity):
         return record.provider_id
+    if isinstance(record, SafetyAlert):
+        return record.alert_id
     return record.notification_id
 
 
@@ -372,6 +450,7 @@ def clinic_figures(snap: Snapshot, *, now: datetime, tz: ZoneInfo,
     return {
         "as_of": now.isoformat(),
         "today": today.isoformat(),
+        "safety_alerts": safety_alert_figures(snap, now),
         "breach_risk": {
             "count": len(at_risk),
             "referrals": [{"referral_id": r.referral_id, "due_by": r.due_by.isoformat(),

@@ -248,6 +248,8 @@ def _walk_the_clinic(p, expect, settings, clinic, url: str) -> None:
         expect(page.locator("#queue tbody tr")).to_have_count(6)  # Sofia Marin is booked
         shot(page, "queue-tablet")
         page.keyboard.press("Tab")  # the page moves focus to its content on every route
+        expect(page.locator("#only-at-risk")).to_be_focused()  # the breach-risk filter
+        page.keyboard.press("Tab")
         expect(page.locator("#queue a").first).to_be_focused()
         page.keyboard.press("Enter")
         expect(page.get_by_role("heading", name=re.compile("Daniel Brooks"))).to_be_visible()

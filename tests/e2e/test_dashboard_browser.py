@@ -4,7 +4,7 @@ live figures, and they change when the clinic's events arrive."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,7 +13,14 @@ from shared.config import ROOT, Settings
 from tests.support.browser import launch_chromium, needs_chromium
 from tests.support.clinic import token
 from tests.support.processes import free_port, running_services
-from tests.unit.dashboard.stories import a_clinic_week, notified, publish, received
+from tests.unit.dashboard.stories import (
+    a_clinic_week,
+    alert_acknowledged,
+    alert_raised,
+    notified,
+    publish,
+    received,
+)
 
 ARTIFACTS = ROOT / "artifacts"
 
@@ -27,7 +34,11 @@ def test_an_admin_watches_the_clinic_live(new_database_url, topic_prefix, kafka_
     settings = Settings.for_service("tests", topic_prefix=topic_prefix,
                                     kafka_bootstrap=kafka_bootstrap)
     now = datetime.now(UTC)
-    publish(settings, a_clinic_week(now))
+    publish(settings, [*a_clinic_week(now),
+                       # notes' safety alerts: one waiting 45 minutes, one acknowledged
+                       alert_raised("sa-1", at=now - timedelta(minutes=45)),
+                       alert_raised("sa-2", at=now - timedelta(minutes=90)),
+                       alert_acknowledged("sa-2", at=now - timedelta(minutes=80))])
     logs = tmp_path / "logs"
     with running_services(["referrals"], database_url=new_database_url,
                           topic_prefix=topic_prefix, log_dir=logs, web_workers=1) as first, \
@@ -57,6 +68,11 @@ def test_an_admin_watches_the_clinic_live(new_database_url, topic_prefix, kafka_
             expect(page.locator("#breach-risks tr.breach")).to_have_count(1)
             expect(page.locator("#breach-risks tr.breach")).to_contain_text(
                 "not scheduled, due soon")
+            expect(page.locator("#kpi-safety-open")).to_have_text("1")
+            expect(page.locator("#kpi-safety-oldest")).to_contain_text("min")
+            expect(page.locator("#kpi-alerts-box")).to_have_class("kpi alarm")
+            expect(page.locator("#safety-note")).to_contain_text("1 acknowledged")
+            assert "p-sa-1" not in page.content()  # no patient on the ops page
             assert "token=" not in page.url  # kept in sessionStorage, not in history
             expect(page.locator('.svc[data-service="referrals"]')).to_have_class(
                 "svc ready", timeout=15000)

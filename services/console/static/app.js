@@ -147,6 +147,7 @@ function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
   sessionStorage.removeItem(WHO_KEY);
   me = null;
+  catalogue = null;
   renderChrome();
   location.hash = "#/signin";
   if (message) notice(message);
@@ -297,6 +298,7 @@ function renderChrome() {
   links.push(["#/diary", me.role === "specialist" ? "My diary" : "Diaries"]);
   if (me.role !== "specialist") links.push(["#/waitlist", "Waitlist"]);
   if (canRecord()) links.push(["#/intake", "New referral"]);
+  if (me.role === "admin") links.push(["#/rota", "Duty rota"]);
   nav.innerHTML = links.map(([href, text]) => `<a href="${href}">${text}</a>`).join("");
   const current = location.hash.split("/").slice(0, 2).join("/");
   $$("a", nav).forEach((a) => { if (a.getAttribute("href") === current) a.setAttribute("aria-current", "page"); });
@@ -306,7 +308,8 @@ function go(hash) { if (location.hash === hash) route(); else location.hash = ha
 
 const ROUTES = [
   [/^#\/signin$/, pageSignIn],
-  [/^#\/queue$/, pageQueue],
+  [/^#\/queue(?:\/(at-risk))?$/, pageQueue],
+  [/^#\/rota$/, pageRota],
   [/^#\/intake$/, pageIntake],
   [/^#\/referral\/([\w-]+)$/, pageReferral],
   [/^#\/itinerary\/([\w-]+)$/, pageItinerary],
@@ -343,12 +346,13 @@ async function route() {
 }
 
 // ------------------------------------------------------------------ scheduler: the queue
-async function pageQueue() {
+async function pageQueue(atRisk) {
   const here = location.hash;
-  setMain(here, "<h2>Triage and booking queue</h2><p class='muted'>Loading…</p>", "Queue");
+  setMain(here, "<div id='home-safety'></div><h2>Triage and booking queue</h2><p class='muted'>Loading…</p>", "Queue");
+  const only = atRisk ? "&breach_risk=true" : "";
   const [queue, accepted] = await Promise.all([
-    api("GET", "referrals", "/referrals/queue?limit=200"),
-    api("GET", "referrals", "/referrals?status=accepted&limit=200"),
+    api("GET", "referrals", `/referrals/queue?limit=200${only}`),
+    api("GET", "referrals", `/referrals?status=accepted&limit=200${only}`),
   ]);
   const rows = [...queue.items.map((i) => ({ ...i.referral, next: i.next_action })),
     ...accepted.items.map((r) => ({ ...r, next: "book" }))];
@@ -356,21 +360,35 @@ async function pageQueue() {
   const prio = (r) => r.priority || r.urgency_requested || "routine";
   rows.sort((a, b) => (rank[prio(a)] - rank[prio(b)]) || (b.waiting_days - a.waiting_days));
   const late = rows.filter((r) => r.overdue).length;
-  setMain(here, `<h2>Triage and booking queue</h2>
-    <p class="muted">${rows.length} referrals waiting: urgent first, then the longest waiting.
-      ${late ? `<span class="badge late">${late} past target</span>` : ""}</p>
+  const risky = rows.filter((r) => r.at_breach_risk).length;
+  const safety = $("#home-safety")?.innerHTML || "";  // keep the banner drawn meanwhile
+  setMain(here, `<div id="home-safety">${safety}</div><h2>Triage and booking queue</h2>
+    <p class="muted">${rows.length} referrals ${atRisk ? "at breach risk" : "waiting"}: urgent first, then the longest waiting.
+      ${late ? `<span class="badge late">${late} past target</span>` : ""}
+      ${risky ? `<span class="badge breach">${risky} at breach risk</span>` : ""}</p>
+    <p><label class="inline-check"><input type="checkbox" id="only-at-risk" ${atRisk ? "checked" : ""}> Only referrals at breach risk
+      (likely to miss their due date)</label></p>
     <div class="table-wrap"><table id="queue"><thead><tr><th>Priority</th><th>Patient</th><th>Condition</th>
       <th class="hide-narrow">Referrer</th><th>Waiting</th><th>Target date</th><th>Next step</th></tr></thead><tbody>
-    ${rows.map((r) => `<tr class="${r.overdue ? "past-target" : ""}" data-referral="${esc(r.id)}">
+    ${rows.map((r) => `<tr class="${r.overdue ? "past-target" : ""} ${r.at_breach_risk ? "at-breach-risk" : ""}" data-referral="${esc(r.id)}">
       <td>${badge(prio(r))}${r.priority ? "" : ' <span class="small muted">(requested)</span>'}</td>
       <td><a href="#/referral/${esc(r.id)}">${esc(r.patient.name)}</a></td>
       <td>${esc(conditionText(r.condition))}</td>
       <td class="hide-narrow">${esc(r.referrer.name)}<br><span class="small muted">${esc(r.referrer.organisation)}</span></td>
       <td>${r.waiting_days} days</td>
-      <td>${esc(r.due_by ? dateText(`${r.due_by}T12:00:00Z`) : "–")} ${r.overdue ? badge("past target", "late") : ""}</td>
-      <td>${esc(title(r.next))} ${badge(r.status, "")}</td></tr>`).join("")}
+      <td>${esc(r.due_by ? dateText(`${r.due_by}T12:00:00Z`) : "–")} ${r.overdue ? badge("past target", "late") : ""}
+        ${r.at_breach_risk ? `<span class="badge breach" title="${esc(BREACH_TEXT[r.breach_risk?.reason] || "")}">breach risk</span>` : ""}</td>
+      <td>${esc(title(r.next))} ${badge(r.status, "")}</td></tr>`).join("")
+      || `<tr><td colspan="7" class="muted">${atRisk ? "No referral is at breach risk." : "Nothing waits."}</td></tr>`}
     </tbody></table></div>`, "Queue");
+  $("#only-at-risk").addEventListener("change", (e) => go(e.target.checked ? "#/queue/at-risk" : "#/queue"));
+  await homeSafety(here);
 }
+
+const BREACH_TEXT = {
+  first_visit_after_due: "the first visit of its itinerary falls after the due date",
+  unscheduled_near_due: "not yet scheduled and due within days (or already past)",
+};
 
 // ------------------------------------------------------------------ scheduler: a new referral
 const CONDITIONS = ["diabetic_neuropathy", "post_herpetic_neuralgia", "chemotherapy_induced_neuropathy",
@@ -554,7 +572,7 @@ async function pageReferral(id) {
   const canBook = me.role === "scheduler" || me.role === "admin";
   setMain(here, `<p><a href="#/queue">← Queue</a></p>
     <h2>${esc(r.patient.name)} ${badge(r.status, "")} ${badge(r.priority || r.urgency_requested || "routine")}
-      ${r.overdue ? badge("past target", "late") : ""}</h2>
+      ${r.overdue ? badge("past target", "late") : ""} ${r.at_breach_risk ? badge("breach risk", "breach") : ""}</h2>
     <div class="cols">
       <section class="card"><h3>Referral</h3><dl class="facts">
         <dt>Condition</dt><dd>${esc(conditionText(r.condition))}${r.condition_detail ? `: ${esc(r.condition_detail)}` : ""}</dd>
@@ -562,6 +580,10 @@ async function pageReferral(id) {
         <dt>Referrer</dt><dd>${esc(r.referrer.name)}, ${esc(r.referrer.organisation)}</dd>
         <dt>Received</dt><dd>${esc(dateText(r.received_at))} (${r.waiting_days} days waiting)</dd>
         <dt>Target</dt><dd>${esc(r.due_by ? dateText(`${r.due_by}T12:00:00Z`) : "–")}</dd>
+        ${r.at_breach_risk ? `<dt>Breach risk</dt><dd class="breach-risk"><span class="badge breach">breach risk</span>
+          ${esc(BREACH_TEXT[r.breach_risk?.reason] || words(r.breach_risk?.reason))}: due by ${esc(dateText(`${r.due_by}T12:00:00Z`))},
+          first visit ${esc(r.breach_risk?.first_visit_at ? dateTimeText(r.breach_risk.first_visit_at) : "not booked yet")}
+          <span class="small muted">(seen ${esc(dateTimeText(r.breach_risk?.detected_at))})</span></dd>` : ""}
         <dt>Reason</dt><dd>${esc(r.reason)}</dd>
         <dt>Medication</dt><dd>${r.medications.map((m) => `${esc(m.name)} ${esc(m.dose)}${m.frequency ? `, ${esc(m.frequency)}` : ""}`).join("<br>") || "–"}</dd>
       </dl></section>
@@ -867,7 +889,7 @@ async function pageDiary(day) {
     grid += "</div>";
   }
   grid += "</div></div>";
-  setMain(here, `<h2>${own ? "My diary" : "Diaries"} · ${esc(dateText(`${day}T12:00:00Z`))}</h2>
+  setMain(here, `<div id="home-safety"></div><h2>${own ? "My diary" : "Diaries"} · ${esc(dateText(`${day}T12:00:00Z`))}</h2>
     <div class="actions"><a class="button quiet" href="#/diary/${addDays(day, -1)}">← Previous day</a>
       <label for="day" class="small">Day</label><input type="date" id="day" value="${day}">
       <a class="button quiet" href="#/diary/${addDays(day, 1)}">Next day →</a>
@@ -875,6 +897,7 @@ async function pageDiary(day) {
     ${own && !shown.length ? '<p class="notice">Your sign-in names no provider of the scheduling service, so there is no diary to show.</p>' : grid}`,
   "Diary");
   $("#day").addEventListener("change", (e) => go(`#/diary/${e.target.value}`));
+  await homeSafety(here);
 }
 
 // ------------------------------------------------------------------ the waitlist
@@ -900,7 +923,9 @@ function lineChart(trend, { max, cls, bands = [] }) {
   const x = (at) => left + ((new Date(at).getTime() - t0) / (t1 - t0)) * (w - left - right);
   const y = (v) => top + (1 - v / max) * (h - top - bottom);
   let svg = `<svg viewBox="0 0 ${w} ${h}" role="img" aria-label="${esc(trend.label)}: ${points.map((p) => p.value).join(", ")}">`;
-  for (const [lo, hi] of bands) svg += `<rect class="band" x="${left}" y="${y(hi)}" width="${w - left - right}" height="${y(lo) - y(hi)}"/>`;
+  for (const [lo, hi, name] of bands) {
+    svg += `<rect class="band ${esc(name || "")}" data-band="${esc(name || "")}" x="${left}" y="${y(hi)}" width="${w - left - right}" height="${y(lo) - y(hi)}"><title>${esc(words(name || ""))} ${lo}–${hi}</title></rect>`;
+  }
   for (let v = 0; v <= max; v += max > 10 ? 9 : 2) {
     svg += `<line class="grid-line" x1="${left}" x2="${w - right}" y1="${y(v)}" y2="${y(v)}"/><text x="${left - 6}" y="${y(v) + 4}" text-anchor="end">${v}</text>`;
   }
@@ -916,7 +941,9 @@ function noteCard(n, byId, canWrite) {
   const order = KIND_SECTIONS[n.kind] || [];
   const sections = Object.entries(n.sections || {})
     .sort(([a], [b]) => order.indexOf(a) - order.indexOf(b)).map(([k, v]) => `<div class="section"><b>${esc(words(k))}</b>${esc(v)}</div>`).join("");
-  const scores = (n.scores || []).map((s) => `<span class="badge" title="${esc(s.band)}">${esc(s.label)} ${esc(s.value)}</span>`).join("");
+  const scores = (n.scores || []).map((s) => (s.code === "phq9_item9" && s.value > 0
+    ? `<span class="badge warning safety-item" title="PHQ-9 item 9, the self-harm item: positive">⚠ ${esc(s.label)} ${esc(s.value)} · self-harm item</span>`
+    : `<span class="badge" title="${esc(s.band)}">${esc(s.label)} ${esc(s.value)}</span>`)).join("");
   const addenda = (n.addenda || []).map((aid) => byId.get(aid)).filter(Boolean)
     .map((a) => `<div class="addendum"><b class="small">Addendum ${esc(dateTimeText(a.signed_at || a.created_at))} ${badge(a.status, "")}</b>
       <div>${esc(a.sections?.text || "")}</div></div>`).join("");
@@ -928,7 +955,9 @@ function noteCard(n, byId, canWrite) {
     <div class="actions">
       ${n.status === "draft" && mine ? `<button type="button" class="sign" data-note="${esc(n.id)}">Sign</button>` : ""}
       ${n.status === "signed" && canWrite ? `<button type="button" class="secondary add-addendum" data-note="${esc(n.id)}">Add an addendum</button>` : ""}
-    </div><div class="addendum-form"></div></article>`;
+      ${canWrite ? `<button type="button" class="secondary flag-risk" data-note="${esc(n.id)}">Flag a risk concern…</button>` : ""}
+      ${n.safety_alert ? `<span class="badge warning">safety alert ${esc(n.safety_alert_status)}</span>` : ""}
+    </div><div class="addendum-form"></div><div class="flag-form"></div></article>`;
 }
 
 function noteForm(discipline) {
@@ -943,15 +972,47 @@ function noteForm(discipline) {
     <div id="sections"></div>
     <fieldset><legend>Pain (NRS, 0–10)</legend><div class="inline">
       ${num("nrs.current", "Current", 0, 10)}${num("nrs.average", "Average", 0, 10)}${num("nrs.worst", "Worst", 0, 10)}</div></fieldset>
-    <fieldset><legend>PHQ-9 (nine items, 0–3 each)</legend><div class="phq9">
-      ${Array.from({ length: 9 }, (_, i) => `<div class="field"><label for="m-phq9-${i}">Item ${i + 1}</label>
-        <input type="number" id="m-phq9-${i}" name="phq9.${i}" placeholder="0–3" aria-describedby="e-phq9-${i}">
-        <p class="error" id="e-phq9-${i}" data-error-for="measures.phq9.items.${i}"></p></div>`).join("")}</div>
-      <p class="error" data-error-for="measures.phq9.items"></p><p class="error" data-error-for="measures.phq9"></p></fieldset>
+    ${phq9Fieldset()}
     <fieldset><legend>Other measures</legend><div class="inline">
-      ${num("dn4", "DN4", 0, 10)}${num("gad7", "GAD-7", 0, 21)}${num("pseq", "PSEQ", 0, 60)}${num("bpi.severity", "BPI severity", 0, 10, 0.25)}${num("bpi.interference", "BPI interference", 0, 10, 0.1)}</div></fieldset>
+      ${dn4Fields()}${num("gad7", "GAD-7", 0, 21)}${num("pseq", "PSEQ", 0, 60)}${num("bpi.severity", "BPI severity", 0, 10, 0.25)}${num("bpi.interference", "BPI interference", 0, 10, 0.1)}</div>
+      ${pgicField()}</fieldset>
     <div class="actions"><button id="save-sign">Save and sign</button><button type="button" id="save-draft" class="secondary">Save as draft</button>
       <span class="small muted">A signed note cannot be changed; corrections are addenda.</span></div></form>`;
+}
+
+function phq9Fieldset() {
+  // The nine questions as notes' catalogue gives them (verbatim, free to reproduce); item 9
+  // marked as the self-harm item: any answer above 0 raises a safety alert on saving.
+  const phq = instrument("phq9");
+  const answers = (phq?.answers || []).map((a) => `${a.value} = ${a.label}`).join(", ");
+  const items = phq?.items?.length ? phq.items : Array.from({ length: 9 }, (_, i) => ({ number: i + 1, text: `Item ${i + 1}`, safety: i === 8 }));
+  return `<fieldset class="phq9-set"><legend>PHQ-9: ${esc(phq?.stem || "nine items, 0–3 each")}</legend>
+    ${answers ? `<p class="small muted">${esc(answers)}</p>` : ""}
+    <ol class="phq9">${items.map((it) => { const i = it.number - 1; return `<li class="field ${it.safety ? "safety-item" : ""}">
+      <label for="m-phq9-${i}">${esc(it.text)}${it.safety ? ' <span class="badge warning">self-harm item: any answer above 0 raises a safety alert</span>' : ""}</label>
+      <input type="number" id="m-phq9-${i}" name="phq9.${i}" min="0" max="3" placeholder="0–3" aria-describedby="e-phq9-${i}">
+      <p class="error" id="e-phq9-${i}" data-error-for="measures.phq9.items.${i}"></p></li>`; }).join("")}</ol>
+    <p class="error" data-error-for="measures.phq9.items"></p><p class="error" data-error-for="measures.phq9"></p></fieldset>`;
+}
+
+function dn4Fields() {
+  const forms = instrument("dn4")?.forms?.length ? instrument("dn4").forms
+    : [{ form: "full", name: "DN4", min: 0, max: 10 }, { form: "interview", name: "DN4-interview", min: 0, max: 7 }];
+  return `<div class="field"><label for="m-dn4-form">DN4 form</label><select id="m-dn4-form" name="dn4_form" aria-describedby="e-dn4_form">
+      ${forms.map((f) => `<option value="${esc(f.form)}" data-max="${f.max}">${esc(f.name)}${f.cutoff ? ` (≥ ${f.cutoff} likely neuropathic)` : ""}</option>`).join("")}</select>
+      <p class="error" id="e-dn4_form" data-error-for="measures.dn4_form"></p></div>
+    <div class="field"><label for="m-dn4">DN4 score</label>
+      <input type="number" id="m-dn4" name="dn4" aria-describedby="e-dn4" placeholder="${forms[0].min}–${forms[0].max}">
+      <p class="error" id="e-dn4" data-error-for="measures.dn4"></p></div>`;
+}
+
+function pgicField() {
+  const pgic = instrument("pgic");
+  const answers = pgic?.answers?.length ? pgic.answers : Array.from({ length: 7 }, (_, i) => ({ value: i + 1, label: String(i + 1) }));
+  return `<div class="field"><label for="m-pgic">PGIC${pgic?.stem ? `: ${esc(pgic.stem)}` : " (1–7)"}</label>
+    <select id="m-pgic" name="pgic" aria-describedby="e-pgic"><option value="">Not asked</option>
+      ${answers.map((a) => `<option value="${a.value}">${a.value} · ${esc(a.label)}</option>`).join("")}</select>
+    <p class="error" id="e-pgic" data-error-for="measures.pgic"></p></div>`;
 }
 
 function renderSections(form) {
@@ -972,7 +1033,8 @@ function readNote(form) {
   if (Object.keys(nrs).length) body.measures.nrs = nrs;
   const items = Array.from({ length: 9 }, (_, i) => number(`phq9.${i}`));
   if (items.some((v) => v !== undefined)) body.measures.phq9 = { items: items.map((v) => v ?? 0) };
-  for (const k of ["dn4", "gad7", "pseq"]) if (number(k) !== undefined) body.measures[k] = number(k);
+  for (const k of ["dn4", "gad7", "pseq", "pgic"]) if (number(k) !== undefined) body.measures[k] = number(k);
+  if (body.measures.dn4 !== undefined && f.get("dn4_form")) body.measures.dn4_form = f.get("dn4_form");
   const bpi = {};
   for (const k of ["severity", "interference"]) if (number(`bpi.${k}`) !== undefined) bpi[k] = number(`bpi.${k}`);
   if (Object.keys(bpi).length) body.measures.bpi = bpi;
@@ -1038,11 +1100,47 @@ function field({ id, name, label, type = "text", required = false, hint = "", co
     <p class="error" id="e-${id}" data-error-for="${esc(name)}"></p></div>`;
 }
 
+function flagForm(button, patientId) {
+  // A risk concern on any note, by hand: a reason is required; it is routed and escalated
+  // like a positive PHQ-9 item 9. The reason stays in notes (never in an event).
+  const box = $(".flag-form", button.closest(".note"));
+  const id = button.dataset.note;
+  box.innerHTML = `<form class="flag-new card" novalidate><h4>Flag a risk concern</h4>
+    <p class="error" role="alert" data-error-summary></p>
+    ${field({ id: `flag-reason-${id}`, name: "reason", label: "Why you are concerned", required: true, hint: "Seen by the care team and the duty clinician; kept in the notes service.",
+      control: `<textarea id="flag-reason-${esc(id)}" name="reason" rows="3" required aria-required="true" aria-describedby="h-flag-reason-${esc(id)} e-flag-reason-${esc(id)}"></textarea>` })}
+    ${field({ id: `flag-severity-${id}`, name: "severity", label: "Severity",
+      control: `<select id="flag-severity-${esc(id)}" name="severity"><option value="1">1 · low</option><option value="2" selected>2 · moderate</option><option value="3">3 · high</option></select>` })}
+    <div class="actions"><button class="danger">Raise a safety alert</button><button type="button" class="quiet flag-cancel">Cancel</button></div></form>`;
+  const form = $("form", box);
+  const key = newKey();
+  clearOnEdit(form);
+  $("textarea", form).focus();
+  $(".flag-cancel", form).addEventListener("click", () => { box.innerHTML = ""; button.focus(); });
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    clearErrors(form);
+    const reason = $("textarea", form).value.trim();
+    if (!reason) {
+      showErrors(form, new ApiError(422, { errors: { reason: ["Say why: a risk concern needs its reason."] } }), { nothing: "No alert was raised." });
+      return;
+    }
+    busy($("button", form), async () => {
+      try {
+        await call("POST", "notes", `/notes/${id}/safety-flag`, { reason, severity: Number($("select", form).value) }, { "Idempotency-Key": key });
+      } catch (err) { showErrors(form, err, { nothing: "No alert was raised." }); return; }
+      notice("Safety alert raised: the care team and the duty clinician are told now.", "ok");
+      await pagePatient(patientId);
+    });
+  });
+}
+
 async function pagePatient(patientId) {
   const here = location.hash;
   patientId = decodeURIComponent(patientId);
-  const [tl, people, referrals] = await Promise.all([
+  const [tl, , people, referrals] = await Promise.all([
     api("GET", "notes", `/patients/${encodeURIComponent(patientId)}/timeline?limit=200`),
+    measures().catch(() => null),
     api("GET", "scheduling", "/providers").catch(() => []),
     api("GET", "referrals", `/referrals?patient_id=${encodeURIComponent(patientId)}&limit=5`).catch(() => ({ items: [] })),
   ]);
@@ -1052,11 +1150,13 @@ async function pagePatient(patientId) {
   const main = tl.notes.filter((n) => n.kind !== "addendum");
   const canWrite = me.role === "specialist";
   const nrs = tl.trends.nrs_average?.points?.length ? tl.trends.nrs_average : tl.trends.nrs_current;
-  setMain(here, `<h2>${esc(patientName || `Patient ${patientId}`)} <span class="small muted">· ${esc(patientId)} · timeline across the disciplines</span></h2>
+  const safetyDrawn = $("#patient-safety")?.innerHTML || "";
+  setMain(here, `<div id="patient-safety">${safetyDrawn}</div>
+    <h2>${esc(patientName || `Patient ${patientId}`)} <span class="small muted">· ${esc(patientId)} · timeline across the disciplines</span></h2>
     ${tl.access && tl.access !== "care_team" ? `<p class="notice">Access: ${esc(words(tl.access))}</p>` : ""}
     <div class="charts">
-      <figure id="chart-nrs"><figcaption>${esc(nrs?.label || "NRS pain")} (0–10)${nrs?.meaningful ? ` · ${esc(words(nrs.meaningful))}` : ""}</figcaption>${lineChart(nrs, { max: 10, cls: "nrs", bands: [[7, 10]] })}</figure>
-      <figure id="chart-phq9"><figcaption>PHQ-9 (0–27)${tl.trends.phq9?.latest_band ? ` · latest ${esc(words(tl.trends.phq9.latest_band))}` : ""}</figcaption>${lineChart(tl.trends.phq9, { max: 27, cls: "phq9", bands: [[15, 27]] })}</figure>
+      <figure id="chart-nrs"><figcaption>${esc(nrs?.label || "NRS pain")} (0–10)${nrs?.meaningful ? ` · ${esc(words(nrs.meaningful))}` : ""}</figcaption>${lineChart(nrs, { max: 10, cls: "nrs", bands: shadedBands(nrs?.code || "nrs_average", ["severe"]) })}</figure>
+      <figure id="chart-phq9"><figcaption>PHQ-9 (0–27)${tl.trends.phq9?.latest_band ? ` · latest ${esc(words(tl.trends.phq9.latest_band))}` : ""}</figcaption>${lineChart(tl.trends.phq9, { max: 27, cls: "phq9", bands: shadedBands("phq9", ["moderately_severe", "severe"]) })}</figure>
     </div>
     ${canWrite ? '<p><a href="#note-form" id="to-form">Write a note ↓</a></p>' : ""}
     <h3>Notes (${main.length})</h3><div id="timeline">${main.map((n) => noteCard(n, byId, canWrite)).join("") || '<p class="muted">No notes yet.</p>'}</div>
@@ -1064,6 +1164,11 @@ async function pagePatient(patientId) {
   `Patient ${patientId}`);
 
   $("#to-form")?.addEventListener("click", (e) => { e.preventDefault(); $("#kind").focus(); });
+  patientSafety(patientId);
+  $("#m-dn4-form")?.addEventListener("change", (e) => {
+    $("#m-dn4").placeholder = `0–${e.target.selectedOptions[0].dataset.max}`;
+  });
+  $$("#timeline .flag-risk").forEach((b) => b.addEventListener("click", () => flagForm(b, patientId)));
   const form = $("#note-form");
   if (form) {
     renderSections(form);
@@ -1081,7 +1186,8 @@ async function pagePatient(patientId) {
           return;
         }
       }
-      notice(sign ? "Note signed; the care team is told." : "Draft saved.", "ok");
+      notice(`${sign ? "Note signed; the care team is told." : "Draft saved."}${note.safety_alert
+        ? " PHQ-9 item 9 is positive: a safety alert is raised and the care team and the duty clinician are told now." : ""}`, "ok");
       await pagePatient(patientId);
     });
     form.addEventListener("submit", (e) => { e.preventDefault(); save(true, $("#save-sign")); });
@@ -1111,6 +1217,225 @@ async function pagePatient(patientId) {
       });
     });
   }));
+}
+
+// ------------------------------------------------------------------ the instrument catalogue
+// Question texts, bands and forms come from notes' GET /measures (one source of truth),
+// fetched once per sign-in; the console keeps no copy of an instrument.
+let catalogue = null;
+async function measures() {
+  if (!catalogue) catalogue = await api("GET", "notes", "/measures");
+  return catalogue;
+}
+const instrument = (code) => (catalogue || []).find((i) => i.code === code);
+const scoreDef = (code) => (catalogue || []).flatMap((i) => i.scores || []).find((s) => s.code === code);
+function shadedBands(code, names) {
+  // [lower, upper] of the named bands of a score, as the catalogue says them.
+  // Whole-number bands (15-19, 20-27) are drawn edge to edge, up to the next one's start.
+  const all = scoreDef(code)?.bands || [];
+  return all.map((b, i) => [b.lower, all[i + 1] && all[i + 1].lower > b.upper ? all[i + 1].lower : b.upper, b.name])
+    .filter(([, , name]) => names.includes(name));
+}
+
+// ------------------------------------------------------------------ safety alerts
+const ACK_ACTIONS = [["risk_assessment", "Risk assessment done"], ["crisis_plan", "Crisis plan made or reviewed"],
+  ["gp_informed", "GP informed"], ["crisis_team_informed", "Crisis team informed"], ["other", "Other (describe it)"]];
+const CLOSE_REASONS = [["risk_managed", "Risk managed"], ["crisis_team_took_over", "Crisis team took over"],
+  ["raised_in_error", "Raised in error"], ["patient_discharged", "Patient discharged"], ["other", "Other (describe it)"]];
+const SOURCE_TEXT = { phq9_item9: "PHQ-9 item 9 (thoughts of self-harm) answered above 0", clinician_flag: "a risk concern flagged by a clinician" };
+const canSeeAlerts = () => me && me.role === "specialist";
+
+async function ensureNames() {
+  if (names.size) return;
+  const people = await api("GET", "scheduling", "/providers").catch(() => []);
+  names = new Map(people.map((p) => [p.id, p.name]));
+}
+const personName = (id) => names.get(id) || (String(id).startsWith("role:") ? title(String(id).slice(5)) : id);
+
+function choice(id, name, options, required = true) {
+  return `<select id="${id}" name="${name}" aria-describedby="e-${id}" ${required ? 'required aria-required="true"' : ""}>
+    <option value="">Choose…</option>${options.map(([v, t]) => `<option value="${esc(v)}">${esc(t)}</option>`).join("")}</select>`;
+}
+
+function alertCard(a, { patientLink = false, patientName = "" } = {}) {
+  // An open alert: the red banner with its acknowledge form. An acknowledged one: a
+  // quieter card with the close form. Free text shown only here (the service decided we may read it).
+  const who = `${esc(dateTimeText(a.raised_at))} by ${esc(personName(a.raised_by))}`;
+  const facts = `<p class="alert-facts">Severity <b>${esc(a.severity)} of 3</b> · ${esc(SOURCE_TEXT[a.source] || words(a.source))} ·
+    raised ${who}${a.last_raised_at && a.last_raised_at !== a.raised_at ? ` · raised again ${esc(dateTimeText(a.last_raised_at))}` : ""} ·
+    <b>${a.escalations ? `escalated ${a.escalations} time${a.escalations === 1 ? "" : "s"}` : "not escalated yet"}</b>
+    ${a.next_escalation_at && a.status === "open" ? `(next ${esc(timeText(a.next_escalation_at))})` : ""}</p>
+    ${a.flag_reason ? `<p class="alert-facts">Concern: ${esc(a.flag_reason)}</p>` : ""}
+    ${patientLink ? `<p><a href="#/patient/${encodeURIComponent(a.patient_id)}">${esc(patientName || `Patient ${a.patient_id}`)}: timeline and notes</a></p>` : ""}`;
+  if (a.status === "open") {
+    return `<section class="safety-banner" role="alert" data-alert="${esc(a.id)}" aria-labelledby="t-${esc(a.id)}">
+      <h3 id="t-${esc(a.id)}">Safety alert${patientLink ? ` · ${esc(patientName || a.patient_id)}` : ""}: not yet acknowledged</h3>${facts}
+      <form class="ack-form" novalidate data-alert="${esc(a.id)}"><p class="error" role="alert" data-error-summary></p>
+        <div class="inline">
+          ${field({ id: `ack-action-${a.id}`, name: "action", label: "Action taken", required: true, control: choice(`ack-action-${a.id}`, "action", ACK_ACTIONS) })}
+          <div class="other-detail" hidden>${field({ id: `ack-detail-${a.id}`, name: "detail", label: "What was done", required: true })}</div>
+        </div>
+        <div class="actions"><button class="danger">Acknowledge</button>
+          <span class="small">Acknowledging stops the escalation; everyone told hears it is handled.</span></div></form></section>`;
+  }
+  if (a.status === "acknowledged") {
+    return `<section class="card safety-acknowledged" data-alert="${esc(a.id)}"><h3>Safety alert acknowledged</h3>${facts}
+      <p class="alert-facts">Acknowledged ${esc(dateTimeText(a.acknowledged_at))} by ${esc(personName(a.acknowledged_by))}:
+        ${esc(title(a.acknowledged_action))}${a.acknowledged_detail ? ` (${esc(a.acknowledged_detail)})` : ""}</p>
+      <form class="close-form" novalidate data-alert="${esc(a.id)}"><p class="error" role="alert" data-error-summary></p>
+        <div class="inline">
+          ${field({ id: `close-reason-${a.id}`, name: "reason", label: "Close because", required: true, control: choice(`close-reason-${a.id}`, "reason", CLOSE_REASONS) })}
+          <div class="other-detail" hidden>${field({ id: `close-detail-${a.id}`, name: "detail", label: "Say why", required: true })}</div>
+        </div>
+        <div class="actions"><button class="secondary">Close the alert</button></div></form></section>`;
+  }
+  return "";
+}
+
+function wireAlertForms(box, after) {
+  // Acknowledge and close: "other" needs its text; a 422 lands beside its field through
+  // showErrors; one Idempotency-Key per form so a double click is one acknowledgement.
+  for (const form of $$("form.ack-form, form.close-form", box)) {
+    const acking = form.classList.contains("ack-form");
+    const key = newKey();
+    const select = $("select", form), other = $(".other-detail", form);
+    clearOnEdit(form);
+    select.addEventListener("change", () => { other.hidden = select.value !== "other"; });
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const button = $("button", form);
+      if (button.disabled) return;
+      clearErrors(form);
+      const field = acking ? "action" : "reason";
+      const body = { [field]: select.value };
+      const detail = $("input", other).value.trim();
+      if (select.value === "other") body.detail = detail;
+      const missing = {};
+      if (!select.value) missing[field] = [acking ? "Choose the action taken." : "Choose why it is closed."];
+      if (select.value === "other" && !detail) missing.detail = ["Say what: 'other' needs a description."];
+      const nothing = acking ? "The alert was not acknowledged." : "The alert was not closed.";
+      if (Object.keys(missing).length) { showErrors(form, new ApiError(422, { errors: missing }), { nothing }); return; }
+      busy(button, async () => {
+        try {
+          await call("POST", "notes", `/safety-alerts/${form.dataset.alert}/${acking ? "acknowledge" : "close"}`, body, { "Idempotency-Key": key });
+        } catch (err) { showErrors(form, err, { nothing }); return; }
+        notice(acking ? "Safety alert acknowledged: the escalation stops and everyone told hears it is handled." : "Safety alert closed.", "ok");
+        await after();
+      });
+    });
+  }
+}
+
+async function homeSafety(here) {
+  // The red banner on a care-team member's or the duty clinician's home page, and their
+  // in-app feed with urgent items first.
+  // Schedulers see their (the schedulers') feed only: alerts carry clinical detail.
+  if (!me || !["specialist", "scheduler"].includes(me.role)) return;
+  const box = $("#home-safety");
+  if (!box) return;
+  const alerts = canSeeAlerts();
+  const [open, acked, feed] = await Promise.all([
+    alerts ? api("GET", "notes", "/safety-alerts/mine").catch(() => []) : [],
+    alerts ? api("GET", "notes", "/safety-alerts?status=acknowledged&limit=20").catch(() => []) : [],
+    api("GET", "notifier", "/my/feed?limit=8").catch(() => null),
+    ensureNames(),
+  ]);
+  if (location.hash !== here || !$("#home-safety")) return;
+  const patients = new Map();
+  await Promise.all([...new Set([...open, ...acked].map((a) => a.patient_id))].map(async (pid) => {
+    const found = await api("GET", "referrals", `/referrals?patient_id=${encodeURIComponent(pid)}&limit=1`).catch(() => ({ items: [] }));
+    patients.set(pid, found.items?.[0]?.patient?.name || "");
+  }));
+  if (location.hash !== here) return;
+  box.innerHTML = [...open, ...acked].map((a) => alertCard(a, { patientLink: true, patientName: patients.get(a.patient_id) })).join("")
+    + feedList(feed);
+  wireAlertForms(box, () => homeSafety(here));
+}
+
+function feedList(feed) {
+  if (!feed) return "";
+  const urgentFirst = [...feed].sort((a, b) => (rankOf(a) - rankOf(b)));
+  return `<details class="card feed" ${feed.some((i) => rankOf(i) === 0) ? "open" : ""}><summary>
+    <svg class="bell" viewBox="0 0 24 24" aria-hidden="true"><path d="M12 22a2.5 2.5 0 0 0 2.4-2h-4.8a2.5 2.5 0 0 0 2.4 2zm7-6V11a7 7 0 0 0-5.5-6.8V3.5a1.5 1.5 0 0 0-3 0v.7A7 7 0 0 0 5 11v5l-2 2v1h18v-1z"/></svg> Messages (${feed.length}${feed.some((i) => rankOf(i) === 0) ? `, ${feed.filter((i) => rankOf(i) === 0).length} urgent` : ""})</summary>
+    ${feed.length ? `<ul id="feed">${urgentFirst.map((i) => `<li class="feed-item ${rankOf(i) === 0 ? "urgent" : ""}">
+      ${rankOf(i) === 0 ? '<span class="badge urgent">urgent</span> ' : ""}<b>${esc(i.subject)}</b>
+      <span class="small muted">${esc(dateTimeText(i.sent_at))}${i.acknowledged_at ? " · acknowledged" : ""}</span>
+      <div class="small">${esc(i.body)}</div></li>`).join("")}</ul>` : '<p class="muted">No messages.</p>'}</details>`;
+}
+const rankOf = (i) => (i.priority === "urgent" && !i.acknowledged_at ? 0 : 1);
+
+async function patientSafety(patientId) {
+  // Every alert of the patient not yet closed, on the timeline's page: open ones as the red banner.
+  const box = $("#patient-safety");
+  if (!box || !canSeeAlerts()) return;
+  const here = location.hash;
+  let alerts = [];
+  try {
+    alerts = await api("GET", "notes", `/safety-alerts?patient_id=${encodeURIComponent(patientId)}&limit=50`);
+  } catch (err) {
+    if (err.status !== 403) box.innerHTML = `<p class="notice">Safety alerts could not be read: ${esc(explain(err))}</p>`;
+    return;
+  }
+  if (location.hash !== here || !$("#patient-safety")) return;
+  const live = alerts.filter((a) => a.status !== "closed").sort((a, b) => (a.status === "open" ? 0 : 1) - (b.status === "open" ? 0 : 1));
+  box.innerHTML = live.map((a) => alertCard(a)).join("");
+  // the whole page again: each note's alert badge changes with the alert
+  wireAlertForms(box, () => pagePatient(patientId));
+}
+
+// ------------------------------------------------------------------ admin: the duty rota
+async function pageRota() {
+  const here = location.hash;
+  if (me.role !== "admin") {
+    setMain(here, '<h2>Duty rota</h2><p class="notice">The duty rota is set by the clinic\'s administrators.</p>', "Duty rota");
+    return;
+  }
+  const first = todayLocal(), last = addDays(first, 27);
+  const [rota, people, today] = await Promise.all([
+    api("GET", "notes", `/duty-rota?from=${first}&to=${last}`),
+    api("GET", "scheduling", "/providers").catch(() => []),
+    api("GET", "notes", "/duty-rota/today").catch(() => null),
+  ]);
+  const byDay = new Map(rota.map((r) => [r.date, r]));
+  const clinicians = people.filter((p) => p.active !== false)
+    .sort((a, b) => DISCIPLINES.indexOf(a.discipline) - DISCIPLINES.indexOf(b.discipline) || a.name.localeCompare(b.name));
+  const days = Array.from({ length: 28 }, (_, i) => addDays(first, i));
+  setMain(here, `<h2>Duty rota</h2>
+    <p class="muted">Who is the duty clinician each day for the next four weeks: a safety alert reaches them at once (SMS,
+      email and in the app). A day with no one falls back to the triage lead.</p>
+    ${today ? `<p class="card">Today: <b>${today.on_rota ? esc(today.name) : "no one on the rota"}</b>${today.on_rota ? "" : ` · alerts reach ${esc(personName(today.recipient.recipient_id))}`}</p>` : ""}
+    <div class="table-wrap"><table id="rota"><thead><tr><th>Day</th><th>On duty</th><th>Change</th></tr></thead><tbody>
+    ${days.map((d) => { const r = byDay.get(d); return `<tr data-day="${d}" class="${r ? "" : "no-duty"}">
+      <td>${esc(dateText(`${d}T12:00:00Z`))}</td>
+      <td class="on-duty">${r ? `<b>${esc(r.name)}</b> <span class="small muted">set by ${esc(r.set_by)}</span>` : '<span class="muted">no one: the triage lead</span>'}</td>
+      <td><form class="rota-form inline" novalidate data-day="${d}"><p class="error" role="alert" data-error-summary></p>
+        <div class="field"><label class="visually-hidden" for="rota-${d}">Duty clinician on ${esc(dateText(`${d}T12:00:00Z`))}</label>
+          <select id="rota-${d}" name="clinician_id" aria-describedby="e-rota-${d}"><option value="">Choose…</option>
+          ${clinicians.map((p) => `<option value="${esc(p.id)}" ${r?.clinician_id === p.id ? "selected" : ""}>${esc(p.name)} (${esc(words(p.discipline))})</option>`).join("")}</select>
+          <p class="error" id="e-rota-${d}" data-error-for="clinician_id"></p><p class="error" data-error-for="name"></p><p class="error" data-error-for="date"></p></div>
+        <button class="compact">Set</button>${r ? '<button type="button" class="secondary compact clear-duty">Clear</button>' : ""}</form></td></tr>`; }).join("")}
+    </tbody></table></div>`, "Duty rota");
+  $$("#rota form.rota-form").forEach((form) => {
+    clearOnEdit(form);
+    const day = form.dataset.day;
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      clearErrors(form);
+      const id = $("select", form).value;
+      if (!id) { showErrors(form, new ApiError(422, { errors: { clinician_id: ["Choose who is on duty."] } })); return; }
+      const person = clinicians.find((p) => p.id === id);
+      busy($("button", form), async () => {
+        try { await api("PUT", "notes", `/duty-rota/${day}`, { clinician_id: id, name: person?.name || id }); } catch (err) { showErrors(form, err); return; }
+        notice(`${person?.name || id} is on duty on ${dateText(`${day}T12:00:00Z`)}.`, "ok");
+        await pageRota();
+      });
+    });
+    $(".clear-duty", form)?.addEventListener("click", (e) => busy(e.target, async () => {
+      try { await api("DELETE", "notes", `/duty-rota/${day}`); } catch (err) { showErrors(form, err); return; }
+      notice(`No one is on duty on ${dateText(`${day}T12:00:00Z`)}: alerts reach the triage lead.`, "ok");
+      await pageRota();
+    }));
+  });
 }
 
 // ------------------------------------------------------------------ start

@@ -10,6 +10,8 @@ let timer = null;
 const $ = (id) => document.getElementById(id);
 const esc = (v) => String(v ?? "").replace(/[&<>"']/g,
   (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+const waited = (minutes) => (minutes < 60 ? `${minutes} min`
+  : minutes < 2880 ? `${Math.floor(minutes / 60)} h ${minutes % 60} min` : `${Math.floor(minutes / 1440)} days`);
 const label = (s) => String(s).replace(/_/g, " ");
 const ORDER = ["received", "triaged", "accepted", "scheduled", "in_care", "on_hold", "discharged",
   "rejected", "cancelled", "urgent", "soon", "routine", "untriaged", "pain_medicine",
@@ -124,6 +126,16 @@ function renderClinic(c) {
       <td>${esc(b.priority || "–")}</td>
       <td>${b.first_visit_at ? esc(b.first_visit_at.slice(0, 16).replace("T", " ")) : "–"}</td>
       </tr>`).join("")}</table>` : "";
+  // Safety alerts (notes' patient.safety_alert*): counts and ages only, never a patient.
+  const sa = c.safety_alerts;
+  $("kpi-safety-open").textContent = sa.open;
+  $("kpi-safety-oldest").textContent = sa.oldest_open_minutes === null ? "–" : waited(sa.oldest_open_minutes);
+  $("kpi-alerts-box").className = `kpi ${sa.open ? "alarm" : ""}`;
+  $("kpi-alert-age-box").className = `kpi ${sa.open_escalated ? "alarm" : sa.open ? "warn" : ""}`;
+  $("safety-note").textContent = `Safety alerts: ${sa.open} waiting for acknowledgement` +
+    `${sa.open_escalated ? ` (${sa.open_escalated} escalated to the clinical lead)` : ""}, ` +
+    `${sa.acknowledged_not_closed} acknowledged and not yet closed, ${sa.closed} closed.` +
+    `${sa.oldest_open_raised_at ? ` Oldest waiting since ${sa.oldest_open_raised_at.slice(0, 16).replace("T", " ")} UTC.` : ""}`;
   $("kpi-median-days").textContent = r.median_days_to_first_visit ?? "–";
   $("kpi-appointments-today").textContent = c.appointments_today.total;
   $("kpi-no-show").textContent = pct(c.no_show.rate);

@@ -98,7 +98,7 @@ def notified(notification_id: str, *, failed: bool = False, channel: str = "emai
 
 def topic_of(env: Envelope) -> str:
     return {"referrals": topics.REFERRALS, "scheduling": topics.SCHEDULING,
-            "notifier": topics.NOTIFICATIONS}[env.producer]
+            "notifier": topics.NOTIFICATIONS, "notes": topics.NOTES}[env.producer]
 
 
 def key_of(env: Envelope) -> str:
@@ -164,3 +164,41 @@ def publish(settings, events: list[Envelope], *, raw: list[tuple[str, bytes]] = 
         producer.flush(30)
     finally:
         producer.close()
+
+
+def alert_raised(alert_id: str, *, at: datetime, severity: int = 2, version: int = 2,
+                 recorded: datetime | None = None) -> Envelope:
+    """patient.safety_alert as notes publishes it (v2), or the v1 of earlier releases."""
+    if version == 1:
+        return _at(new_event("patient.safety_alert", {
+            "alert_id": alert_id, "patient_id": f"p-{alert_id}", "note_id": f"n-{alert_id}",
+            "author_id": "psy1", "measure": "phq9_item9", "value": severity,
+            "raised_at": at.isoformat()}, producer="notes", version=1), recorded or at)
+    return _at(new_event("patient.safety_alert", {
+        "alert_id": alert_id, "patient_id": f"p-{alert_id}", "note_id": f"n-{alert_id}",
+        "source": "phq9_item9", "severity": severity, "raised_by": "psy1",
+        "raised_at": at.isoformat(),
+        "recipients": [{"recipient_id": "psy1", "role": "psychologist"}]},
+        producer="notes", version=2), recorded or at)
+
+
+def alert_escalated(alert_id: str, n: int, *, raised_at: datetime, at: datetime) -> Envelope:
+    return _at(new_event("patient.safety_alert_escalated", {
+        "alert_id": alert_id, "patient_id": f"p-{alert_id}", "escalation": n, "severity": 2,
+        "raised_at": raised_at.isoformat(), "escalated_at": at.isoformat(),
+        "recipients": [{"recipient_id": "role:clinical_lead", "role": "clinical_lead"}]},
+        producer="notes"), at)
+
+
+def alert_acknowledged(alert_id: str, *, at: datetime) -> Envelope:
+    return _at(new_event("patient.safety_alert_acknowledged", {
+        "alert_id": alert_id, "patient_id": f"p-{alert_id}", "acknowledged_by": "psy1",
+        "action": "risk_assessment", "acknowledged_at": at.isoformat(),
+        "recipients": [{"recipient_id": "psy1", "role": "psychologist"}]},
+        producer="notes"), at)
+
+
+def alert_closed(alert_id: str, *, at: datetime) -> Envelope:
+    return _at(new_event("patient.safety_alert_closed", {
+        "alert_id": alert_id, "patient_id": f"p-{alert_id}", "closed_by": "psy1",
+        "reason": "risk_managed", "closed_at": at.isoformat()}, producer="notes"), at)
