@@ -1,0 +1,55 @@
+"""Issue 21: the defects the real validators and a real image run found in deploy/,
+each pinned by a test that failed before its fix. The validators themselves run in
+`make proof-deploy` (scripts/proof_deploy.sh); these read the files."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.unit.deploy import support
+
+OVERLAYS = support.overlays()
+# kubectl 1.32, the oldest we support, bundles kustomize v5.5.0; make proof-deploy builds it
+OLDEST_KUSTOMIZE = support.ROOT / ".cache" / "deploy-proof" / "bin" / "kustomize-v5.5.0"
+
+
+def _kustomization(overlay: Path) -> dict[str, Any]:
+    return yaml.safe_load((overlay / "kustomization.yaml").read_text())
+
+
+def _patch_texts(overlay: Path) -> list[tuple[str, str]]:
+    out = []
+    for i, patch in enumerate(_kustomization(overlay).get("patches", [])):
+        if "path" in patch:
+            out.append((patch["path"], (overlay / patch["path"]).read_text()))
+        else:
+            out.append((f"patches[{i}]", patch["patch"]))
+    return out
+
+
+# --- 1. the production overlay renders with the kustomize of kubectl 1.32 -----------------
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=[p.name for p in OVERLAYS])
+def test_no_multi_document_delete_patch(overlay: Path) -> None:
+    """A file of several `$patch: delete` documents panics kustomize v5.5 and v5.6 (so
+    `kubectl apply -k` on kubectl 1.32 and 1.33): one document per patch."""
+    for name, text in _patch_texts(overlay):
+        docs = [d for d in yaml.safe_load_all(text) if d]
+        deletes = [d for d in docs if isinstance(d, dict) and d.get("$patch") == "delete"]
+        assert not (deletes and len(docs) > 1), f"{overlay.name}/{name}: {len(docs)} documents"
+
+
+@pytest.mark.skipif(not OLDEST_KUSTOMIZE.exists(),
+                    reason="kustomize v5.5.0 not built yet: `make proof-deploy` builds it")
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=[p.name for p in OVERLAYS])
+def test_the_oldest_supported_kustomize_renders_what_ours_renders(overlay: Path) -> None:
+    proc = subprocess.run([str(OLDEST_KUSTOMIZE), "build", str(overlay)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ours = support.kustomize_build(overlay)
+    assert [d for d in yaml.safe_load_all(proc.stdout) if d] == ours
