@@ -40,24 +40,47 @@ log = logging.getLogger(__name__)
 PARTITIONS = int(os.environ.get("KAFKA_PARTITIONS", "3"))
 
 
+# Where an operator makes the topics (Strimzi's KafkaTopics on a cluster) services must
+# not: a worker winning the race would make them with its own settings. There it is
+# "false" and a worker waits for them; on one machine and in compose it is "true".
+CREATE_TOPICS = os.environ.get("KAFKA_CREATE_TOPICS", "true").lower() in ("1", "true", "yes")
+# the broker's default.replication.factor (and so its min.insync.replicas fits): KIP-464
+BROKER_DEFAULT_REPLICATION = -1
+
+
 def ensure_topics(settings: Settings, names: Iterable[str] = topics.ALL_TOPICS,
-                  *, partitions: int = PARTITIONS, timeout: float = 30.0) -> None:
-    """Create the topics (auto-creation is off) and wait until the broker serves them."""
+                  *, partitions: int = PARTITIONS, timeout: float | None = 30.0,
+                  create: bool | None = None, stop: threading.Event | None = None,
+                  log_every_seconds: float = 30.0) -> bool:
+    """Make the missing topics (auto-creation is off) unless `create` is false, then wait
+    until the broker serves them all: for `timeout` seconds (None: until `stop` is set).
+    Made topics take the cluster's replication factor, never a number of ours. Returns
+    False when `stop` was set first."""
+    create = CREATE_TOPICS if create is None else create
     wanted = {settings.topic(n) for n in names}
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
                              client_id=f"{settings.service}-admin", request_timeout_ms=15000)
     try:
         missing = wanted - set(admin.list_topics())
-        if missing:
+        if missing and create:
             try:
-                admin.create_topics([NewTopic(n, partitions, 1) for n in sorted(missing)])
+                admin.create_topics([NewTopic(n, partitions, BROKER_DEFAULT_REPLICATION)
+                                     for n in sorted(missing)])
             except TopicAlreadyExistsError:
                 pass
-        deadline = time.monotonic() + timeout
-        while wanted - set(admin.list_topics()):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"topics not ready: {sorted(wanted - set(admin.list_topics()))}")
-            time.sleep(0.1)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        logged: float | None = None
+        while missing := wanted - set(admin.list_topics()):
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"topics not ready: {sorted(missing)}")
+            if logged is None or time.monotonic() - logged >= log_every_seconds:
+                log.warning("waiting for topics", extra={"missing": sorted(missing)})
+                logged = time.monotonic()
+            if stop is None:
+                time.sleep(0.1)
+            elif stop.wait(0.2):
+                return False
+        return True
     finally:
         admin.close()
 
