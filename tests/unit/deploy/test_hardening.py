@@ -53,3 +53,39 @@ def test_the_oldest_supported_kustomize_renders_what_ours_renders(overlay: Path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     ours = support.kustomize_build(overlay)
     assert [d for d in yaml.safe_load_all(proc.stdout) if d] == ours
+
+
+# --- 3. Prometheus reaches the workers' metrics port; 4. the Kafka Exporter exists -------
+
+MONITORING_NS = {"kubernetes.io/metadata.name": "monitoring"}
+PROMETHEUS_POD = {"app.kubernetes.io/name": "prometheus"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=[p.name for p in OVERLAYS])
+def test_prometheus_may_scrape_every_worker_and_web(overlay: Path) -> None:
+    from tests.unit.deploy.test_k8s import allowed, rendered
+
+    r = rendered(overlay)
+    for service in support.services():
+        if "worker" in support.roles(service):
+            worker = r.pod_labels("Deployment", f"{service}-worker")
+            port = next(p for p in r.container("Deployment", f"{service}-worker")["ports"]
+                        if p["name"] == "metrics")["containerPort"]
+            assert allowed(r, "Ingress", worker, PROMETHEUS_POD, port, MONITORING_NS), \
+                f"{service}-worker: Prometheus cannot scrape port {port}"
+        web = r.pod_labels("Deployment", f"{service}-web")
+        assert allowed(r, "Ingress", web, PROMETHEUS_POD, support.port(service), MONITORING_NS)
+
+
+def test_the_kafka_exporter_that_alerts_and_panels_read_is_deployed() -> None:
+    kafka = {d["kind"]: d for d in yaml.safe_load_all(
+        (support.K8S / "base" / "kafka.yaml").read_text()) if d}["Kafka"]
+    exporter = kafka["spec"].get("kafkaExporter")
+    assert exporter is not None, "kafka_consumergroup_lag needs spec.kafkaExporter"
+    assert exporter.get("groupRegex", ".*") == ".*" and exporter.get("topicRegex", ".*") == ".*"
+    readers = [(support.ROOT / "deploy" / "prometheus" / "paincare-rules.yml").read_text(),
+               (support.ROOT / "deploy" / "grafana" / "paincare.json").read_text()]
+    assert all("kafka_consumergroup_lag" in text for text in readers), "what it feeds"
+    prometheus = yaml.safe_load((support.ROOT / "deploy" / "prometheus" /
+                                 "prometheus.yml").read_text())
+    assert "kafka-exporter" in [j["job_name"] for j in prometheus["scrape_configs"]]
