@@ -131,3 +131,22 @@ def test_gunicorn_starts_clean_with_a_read_only_home(tmp_path: Path) -> None:
     assert "Booting worker" in log, log
     assert "[ERROR]" not in log and "control" not in log.lower(), log
     assert not (home / ".gunicorn").exists()
+
+
+# --- 5. every read-only container has somewhere to write ---------------------------------
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=[p.name for p in OVERLAYS])
+def test_read_only_containers_have_a_writable_tmp_and_data_path(overlay: Path) -> None:
+    from tests.unit.deploy.test_k8s import rendered, workloads
+
+    for name, pod in workloads(rendered(overlay)):
+        for c in pod["containers"]:
+            if not c.get("securityContext", {}).get("readOnlyRootFilesystem"):
+                continue
+            mounts = [m["mountPath"] for m in c.get("volumeMounts", [])]
+            assert "/tmp" in mounts, f"{name}/{c['name']}: read-only root and no /tmp"
+            env = {e["name"]: e.get("value", "") for e in c.get("env", [])}
+            if "mailpit" in c["image"]:
+                db = env.get("MP_DATABASE", "")
+                assert any(db.startswith(m + "/") for m in mounts), \
+                    f"{name}: mailpit's database ({db or 'a temp file'}) is not on a volume"
