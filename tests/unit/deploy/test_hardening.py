@@ -150,3 +150,66 @@ def test_read_only_containers_have_a_writable_tmp_and_data_path(overlay: Path) -
                 db = env.get("MP_DATABASE", "")
                 assert any(db.startswith(m + "/") for m in mounts), \
                     f"{name}: mailpit's database ({db or 'a temp file'}) is not on a volume"
+
+
+# --- 8. compose: PostgreSQL healthy over TCP; migrate retries for a bounded time ----------
+
+def test_compose_postgres_is_healthy_only_when_it_answers_over_tcp() -> None:
+    check = " ".join(support.compose()["services"]["postgres"]["healthcheck"]["test"])
+    assert "pg_isready" in check
+    assert "-h 127.0.0.1" in check or "-h localhost" in check, \
+        "the socket answers during the image's init phase; migrate connects over TCP"
+
+
+def test_compose_migrate_waits_a_bounded_time_for_its_database() -> None:
+    command = support.compose()["services"]["migrate"]["command"]
+    assert "--wait" in command
+    seconds = float(command[command.index("--wait") + 1])
+    assert 0 < seconds <= 300
+
+
+class _Db:
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.pings = 0
+
+    def ping(self) -> None:
+        self.pings += 1
+        if self.pings <= self.failures:
+            raise ConnectionError("connection refused")
+
+
+class _Clock:
+    """A clock the test moves: each sleep advances it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_migration_step_retries_until_the_database_answers() -> None:
+    from types import SimpleNamespace
+
+    from shared.migrations import wait_for_database
+
+    runtime = SimpleNamespace(db=_Db(failures=3))
+    clock = _Clock()
+    wait_for_database(runtime, 60, clock=clock, sleep=clock.sleep)  # type: ignore[arg-type]
+    assert runtime.db.pings == 4
+
+
+def test_migration_step_gives_up_after_its_bound() -> None:
+    from types import SimpleNamespace
+
+    from shared.migrations import wait_for_database
+
+    runtime = SimpleNamespace(db=_Db(failures=10**6))
+    clock = _Clock()
+    with pytest.raises(TimeoutError, match="database not reachable after 5 s"):
+        wait_for_database(runtime, 5, clock=clock, sleep=clock.sleep)  # type: ignore[arg-type]
+    assert runtime.db.pings == 6
