@@ -213,3 +213,78 @@ def test_migration_step_gives_up_after_its_bound() -> None:
     with pytest.raises(TimeoutError, match="database not reachable after 5 s"):
         wait_for_database(runtime, 5, clock=clock, sleep=clock.sleep)  # type: ignore[arg-type]
     assert runtime.db.pings == 6
+
+
+# --- 10. the image: dependency layer first, a lock with hashes, all ports ----------------
+
+def _lock(name: str) -> dict[str, str]:
+    """name -> version of a pip lock file; asserts every entry carries its hashes."""
+    import re
+
+    text = (support.ROOT / name).read_text()
+    entries = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 1)[1] if text.startswith("#")
+                       else text)
+    pins = {}
+    for entry in entries:
+        entry = "\n".join(ln for ln in entry.splitlines() if not ln.startswith("#"))
+        if not entry.strip():
+            continue
+        m = re.match(r"([A-Za-z0-9_.-]+)==(\S+)", entry)
+        assert m, f"{name}: not a pin: {entry[:80]}"
+        assert "--hash=sha256:" in entry, f"{name}: {m.group(1)} has no hash"
+        pins[re.sub(r"[-_.]+", "-", m.group(1)).lower()] = m.group(2)
+    return pins
+
+
+def _pyproject_pins(*, dev: bool) -> dict[str, str]:
+    import re
+    import tomllib
+
+    project = tomllib.loads((support.ROOT / "pyproject.toml").read_text())["project"]
+    deps = list(project["dependencies"])
+    if dev:
+        deps += project["optional-dependencies"]["dev"]
+    pins = {}
+    for dep in deps:
+        name, version = re.fullmatch(r"([A-Za-z0-9_.-]+)(?:\[[^]]+\])?==(\S+)", dep).groups()
+        pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+@pytest.mark.parametrize(("lock", "dev"), [("requirements.lock", False),
+                                           ("requirements-dev.lock", True)])
+def test_lock_files_pin_every_dependency_with_hashes_as_pyproject_says(lock: str,
+                                                                       dev: bool) -> None:
+    locked = _lock(lock)
+    for name, version in _pyproject_pins(dev=dev).items():
+        assert locked.get(name) == version, \
+            f"{lock}: {name} {locked.get(name)} but pyproject.toml pins {version}: regenerate"
+    assert len(locked) > len(_pyproject_pins(dev=dev)), "transitive dependencies too"
+    if not dev:
+        assert not set(locked) & {"pytest", "ruff", "playwright"}, "no dev tools in the image"
+
+
+def test_image_installs_from_the_lock_before_copying_the_sources() -> None:
+    from tests.unit.deploy.test_image import _stages
+
+    build = _stages()[0]
+    ops = [(op, arg) for op, arg in build if op in ("COPY", "RUN")]
+    install = next(i for i, (op, arg) in enumerate(ops) if op == "RUN" and "pip install" in arg)
+    assert "--require-hashes" in ops[install][1] and "requirements.lock" in ops[install][1]
+    copied_before = [arg.split()[0] for op, arg in ops[:install] if op == "COPY"]
+    assert copied_before == ["requirements.lock"], \
+        "only the lock before the install: a code change must not rebuild the dependencies"
+
+
+def test_image_exposes_every_web_port_and_the_worker_metrics_port() -> None:
+    from tests.unit.deploy.test_image import _stages
+
+    exposed = {int(p) for op, arg in _stages()[-1] if op == "EXPOSE" for p in arg.split()}
+    assert exposed == {support.port(s) for s in support.services()} | \
+        {support.WORKER_METRICS_PORT}
+
+
+def test_bootstrap_installs_from_the_lock_with_hashes() -> None:
+    text = (support.ROOT / "scripts" / "bootstrap.sh").read_text()
+    assert "--require-hashes -r requirements-dev.lock" in text
+    assert "--no-deps -e ." in text
