@@ -59,6 +59,7 @@ def ensure_topics(settings: Settings, names: Iterable[str] = topics.ALL_TOPICS,
     create = CREATE_TOPICS if create is None else create
     wanted = {settings.topic(n) for n in names}
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
+                             **security_options(),
                              client_id=f"{settings.service}-admin", request_timeout_ms=15000)
     try:
         missing = wanted - set(admin.list_topics())
@@ -85,6 +86,21 @@ def ensure_topics(settings: Settings, names: Iterable[str] = topics.ALL_TOPICS,
         admin.close()
 
 
+def security_options() -> dict[str, Any]:
+    """How every client authenticates: PLAINTEXT on one machine and in compose; on a
+    cluster TLS (the cluster CA's certificate at KAFKA_SSL_CAFILE) with SCRAM, as the
+    service's own KafkaUser, whose ACLs let it write only its topics (deploy/k8s)."""
+    protocol = os.environ.get("KAFKA_SECURITY_PROTOCOL", "") or "PLAINTEXT"
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL") and os.environ.get("KAFKA_SSL_CAFILE"):
+        options["ssl_cafile"] = os.environ["KAFKA_SSL_CAFILE"]
+    if protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = os.environ.get("KAFKA_SASL_MECHANISM", "") or "SCRAM-SHA-512"
+        options["sasl_plain_username"] = os.environ.get("KAFKA_SASL_USERNAME", "")
+        options["sasl_plain_password"] = os.environ.get("KAFKA_SASL_PASSWORD", "")
+    return options
+
+
 def kafka_reachable(settings: Settings, timeout: float = 1.0) -> bool:
     """A cheap readiness probe: can we open a TCP connection to a bootstrap server?"""
     for server in settings.kafka_bootstrap.split(","):
@@ -100,6 +116,7 @@ def kafka_reachable(settings: Settings, timeout: float = 1.0) -> bool:
 def make_producer(settings: Settings) -> KafkaProducer:
     return KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
+        **security_options(),
         client_id=f"{settings.service}-producer-{os.getpid()}",
         acks="all",
         enable_idempotence=True,
@@ -296,6 +313,7 @@ class EventConsumer:
             names = [self.settings.topic(t) for t in self.subscription.topics]
             consumer = KafkaConsumer(
                 bootstrap_servers=self.settings.kafka_bootstrap,
+                **security_options(),
                 group_id=self.settings.topic(self.group),
                 client_id=f"{self.group}-{os.getpid()}",
                 enable_auto_commit=False,
@@ -483,6 +501,7 @@ def read_records(settings: Settings, topic: str, *, last: int | None = None,
     out (a broker that has just restarted can be slow to serve a fetch)."""
     name = settings.topic(topic)
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
+                             **security_options(),
                              enable_auto_commit=False, group_id=None)
     try:
         parts = [TopicPartition(name, p) for p in (consumer.partitions_for_topic(name) or [])]
@@ -526,6 +545,7 @@ def replay_dead_letters(settings: Settings, service: str, *, timeout_ms: int = 2
     replaying that too would send it round for ever."""
     topic = settings.topic(topics.dead_letter(service))
     consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap,
+                                    **security_options(),
                              group_id=settings.topic(f"{service}.dlq-replay"),
                              enable_auto_commit=False, auto_offset_reset="earliest",
                              consumer_timeout_ms=timeout_ms)

@@ -288,3 +288,96 @@ def test_bootstrap_installs_from_the_lock_with_hashes() -> None:
     text = (support.ROOT / "scripts" / "bootstrap.sh").read_text()
     assert "--require-hashes -r requirements-dev.lock" in text
     assert "--no-deps -e ." in text
+
+
+# --- 11. compose hardened like k8s; the probe's docs say where the worker listens --------
+
+def test_compose_runs_every_paincare_container_hardened_and_bounded() -> None:
+    compose = support.compose()["services"]
+    for service in support.services():
+        for role in support.roles(service):
+            c = compose[f"{service}-{role}"]
+            name = f"{service}-{role}"
+            assert c.get("read_only") is True, f"{name}: read-only root"
+            assert any(str(t).startswith("/tmp") for t in c.get("tmpfs", [])), f"{name}: /tmp"
+            assert c.get("cap_drop") == ["ALL"], name
+            assert "no-new-privileges:true" in c.get("security_opt", []), name
+            limits = c.get("deploy", {}).get("resources", {}).get("limits", {})
+            assert limits.get("cpus") and limits.get("memory"), f"{name}: resource limits"
+
+
+def test_probe_docs_name_the_workers_real_bind_address() -> None:
+    import re
+
+    doc = (support.ROOT / "deploy" / "docker" / "probe.py").read_text().split('"""')[1]
+    compose_addr = support.compose()["services"]["referrals-worker"]["environment"][
+        "WORKER_METRICS_ADDR"]
+    assert compose_addr == "0.0.0.0"
+    assert "0.0.0.0" in doc and not re.search(r"127\.0\.0\.1:\$WORKER_METRICS_PORT only", doc)
+
+
+# --- 11. Kafka over TLS with SCRAM in production: a KafkaUser and ACLs per service ---------
+
+def test_clients_take_tls_and_scram_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.kafka import security_options
+
+    for name in ("KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME",
+                 "KAFKA_SASL_PASSWORD", "KAFKA_SSL_CAFILE"):
+        monkeypatch.delenv(name, raising=False)
+    assert security_options() == {"security_protocol": "PLAINTEXT"}
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "notes")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "s3cret")
+    monkeypatch.setenv("KAFKA_SSL_CAFILE", "/etc/kafka-ca/ca.crt")
+    assert security_options() == {
+        "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "notes", "sasl_plain_password": "s3cret",
+        "ssl_cafile": "/etc/kafka-ca/ca.crt"}
+
+
+def test_every_kafka_client_is_made_with_the_security_options() -> None:
+    import re
+
+    for path in [support.ROOT / "shared" / "kafka.py",
+                 *sorted((support.ROOT / "services").rglob("*.py"))]:
+        text = path.read_text()
+        for call in re.finditer(r"Kafka(?:AdminClient|Consumer|Producer)\(", text):
+            args = text[call.end():call.end() + 400]
+            assert "**security_options()" in args.split("\n\n")[0], \
+                f"{path.relative_to(support.ROOT)}: a Kafka client without TLS/SCRAM options"
+
+
+def test_production_kafka_is_tls_with_scram_and_each_service_has_its_user() -> None:
+    from tests.unit.deploy.test_k8s import rendered
+
+    r = rendered(support.K8S / "overlays" / "production")
+    [kafka] = r.of_kind("Kafka")
+    listeners = kafka["spec"]["kafka"]["listeners"]
+    assert all(li["tls"] is True and li["authentication"]["type"] == "scram-sha-512"
+               for li in listeners), "no plaintext or anonymous listener"
+    assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple"
+    users = {u["metadata"]["name"]: u for u in r.of_kind("KafkaUser")}
+    own_topic = {"referrals": "referrals.events", "scheduling": "scheduling.events",
+                 "notes": "notes.events", "notifier": "notifier.events"}
+    for service in support.services():
+        if "worker" not in support.roles(service):
+            continue
+        user = users[service]
+        assert user["spec"]["authentication"]["type"] == "scram-sha-512"
+        writes = {a["resource"]["name"] for a in user["spec"]["authorization"]["acls"]
+                  if "Write" in a["operations"] and a["resource"]["type"] == "topic"}
+        mine = {own_topic.get(service), "system.events", f"{service}.dlq"} - {None}
+        if service == "dashboard":   # replays dead letters to where they came from
+            mine |= set(own_topic.values())
+        assert writes == mine, f"{service} may write {sorted(writes)}"
+        for role in support.roles(service):
+            c = r.container("Deployment", f"{service}-{role}")
+            env = {e["name"]: e for e in c["env"]}
+            assert env["KAFKA_SASL_USERNAME"]["value"] == service
+            assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == \
+                {"name": service, "key": "password"}, "the KafkaUser's own Secret"
+            cafile = r.env_value(c, "KAFKA_SSL_CAFILE")
+            assert any(cafile.startswith(m["mountPath"] + "/") for m in c["volumeMounts"])
+            assert r.env_value(c, "KAFKA_SECURITY_PROTOCOL") == "SASL_SSL"
