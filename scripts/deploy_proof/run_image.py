@@ -13,6 +13,7 @@ line per check and exits non-zero if any failed."""
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -33,7 +34,9 @@ WITH_WORKER = ("referrals", "scheduling", "notes", "notifier", "dashboard")
 GRACE = {"web": 35, "worker": 30}   # terminationGracePeriodSeconds in deploy/k8s
 HARDENED = ["--read-only", "--tmpfs", "/tmp:rw,size=64m,mode=1777", "--cap-drop", "ALL",
             "--security-opt", "no-new-privileges", "--user", "10001:10001",
-            "--network", "host", "--ulimit", "nproc=1000"]
+            "--network", "host", "--ulimit", "nproc=1000",
+            # podman's default open-files limit is above this machine's hard limit
+            "--ulimit", "nofile={0}:{0}".format(resource.getrlimit(resource.RLIMIT_NOFILE)[1])]
 PODMAN = ["podman", "--runtime", "runc"]
 
 results: list[tuple[bool, str]] = []
