@@ -5,20 +5,21 @@
 #   migrate: python -m shared.migrations upgrade <name>|all
 # (see docker-compose.yml and deploy/k8s/ for every service's exact command).
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The base by digest, so a rebuild gets the same bytes (the tag python:3.11-slim-bookworm
+# moves). Renew it on purpose: `docker buildx imagetools inspect python:3.11-slim-bookworm`.
+# `make proof-deploy` passes a debootstrap'd Debian bookworm base here instead.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
 
-# --- build: the pinned runtime dependencies (no dev extras) in a virtualenv ------------
+# --- build: the locked runtime dependencies (no dev extras) in a virtualenv -----------
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /src
-COPY pyproject.toml ./
-COPY shared ./shared
-COPY services ./services
-# Install the project to resolve its pinned dependencies, then drop the project itself:
+# Only the lock file: this layer is rebuilt when a dependency changes, not when the code
+# does. Every package, transitive ones too, at its pinned version and checked by hash;
 # the image runs the sources from /app (migrations and Alembic scripts included).
-RUN /opt/venv/bin/pip install . \
- && /opt/venv/bin/pip uninstall -y paincare
+COPY requirements.lock ./
+RUN /opt/venv/bin/pip install --require-hashes --no-deps -r requirements.lock
 
 # --- runtime: slim Python, the virtualenv, the sources, a non-root user ----------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -40,7 +41,8 @@ COPY --chown=root:root deploy/docker/entrypoint.sh deploy/docker/probe.py ./depl
 # The code is owned by root and read-only for the service user; it writes only to /tmp
 # (gunicorn's heartbeat files, Prometheus multiprocess files), an emptyDir on Kubernetes.
 USER 10001:10001
-EXPOSE 8001 8002 8003 8004 8005
+# web ports (one per service, see deploy/README.md) and the worker's metrics port
+EXPOSE 8001 8002 8003 8004 8005 8006 8007 9100
 ENTRYPOINT ["/app/deploy/docker/entrypoint.sh"]
 # No default service: every container names its service and role in its command.
 CMD ["python", "-c", "print('give a command: gunicorn ... services.<name>.app:create_app() | python -m services.<name>.worker | python -m shared.migrations upgrade all')"]

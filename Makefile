@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: up down status test bootstrap kafka postgres lint unit integration e2e bench proof
+.PHONY: up down status test bootstrap kafka postgres lint unit integration e2e bench proof proof-deploy
 
 up: bootstrap                ## Kafka, every service (web + worker), demo data; prints the URLs
 	BROWSER=0 $(PY) scripts/clinic.py up
@@ -46,3 +46,6 @@ proof-short: bootstrap postgres   ## the same suites in the short forms the norm
 
 proof-security proof-hostile proof-bad-input proof-faults proof-load: bootstrap postgres
 	$(PY) scripts/proof.py --only $(@:proof-%=%) $(PROOF_ARGS)
+
+proof-deploy: bootstrap kafka postgres   ## deploy/ through the real validators; the image built and run hardened (podman)
+	scripts/proof_deploy.sh

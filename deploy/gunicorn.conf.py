@@ -18,6 +18,10 @@ keepalive = 5
 max_requests = 2000
 max_requests_jitter = 200
 accesslog = None  # the app logs each request as JSON, with its ids
+# gunicorn's control socket (gunicornc) would live under $HOME/.gunicorn: the image's
+# home is read-only and nobody drives gunicorn that way here, so it is off (otherwise an
+# error on every start)
+control_socket_disable = True
 errorlog = "-"
 
 

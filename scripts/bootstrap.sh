@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what PainCare needs on a fresh machine, once; later runs take seconds.
-#   - the Python virtualenv (.venv) with the pinned dependencies
+#   - the Python virtualenv (.venv) from the lock file (pinned versions and hashes)
 #   - Kafka's jars (Maven Central), PostgreSQL (Debian), on demand in their own scripts
 #   - Chromium (Debian) for the browser tests, when BROWSER=1; Python's playwright
 #     package drives it by executable_path (no browser download)
@@ -9,12 +9,18 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 py=${PYTHON:-python3.11}
 command -v "$py" >/dev/null || py=python3
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+# Every package, transitive ones too, from the lock file at its pinned version and hash
+# (requirements-dev.lock: runtime + dev; the image uses requirements.lock), then the
+# project itself without resolving anything. Regenerate both after changing pyproject.toml:
+#   uv pip compile pyproject.toml --generate-hashes --python-version 3.11 \
+#     --python-platform x86_64-manylinux_2_28 --no-header --annotation-style line \
+#     -o requirements.lock            (and --extra dev -o requirements-dev.lock)
+stamp=.venv/.installed-$(cat pyproject.toml requirements-dev.lock | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   echo "bootstrap: installing Python dependencies into .venv ..."
   [ -x .venv/bin/python ] || "$py" -m venv .venv
-  .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e '.[dev]'
+  .venv/bin/pip install -q --require-hashes -r requirements-dev.lock
+  .venv/bin/pip install -q --no-deps -e .
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

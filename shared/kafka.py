@@ -40,26 +40,65 @@ log = logging.getLogger(__name__)
 PARTITIONS = int(os.environ.get("KAFKA_PARTITIONS", "3"))
 
 
+# Where an operator makes the topics (Strimzi's KafkaTopics on a cluster) services must
+# not: a worker winning the race would make them with its own settings. There it is
+# "false" and a worker waits for them; on one machine and in compose it is "true".
+CREATE_TOPICS = os.environ.get("KAFKA_CREATE_TOPICS", "true").lower() in ("1", "true", "yes")
+# the broker's default.replication.factor (and so its min.insync.replicas fits): KIP-464
+BROKER_DEFAULT_REPLICATION = -1
+
+
 def ensure_topics(settings: Settings, names: Iterable[str] = topics.ALL_TOPICS,
-                  *, partitions: int = PARTITIONS, timeout: float = 30.0) -> None:
-    """Create the topics (auto-creation is off) and wait until the broker serves them."""
+                  *, partitions: int = PARTITIONS, timeout: float | None = 30.0,
+                  create: bool | None = None, stop: threading.Event | None = None,
+                  log_every_seconds: float = 30.0) -> bool:
+    """Make the missing topics (auto-creation is off) unless `create` is false, then wait
+    until the broker serves them all: for `timeout` seconds (None: until `stop` is set).
+    Made topics take the cluster's replication factor, never a number of ours. Returns
+    False when `stop` was set first."""
+    create = CREATE_TOPICS if create is None else create
     wanted = {settings.topic(n) for n in names}
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
+                             **security_options(),
                              client_id=f"{settings.service}-admin", request_timeout_ms=15000)
     try:
         missing = wanted - set(admin.list_topics())
-        if missing:
+        if missing and create:
             try:
-                admin.create_topics([NewTopic(n, partitions, 1) for n in sorted(missing)])
+                admin.create_topics([NewTopic(n, partitions, BROKER_DEFAULT_REPLICATION)
+                                     for n in sorted(missing)])
             except TopicAlreadyExistsError:
                 pass
-        deadline = time.monotonic() + timeout
-        while wanted - set(admin.list_topics()):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"topics not ready: {sorted(wanted - set(admin.list_topics()))}")
-            time.sleep(0.1)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        logged: float | None = None
+        while missing := wanted - set(admin.list_topics()):
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"topics not ready: {sorted(missing)}")
+            if logged is None or time.monotonic() - logged >= log_every_seconds:
+                log.warning("waiting for topics", extra={"missing": sorted(missing)})
+                logged = time.monotonic()
+            if stop is None:
+                time.sleep(0.1)
+            elif stop.wait(0.2):
+                return False
+        return True
     finally:
         admin.close()
+
+
+def security_options() -> dict[str, Any]:
+    """How every client authenticates: PLAINTEXT on one machine and in compose; on a
+    cluster TLS (the cluster CA's certificate at KAFKA_SSL_CAFILE) with SCRAM, as the
+    service's own KafkaUser, whose ACLs let it write only its topics (deploy/k8s)."""
+    protocol = os.environ.get("KAFKA_SECURITY_PROTOCOL", "") or "PLAINTEXT"
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL") and os.environ.get("KAFKA_SSL_CAFILE"):
+        options["ssl_cafile"] = os.environ["KAFKA_SSL_CAFILE"]
+    if protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = os.environ.get("KAFKA_SASL_MECHANISM", "") or "SCRAM-SHA-512"
+        options["sasl_plain_username"] = os.environ.get("KAFKA_SASL_USERNAME", "")
+        options["sasl_plain_password"] = os.environ.get("KAFKA_SASL_PASSWORD", "")
+    return options
 
 
 def kafka_reachable(settings: Settings, timeout: float = 1.0) -> bool:
@@ -77,6 +116,7 @@ def kafka_reachable(settings: Settings, timeout: float = 1.0) -> bool:
 def make_producer(settings: Settings) -> KafkaProducer:
     return KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
+        **security_options(),
         client_id=f"{settings.service}-producer-{os.getpid()}",
         acks="all",
         enable_idempotence=True,
@@ -273,6 +313,7 @@ class EventConsumer:
             names = [self.settings.topic(t) for t in self.subscription.topics]
             consumer = KafkaConsumer(
                 bootstrap_servers=self.settings.kafka_bootstrap,
+                **security_options(),
                 group_id=self.settings.topic(self.group),
                 client_id=f"{self.group}-{os.getpid()}",
                 enable_auto_commit=False,
@@ -460,6 +501,7 @@ def read_records(settings: Settings, topic: str, *, last: int | None = None,
     out (a broker that has just restarted can be slow to serve a fetch)."""
     name = settings.topic(topic)
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
+                             **security_options(),
                              enable_auto_commit=False, group_id=None)
     try:
         parts = [TopicPartition(name, p) for p in (consumer.partitions_for_topic(name) or [])]
@@ -503,6 +545,7 @@ def replay_dead_letters(settings: Settings, service: str, *, timeout_ms: int = 2
     replaying that too would send it round for ever."""
     topic = settings.topic(topics.dead_letter(service))
     consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap,
+                                    **security_options(),
                              group_id=settings.topic(f"{service}.dlq-replay"),
                              enable_auto_commit=False, auto_offset_reset="earliest",
                              consumer_timeout_ms=timeout_ms)

@@ -32,6 +32,9 @@ DEAD_LETTERS = Counter("paincare_dead_letters_total", "Messages sent to a dead-l
                        ["service"])
 OUTBOX_BACKLOG = Gauge("paincare_outbox_backlog", "Outbox rows not yet published",
                        ["service"], multiprocess_mode="max")
+KAFKA_REACHABLE = Gauge("paincare_kafka_reachable",
+                        "1 when a bootstrap server answered at scrape time, else 0",
+                        ["service"], multiprocess_mode="mostrecent")
 
 
 def exposition() -> bytes:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -100,9 +102,33 @@ def _runtime_for(service: str, database_url: str | None = None) -> Runtime:
     return module.build_runtime(settings)
 
 
+def wait_for_database(runtime: Runtime, seconds: float, *,
+                      clock: Callable[[], float] = time.monotonic,
+                      sleep: Callable[[float], None] = time.sleep) -> None:
+    """A migration step may start while its database server is still initialising
+    (compose's postgres answers on its socket before TCP): retry the connection for a
+    bounded time, then fail with the last error so the step shows as failed."""
+    deadline = clock() + seconds
+    while True:
+        try:
+            runtime.db.ping()
+            return
+        except Exception as exc:
+            if clock() >= deadline:
+                raise TimeoutError(f"database not reachable after {seconds:g} s: "
+                                   f"{exc!r}"[:500]) from exc
+            print(f"waiting for the database: {type(exc).__name__}", file=sys.stderr)
+            sleep(1.0)
+
+
 def main(argv: list[str]) -> int:
     from shared.topics import SERVICES
 
+    wait = 0.0
+    if "--wait" in argv:  # upgrade SERVICE|all --wait SECONDS
+        at = argv.index("--wait")
+        wait = float(argv[at + 1])
+        argv = argv[:at] + argv[at + 2:]
     if len(argv) >= 2 and argv[0] == "upgrade":
         names = SERVICES if argv[1] == "all" else [argv[1]]
         for name in names:
@@ -110,6 +136,8 @@ def main(argv: list[str]) -> int:
                 runtime = _runtime_for(name)
             except ModuleNotFoundError:
                 continue
+            if wait:
+                wait_for_database(runtime, wait)
             upgrade(runtime)
             print(f"migrated {name}")
         return 0
@@ -117,7 +145,8 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             revision(_runtime_for(argv[1], f"sqlite:///{tmp}/autogen.db"), argv[2])
         return 0
-    print("usage: python -m shared.migrations upgrade SERVICE|all | revision SERVICE MESSAGE")
+    print("usage: python -m shared.migrations upgrade SERVICE|all [--wait SECONDS]"
+          " | revision SERVICE MESSAGE")
     return 2
 
 

@@ -82,25 +82,28 @@ class Runtime:
         return problem
 
     def ready_checks(self) -> list[Callable[[], None]]:
+        """What a web pod needs to serve: its database (and, when it does not migrate,
+        the schema at head). Not Kafka: writes stage their events in the outbox, so a
+        broker outage must not take every API out of its Service; Kafka's state is in
+        /metrics (paincare_kafka_reachable) and on the dashboard."""
         def database() -> None:
             self.db.ping()
-
-        def kafka() -> None:
-            if self.settings.kafka_enabled and not kafka_reachable(self.settings):
-                raise ConnectionError(f"Kafka not reachable at {self.settings.kafka_bootstrap}")
 
         def schema() -> None:
             problem = self.schema_problem()
             if problem:
                 raise RuntimeError(problem)
 
-        return [database, kafka] if self.settings.migrate_on_start \
-            else [database, schema, kafka]
+        return [database] if self.settings.migrate_on_start else [database, schema]
 
     def refresh_metrics(self) -> None:
-        """Figures read at scrape time rather than counted: the outbox backlog."""
+        """Figures read at scrape time rather than counted: the outbox backlog and whether
+        Kafka answers (readiness leaves Kafka out, so it shows here)."""
         try:
             with self.db.transaction() as s:
                 metrics.OUTBOX_BACKLOG.labels(self.settings.service).set(self.outbox.backlog(s))
         except Exception:  # a scrape must answer even while the database is away
             pass
+        if self.settings.kafka_enabled:
+            metrics.KAFKA_REACHABLE.labels(self.settings.service).set(
+                1 if kafka_reachable(self.settings) else 0)

@@ -57,9 +57,11 @@ class Worker:
 
 
 def await_schema(runtime: Runtime, *, poll_seconds: float = 2.0,
-                 log_every_seconds: float = 30.0) -> None:
+                 log_every_seconds: float = 30.0, stop: threading.Event | None = None) -> bool:
     """With MIGRATE_ON_START=false the migration step runs beside the rollout: consuming
-    events against an older schema would fail them into dead letters, so wait for it."""
+    events against an older schema would fail them into dead letters, so wait for it.
+    Returns False when `stop` was set first (SIGTERM while waiting)."""
+    stop = stop or threading.Event()
     logged: float | None = None
     while True:
         try:
@@ -67,35 +69,43 @@ def await_schema(runtime: Runtime, *, poll_seconds: float = 2.0,
         except Exception as exc:  # the database may come later
             problem = f"database not reachable: {exc!r}"[:300]
         if problem is None:
-            return
+            return True
         if logged is None or time.monotonic() - logged >= log_every_seconds:
             log.warning("worker waiting for the migration", extra={"problem": problem})
             logged = time.monotonic()
-        time.sleep(poll_seconds)
+        if stop.wait(poll_seconds):
+            return False
 
 
 def run_worker(runtime: Runtime, subscriptions: Iterable[Subscription], **kw: object) -> None:
-    """The worker entry point: migrate, make topics, run until told to stop."""
+    """The worker entry point: migrate, wait for topics, run until told to stop. SIGTERM
+    is heard from the first moment, also while waiting for the migration or the topics,
+    so a pod stopped then exits at once and cleanly (not by SIGKILL after its grace)."""
     settings = runtime.settings
     logs.configure(settings.service + "-worker", settings.log_level)
     settings.check_key_source()  # fail closed, as the web does
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("worker stopping", extra={"signal": signum})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     port = os.environ.get("WORKER_METRICS_PORT")
     if port:
         # loopback on one host; a pod sets 0.0.0.0 so Prometheus can scrape it
         start_http_server(int(port), addr=os.environ.get("WORKER_METRICS_ADDR", "127.0.0.1"))
     runtime.create_schema()
-    if not settings.migrate_on_start:
-        await_schema(runtime)
-    ensure_topics(settings, topics.ALL_TOPICS)
+    if not settings.migrate_on_start and not await_schema(runtime, stop=stop):
+        return
+    # made here on one machine; on a cluster the operator makes them: wait for as long
+    # as it takes (a timeout would only crash-loop the pod)
+    if not ensure_topics(settings, topics.ALL_TOPICS, timeout=None, stop=stop):
+        return
     worker = Worker(runtime, subscriptions, **kw)  # type: ignore[arg-type]
-
-    def _stop(signum: int, _frame: object) -> None:
-        log.info("worker stopping", extra={"signal": signum})
-        worker.stop_event.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    worker.stop_event = stop
     worker.start()
     log.info("worker started", extra={"consumers": [c.group for c in worker.consumers]})
-    worker.stop_event.wait()
+    stop.wait()
     worker.stop()

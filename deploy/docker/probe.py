@@ -2,9 +2,10 @@
 
     python deploy/docker/probe.py http://127.0.0.1:8001/readyz
 
-Used by docker-compose health checks and by the worker's exec probes on Kubernetes (the
-worker serves /metrics on 127.0.0.1:$WORKER_METRICS_PORT only, so only an in-container
-probe can reach it)."""
+Used by docker-compose health checks and by the worker's exec probes on Kubernetes. The
+worker has no HTTP API, only /metrics on $WORKER_METRICS_ADDR:$WORKER_METRICS_PORT
+(0.0.0.0:9100 in pods and compose, so Prometheus can scrape it; loopback by default):
+the probe runs in the container and asks 127.0.0.1, which answers either way."""
 
 from __future__ import annotations
 

@@ -22,7 +22,12 @@ from services.dashboard import domain
 from shared import topics
 from shared.auth import ServiceTokens
 from shared.errors import ClinicError
-from shared.kafka import kafka_reachable, read_dead_letters, replay_dead_letters
+from shared.kafka import (
+    kafka_reachable,
+    read_dead_letters,
+    replay_dead_letters,
+    security_options,
+)
 from shared.launcher import PORTS
 from shared.runtime import Runtime
 
@@ -100,10 +105,12 @@ class PlatformProbe:
     def _clients(self) -> tuple[KafkaAdminClient, KafkaConsumer]:
         if self._admin is None:
             self._admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap,
+                                           **security_options(),
                                            client_id="dashboard-probe",
                                            request_timeout_ms=5000)
         if self._consumer is None:
             self._consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
+                                           **security_options(),
                                            group_id=None, enable_auto_commit=False,
                                            client_id="dashboard-probe",
                                            request_timeout_ms=5000)

@@ -12,7 +12,7 @@ from services.dashboard.db import ReadModelStore
 from services.dashboard.handlers import read_model_subscription
 from services.dashboard.wiring import build_runtime
 from shared import ops
-from shared.kafka import EventConsumer, Subscription
+from shared.kafka import EventConsumer, Subscription, security_options
 from shared.runtime import Runtime
 from shared.worker import run_worker
 
@@ -56,7 +56,8 @@ class ReadModelConsumer:
     def _forget_group(self, group: str) -> None:
         """An abandoned generation's group would show as ever-growing lag."""
         try:
-            admin = KafkaAdminClient(bootstrap_servers=self.runtime.settings.kafka_bootstrap)
+            admin = KafkaAdminClient(bootstrap_servers=self.runtime.settings.kafka_bootstrap,
+                                     **security_options())
             try:
                 admin.delete_groups([group])
             finally:

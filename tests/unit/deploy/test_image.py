@@ -57,7 +57,8 @@ def test_slim_python_base_and_a_non_root_runtime_stage() -> None:
     for stage in stages:
         base = stage[0][1].split()[0]
         base = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], base)
-        assert re.fullmatch(r"python:3\.11[\w.-]*-slim[\w.-]*", base), base
+        assert re.fullmatch(r"python:3\.11[\w.-]*-slim[\w.-]*@sha256:[0-9a-f]{64}", base), \
+            f"{base}: a slim Python 3.11, pinned by digest (a tag moves)"
     runtime = stages[-1]
     users = [arg for op, arg in runtime if op == "USER"]
     assert users, "the runtime stage names its user"
@@ -86,7 +87,7 @@ def test_everything_copied_exists_and_reaches_the_build_context() -> None:
         if op == "COPY" and "--from=" not in arg:
             parts = [p for p in arg.split() if not p.startswith("--")]
             copied += parts[:-1]
-    assert {"shared", "services", "pyproject.toml", "deploy/gunicorn.conf.py"} <= set(copied)
+    assert {"shared", "services", "requirements.lock", "deploy/gunicorn.conf.py"} <= set(copied)
     for source in copied:
         assert (support.ROOT / source).exists(), source
         assert not _ignored(source), f".dockerignore drops {source}"

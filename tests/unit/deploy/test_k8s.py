@@ -446,7 +446,9 @@ def test_kafka_has_three_brokers_and_every_topic(overlay: Path) -> None:
     assert sum(p["spec"]["replicas"] for p in pools if "broker" in p["spec"]["roles"]) == 3
     assert any("controller" in p["spec"]["roles"] for p in pools), "KRaft controllers"
     listener = next(li for li in kafka["spec"]["kafka"]["listeners"] if li["port"] == 9092)
-    assert listener["tls"] is False and listener["type"] == "internal"
+    assert listener["type"] == "internal"
+    # dev: plaintext; production: TLS with SCRAM (test_hardening checks users and ACLs)
+    assert listener["tls"] is (overlay.name == "production")
 
     settings = r.get("ConfigMap", next(
         o["metadata"]["name"] for o in r.of_kind("ConfigMap")
