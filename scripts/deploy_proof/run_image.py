@@ -26,11 +26,13 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from shared.config import Settings  # noqa: E402
-from shared.launcher import PORTS  # noqa: E402
+from shared.launcher import PORTS, available_services, has_worker  # noqa: E402
 from tests.support import infra  # noqa: E402
 from tests.support.clinic import bearer  # noqa: E402
 
-WITH_WORKER = ("referrals", "scheduling", "notes", "notifier", "dashboard")
+# From the one list of services, so a service added or renamed cannot drop out of the proof
+WITH_WORKER = tuple(s for s in available_services() if has_worker(s))
+WEB_ONLY = tuple(s for s in available_services() if not has_worker(s))   # the console
 GRACE = {"web": 35, "worker": 30}   # terminationGracePeriodSeconds in deploy/k8s
 HARDENED = ["--read-only", "--tmpfs", "/tmp:rw,size=64m,mode=1777", "--cap-drop", "ALL",
             "--security-opt", "no-new-privileges", "--user", "10001:10001",
@@ -86,7 +88,7 @@ def main(image: str) -> int:
               "LOG_LEVEL": "INFO", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": "9",
               "SMS_GATEWAY_URL": "http://127.0.0.1:9/sms",
               **{f"{s.upper()}_URL": f"http://127.0.0.1:{web_port(s)}"
-                 for s in ("referrals", "scheduling", "notes", "notifier")}}
+                 for s in available_services()}}
     containers: list[tuple[str, str]] = []
     try:
         # the migration step, as compose's `migrate` and the k8s Jobs run it
@@ -112,6 +114,17 @@ def main(image: str) -> int:
                                 "WORKER_METRICS_PORT": str(19101 + i)},
                 ["python", "-m", f"services.{service}.worker"])
             containers.append((worker, "worker"))
+        for service in WEB_ONLY:   # no database, no worker: its web alone
+            web = f"pd-{run_id}-{service}-web"
+            run(image, web, {**common, "BIND": f"127.0.0.1:{web_port(service)}",
+                             "WEB_CONCURRENCY": "1", "WEB_THREADS": "4",
+                             "PROMETHEUS_MULTIPROC_DIR": "/tmp/prometheus"},
+                ["gunicorn", "-c", "deploy/gunicorn.conf.py",
+                 f"services.{service}.app:create_app()"])
+            containers.append((web, "web"))
+        for service in WEB_ONLY:
+            check(wait_ready(f"http://127.0.0.1:{web_port(service)}/readyz", 120),
+                  f"{service}-web ready (/readyz 200)")
         for i, service in enumerate(WITH_WORKER):
             check(wait_ready(f"http://127.0.0.1:{web_port(service)}/readyz", 120),
                   f"{service}-web ready (/readyz 200)")
@@ -162,8 +175,8 @@ def main(image: str) -> int:
 def skeleton() -> None:
     """tests/e2e/test_walking_skeleton.py's journey, against the containers."""
     admin = bearer(Settings.for_service("tests"), "admin")
-    url = {s: f"http://127.0.0.1:{web_port(s)}" for s in WITH_WORKER}
-    for service in WITH_WORKER:
+    url = {s: f"http://127.0.0.1:{web_port(s)}" for s in available_services()}
+    for service in available_services():
         alive = requests.get(url[service] + "/healthz", timeout=5).json()["status"] == "alive"
         metrics = b"paincare_http_requests_total" in requests.get(url[service] + "/metrics",
                                                                    timeout=5).content
