@@ -165,7 +165,19 @@ class SmtpServer:
 
     @staticmethod
     def text(message: Message) -> str:
-        return message.get_payload(decode=True).decode()  # type: ignore[union-attr]
+        """The text/plain body (the first part of one with a calendar invitation)."""
+        return _plain_text(message).replace("\n", "\r\n") if message.is_multipart() \
+            else message.get_payload(decode=True).decode()  # type: ignore[union-attr]
+
+    @staticmethod
+    def calendar(message: Message) -> tuple[str, str] | None:
+        """(the `method` parameter, the text) of the text/calendar part, if any."""
+        for part in message.walk():
+            if part.get_content_type() == "text/calendar":
+                payload = part.get_payload(decode=True)
+                return (part.get_param("method") or "",
+                        payload.decode(part.get_content_charset() or "utf-8"))
+        return None
 
 
 def _plain_text(message: Message) -> str:

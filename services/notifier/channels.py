@@ -16,6 +16,8 @@ from typing import Protocol
 
 import requests
 
+from services.notifier.calendar import method_of
+
 
 @dataclass(frozen=True)
 class Outgoing:
@@ -24,6 +26,7 @@ class Outgoing:
     address: str
     subject: str
     body: str
+    calendar: str | None = None  # an RFC 5545 invitation, attached to emails
 
 
 class Channel(Protocol):
@@ -80,6 +83,8 @@ class SmtpMailer:
         mail["Message-ID"] = f"<{message.notification_id}@paincare.local>"
         mail["X-PainCare-Notification"] = message.notification_id
         mail.set_content(message.body)
+        if message.calendar:
+            attach_calendar(mail, message.calendar)
         try:
             self._connection().send_message(mail)
         except ChannelError:
@@ -96,6 +101,16 @@ class SmtpMailer:
             except (OSError, smtplib.SMTPException):
                 pass
             self._smtp = None
+
+
+def attach_calendar(mail: EmailMessage, text: str) -> None:
+    """The invitation as calendar programs look for it: a `text/calendar; method=...`
+    alternative part (Outlook, Gmail, Apple Mail offer "add to calendar" from it) and the
+    same text as an `invite.ics` attachment for the others."""
+    method = method_of(text)
+    mail.add_alternative(text, subtype="calendar", params={"method": method})
+    mail.add_attachment(text.encode("utf-8"), maintype="application", subtype="ics",
+                        filename="invite.ics")
 
 
 class SmsGateway:

@@ -131,6 +131,8 @@ class Notification(Base):
     alert_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     # A safety alert's in-app items leave the top of the feed once it is acknowledged.
     acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # The RFC 5545 invitation an email about visits carries (sent as text/calendar).
+    calendar: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class SafetyAlert(Base):
@@ -204,7 +206,7 @@ def add_planned(session: Session, event_id: str, event_type: str,
                       subject=p.subject[:300], body=p.body, appointment_id=p.appointment_id,
                       status="pending", due_at=p.due_at, next_attempt_at=p.due_at, attempts=0,
                       created_at=now, provisional=p.provisional, priority=p.priority,
-                      alert_id=p.alert_id)
+                      alert_id=p.alert_id, calendar=p.calendar)
         stmt = _insert(session, table).values(**values).on_conflict_do_nothing()
         if session.execute(stmt.returning(table.c.id)).first() is not None:
             added += 1

@@ -68,7 +68,8 @@ class Deliverer:
                                 self.config.batch)
             claimed_count = len(rows)
             rows = db.drop_opted_out(s, rows)
-            work = [Outgoing(r.id, r.channel, r.address, r.subject, r.body) for r in rows]
+            work = [Outgoing(r.id, r.channel, r.address, r.subject, r.body, r.calendar)
+                    for r in rows]
             meta = {r.id: (r.event_id, r.event_type, r.recipient_id, r.attempts) for r in rows}
             alerts = {r.id: r.alert_id for r in rows
                       if r.alert_id and r.template in db.ALERT_TEMPLATES}

@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from services.notifier import calendar
 from shared.errors import InvalidInput
 
 CHANNELS = ("email", "sms", "in_app")
@@ -86,6 +87,7 @@ class Planned:
     provisional: bool = False  # planned for someone not in the directory yet
     priority: str = "normal"  # urgent: safety alerts and escalations, first everywhere
     alert_id: str | None = None  # the safety alert it is about (its ack cancels the rest)
+    calendar: str | None = None  # an RFC 5545 invitation (emails about visits)
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,9 @@ class Rules:
     # How long a notification for someone not yet in the directory waits for their
     # contact (events on different topics arrive in no common order).
     unknown_recipient_grace: timedelta = timedelta(seconds=30)
+    # Who the visits' calendar invitations come from (ORGANIZER, LOCATION).
+    clinic_name: str = "Pain clinic"
+    organizer_email: str = "no-reply@paincare.local"
 
 
 Lookup = Callable[[str], Contact | None]
@@ -386,6 +391,15 @@ class AlertHistory:
     recipients: tuple[str, ...] = ()  # everyone told of it so far
 
 
+@dataclass(frozen=True)
+class Invite:
+    """The visits an email's calendar invitation books, moves or cancels."""
+
+    visits: tuple[Mapping[str, Any], ...]
+    method: str  # REQUEST | CANCEL
+    sequence: int = 0
+
+
 class _Planner:
     def __init__(self, event_id: str, event_type: str, payload: Mapping[str, Any],
                  lookup: Lookup, rules: Rules, now: datetime, version: int = 1,
@@ -406,10 +420,12 @@ class _Planner:
     def tell(self, who: Contact, template: str, context: dict[str, Any], *,
              dedupe_key: str | None = None, due_at: datetime | None = None,
              appointment_id: str | None = None, alert_id: str | None = None,
-             urgent: bool = False, channels: list[str] | None = None) -> None:
+             urgent: bool = False, channels: list[str] | None = None,
+             invite: Invite | None = None) -> None:
         """Plan one notification per channel. `urgent` (safety alerts, escalations): every
         channel that can reach them, due at once even for someone not in the directory
-        yet (their in-app feed gets it now, no grace), first in delivery and feeds."""
+        yet (their in-app feed gets it now, no grace), first in delivery and feeds.
+        `invite`: the visits' calendar invitation, on emails only."""
         lang = language_of(who.language)
         due_at = due_at or self.now
         if not who.known and not urgent:
@@ -421,12 +437,25 @@ class _Planner:
             named, anonymous = GREETING[lang]
             ctx["greeting"] = named.format(name=who.name) if who.name else anonymous
             subject, body = render(template, lang, channel, ctx)
+            ics = None
+            if invite is not None and channel == "email":
+                ics = self.calendar(invite, lang, who.address(channel))
             self.out.append(Planned(
                 dedupe_key=dedupe_key or self.event_id, recipient_id=who.recipient_id,
                 channel=channel, template=template, language=lang,
                 address=who.address(channel) or who.recipient_id, subject=subject, body=body,
                 due_at=due_at, appointment_id=appointment_id, provisional=not who.known,
-                priority="urgent" if urgent else "normal", alert_id=alert_id))
+                priority="urgent" if urgent else "normal", alert_id=alert_id,
+                calendar=ics))
+
+    def calendar(self, invite: Invite, lang: str, attendee: str | None) -> str:
+        """The invitation in the reader's words: the same UIDs whatever the language."""
+        visits = [calendar.visit_from(v, DISCIPLINE_NAMES[lang].get(v["discipline"],
+                                                                    v["discipline"]))
+                  for v in invite.visits]
+        return calendar.invitation(visits, method=invite.method, sequence=invite.sequence,
+                                   now=self.now, clinic=self.rules.clinic_name,
+                                   organizer=self.rules.organizer_email, attendee=attendee)
 
     @staticmethod
     def _localise(context: dict[str, Any], lang: str, channel: str) -> dict[str, Any]:
@@ -581,7 +610,8 @@ class _Planner:
             "itinerary_id": self.p["itinerary_id"],
             "visit_list": [self.visit_context(v) for v in visits],
             "what_to_bring": "\n".join(f"- {b}" for b in bring) or "-",
-            "bring_short": "; ".join(bring) or "-"})
+            "bring_short": "; ".join(bring) or "-"},
+            invite=Invite(tuple(v for v in visits if v.get("appointment_id")), "REQUEST"))
         for i, visit in enumerate(visits):
             self.reminders(visit, patient, f"{self.p['itinerary_id']}#{i}")
 
@@ -591,7 +621,9 @@ class _Planner:
 
     def appointment_cancelled(self) -> None:
         ctx = self.visit_context(self.p)
-        self.tell(self.contact(self.p["patient_id"], "patient"), "appointment_cancelled", ctx)
+        invite = Invite((self.p,), "CANCEL", calendar.sequence_at(self.now))
+        self.tell(self.contact(self.p["patient_id"], "patient"), "appointment_cancelled", ctx,
+                  invite=invite)
         self.tell(self.contact(self.p["provider_id"], "provider"), "appointment_cancelled", ctx)
 
     def appointment_rescheduled(self) -> None:
@@ -600,7 +632,8 @@ class _Planner:
         ctx["previous_date"] = self.when.date(self.p["previous_start"])
         ctx["previous_time"] = self.when.time(self.p["previous_start"])
         patient = self.contact(self.p["patient_id"], "patient")
-        self.tell(patient, "appointment_rescheduled", ctx)
+        self.tell(patient, "appointment_rescheduled", ctx,
+                  invite=Invite((self.p,), "REQUEST", calendar.sequence_at(self.now)))
         providers = [self.p["provider_id"]]
         previous = self.p.get("previous_provider_id")
         if previous and previous not in providers:

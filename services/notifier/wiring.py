@@ -106,7 +106,8 @@ class NotifierConfig:
             clinical_lead=Contact(CLINICAL_LEAD, "role", "Clinical lead",
                                   email=self.clinical_lead_email,
                                   phone=self.clinical_lead_phone),
-            duty_phone=self.safety_duty_phone, console_url=self.console_url)
+            duty_phone=self.safety_duty_phone, console_url=self.console_url,
+            organizer_email=self.email_from)
 
 
 def build_runtime(settings: Settings | None = None) -> Runtime:
