@@ -108,8 +108,11 @@ def roles(*allowed: str) -> Callable[[F], F]:
 def create_service_app(settings: Settings, *, title: str, description: str,
                        blueprints: Iterable[Blueprint],
                        ready_checks: Iterable[Callable[[], None]] = (),
-                       extensions: dict[str, Any] | None = None) -> Flask:
-    """The app every service builds on; the service adds its blueprints and extensions."""
+                       extensions: dict[str, Any] | None = None,
+                       secret_url_paths: tuple[str, ...] = ()) -> Flask:
+    """The app every service builds on; the service adds its blueprints and extensions.
+    `secret_url_paths`: path prefixes whose URL itself is the credential (a provider's
+    iCal feed: calendar programs cannot send a bearer token); the route checks it."""
     logs.configure(settings.service, settings.log_level)
     settings.check_key_source()  # fail closed: no key source outside development
     # root_path as Flask finds it for a name that is not a module (the working directory),
@@ -134,6 +137,7 @@ def create_service_app(settings: Settings, *, title: str, description: str,
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
     app.extensions["paincare.settings"] = settings
+    app.extensions["paincare.public_paths"] = PUBLIC_PATHS + tuple(secret_url_paths)
     for name, ext in (extensions or {}).items():
         app.extensions[name] = ext
     api = ClinicApi(app)
@@ -252,7 +256,8 @@ def _install_request_hooks(app: Flask, settings: Settings) -> None:
             return problem(422, "Unprocessable content",
                            "query parameters may not contain control characters",
                            errors={k: ["may not contain control characters"] for k in bad_args})
-        if request.path.startswith(PUBLIC_PATHS) or request.method == "OPTIONS":
+        if request.path.startswith(app.extensions["paincare.public_paths"]) \
+                or request.method == "OPTIONS":
             return None
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from flask import Flask
 
-from services.scheduling import api, itinerary_api
+from services.scheduling import api, feed_api, itinerary_api
 from services.scheduling.desk import Desk
 from services.scheduling.wiring import build_runtime
 from shared import ops
@@ -23,8 +23,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         runtime.settings,
         title="PainCare scheduling",
         description="Providers, rooms, availability, appointments and multi-specialty itineraries.",
-        blueprints=[api.blp, itinerary_api.blp, ops.blp],
+        blueprints=[api.blp, itinerary_api.blp, feed_api.blp, ops.blp],
         ready_checks=runtime.ready_checks(),
         extensions={"paincare.runtime": runtime,
                     "scheduling.desk": Desk(runtime, clock=clock)},
+        secret_url_paths=("/calendar/",),  # providers' iCal feeds: the URL is the credential
     )

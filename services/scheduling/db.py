@@ -179,3 +179,16 @@ EXCLUSIONS = {
     "ex_appointments_room": "room",
     "ex_appointments_patient": "patient",
 }
+
+# A provider's private iCal feed: only the SHA-256 of its secret token is kept, so a copy
+# of the database gives no one a working feed URL. Revoked feeds stay, for the audit.
+calendar_feeds = Table(
+    "calendar_feeds", metadata,
+    Column("id", _id, primary_key=True),
+    Column("provider_id", _id, ForeignKey("providers.id"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_by", String(120), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Column("revoked_by", String(120), nullable=True),
+)

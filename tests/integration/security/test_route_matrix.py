@@ -34,6 +34,11 @@ BODY_METHODS = {"POST", "PUT", "PATCH"}
 PASS_THROUGH = {
     ("console", "/api/<service>/<path:path>"): "proxy; the upstream service checks roles",
 }
+# Routes whose secret URL is the credential, with no bearer token: each named with why.
+SECRET_URLS = {
+    ("scheduling", "/calendar/<token>.ics"): "a provider's iCal feed: calendar programs "
+    "cannot send a bearer token; the token in the URL (hashed at rest, revocable) is checked",
+}
 
 
 @dataclass(frozen=True)
@@ -176,7 +181,12 @@ def test_every_route_refuses_unusable_tokens_and_unlisted_roles(service_app: Fla
     settings: Settings = app.extensions["paincare.settings"]
     client = app.test_client()
     all_routes = routes(app)
-    guarded = [r for r in all_routes if not r.public]
+    public_paths = app.extensions["paincare.public_paths"]
+    secret = [r for r in all_routes if r.rule.startswith(public_paths)
+              and not r.public]  # public beyond the probes and docs: named here, or a failure
+    assert sorted({r.rule for r in secret}) == sorted(
+        rule for (service, rule) in SECRET_URLS if service == settings.service)
+    guarded = [r for r in all_routes if not r.rule.startswith(public_paths)]
     assert guarded, "a service with no guarded routes: the matrix would prove nothing"
     failures: list[str] = []
 
