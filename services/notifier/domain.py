@@ -606,12 +606,13 @@ class _Planner:
         patient = self.contact(self.p["patient_id"], "patient")
         visits = sorted(self.p["visits"], key=lambda v: _parse(v["start"]))
         bring = self.p.get("what_to_bring") or []
+        with_ids = tuple(v for v in visits if v.get("appointment_id"))  # a UID each
         self.tell(patient, "itinerary_booked", {
             "itinerary_id": self.p["itinerary_id"],
             "visit_list": [self.visit_context(v) for v in visits],
             "what_to_bring": "\n".join(f"- {b}" for b in bring) or "-",
             "bring_short": "; ".join(bring) or "-"},
-            invite=Invite(tuple(v for v in visits if v.get("appointment_id")), "REQUEST"))
+            invite=Invite(with_ids, "REQUEST") if with_ids else None)
         for i, visit in enumerate(visits):
             self.reminders(visit, patient, f"{self.p['itinerary_id']}#{i}")
 

@@ -114,3 +114,11 @@ def test_invitation_refuses_an_unknown_method_and_reads_back_its_method():
     with pytest.raises(ValueError):
         calendar.invitation([v], method="PUBLISH", sequence=0, now=NOW, clinic="C",
                             organizer="x@y")
+
+
+def test_visits_without_an_appointment_id_get_no_calendar_entry():
+    result = plan("evt-1", "itinerary.booked", {
+        "itinerary_id": "it-1", "patient_id": "pat-1", "what_to_bring": [],
+        "visits": [{**visit(0), "appointment_id": None}]}, lookup, RULES, NOW)
+    (email,) = [p for p in result.notifications if p.template == "itinerary_booked"]
+    assert email.calendar is None
