@@ -65,8 +65,10 @@ def revoke_feed(provider_id: str) -> None:
 
 
 @blp.route("/calendar/<token>.ics", methods=["GET"])
-@blp.doc(security=[], responses={"200": {"description": "text/calendar (RFC 5545)"},
-                                 "404": {"description": "unknown or revoked feed"}})
+@blp.doc(security=[], responses={
+    "200": {"description": "the diary (RFC 5545)",
+            "content": {"text/calendar": {"schema": {"type": "string"}}}},
+    "404": {"description": "unknown or revoked feed"}})
 def read_feed(token: str) -> Response:
     """The provider's diary, 30 days back to 180 ahead, for a calendar program; no bearer
     token (the URL is the credential)."""
