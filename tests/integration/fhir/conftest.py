@@ -5,6 +5,7 @@ stages in its outbox are fed to the gateway's read model through its inbox."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +80,7 @@ class Gateway:
 
 
 @pytest.fixture
-def gateway(new_database_url, settings_for) -> Gateway:
+def gateway(new_database_url, settings_for) -> Iterator[Gateway]:
     ref_settings = settings_for("referrals", database_url=new_database_url("referrals"))
     ref_rt = referrals_runtime(ref_settings)
     referrals = create_referrals(runtime=ref_rt).test_client()
@@ -87,10 +88,13 @@ def gateway(new_database_url, settings_for) -> Gateway:
     fhir_settings = settings_for("fhir", database_url=new_database_url("fhir"))
     rt = fhir_runtime(fhir_settings)
     app = create_fhir(runtime=rt, referrals=intake)
-    logging.getLogger("shared.web").setLevel(logging.WARNING)
-    return Gateway(app.test_client(), referrals, intake, rt, ref_rt,
+    web_log = logging.getLogger("shared.web")
+    level = web_log.level
+    web_log.setLevel(logging.WARNING)   # quiet access lines, and back as it was afterwards
+    yield Gateway(app.test_client(), referrals, intake, rt, ref_rt,
                    bearer(fhir_settings, "scheduler", "sam-scheduler"),
                    bearer(fhir_settings, "specialist", "dr-okafor",
                           discipline="pain_medicine"),
                    bearer(fhir_settings, "specialist", "pt-lee",
                           discipline="physical_therapy"))
+    web_log.setLevel(level)
