@@ -73,16 +73,17 @@ def unit(runtime: Runtime, principal: Principal, attempt: Attempt) -> Iterator[S
 
 def _authorise_read(s: Session, runtime: Runtime, principal: Principal, attempt: Attempt,
                     now: datetime) -> d.Access:
-    """Admin, care team or break-glass; the read is audited (with the grant, if any)."""
+    """Care team or break-glass; the read is audited (with the grant, if any)."""
     who = clinician(principal)
     assert attempt.patient_id is not None
     team = CareTeamRepository(s).active_ids(attempt.patient_id)
     grant = None
-    if who.role == "specialist" and not d.is_member(who, team):
+    if who.role in d.BREAK_GLASS_ROLES and not d.is_member(who, team):
         grant = BreakGlassRepository(s).active(attempt.patient_id, who.subject, now)
     access = d.read_access(who, team, break_glass=grant is not None)
     if access is d.Access.DENIED:
-        raise Forbidden("only the patient's care team and admins may read their notes")
+        raise Forbidden("only the patient's care team may read their notes (others "
+                        "through break-glass, with a reason)")
     runtime.audit.record(s, principal, attempt.action, attempt.resource,
                          resource_id=attempt.resource_id, patient_id=attempt.patient_id,
                          reason=f"break-glass {grant}" if grant else access.value)
@@ -205,7 +206,7 @@ def read_note(runtime: Runtime, principal: Principal, note_id: str, now: datetim
         note = d.require_found(repo.get(note_id), note_id)
         attempt.patient_id = note.patient_id
         access = _authorise_read(s, runtime, principal, attempt, now)
-        if not d.visible(note, clinician(principal)):
+        if not d.visible(note, clinician(principal), access):
             raise NotFound(f"no note {note_id}")
         alerts = SafetyAlertRepository(s).of_notes([note.id]).get(note.id, [])
         return NoteView(note, repo.addenda_of([note.id]).get(note.id, []), access,
@@ -219,8 +220,8 @@ def read_versions(runtime: Runtime, principal: Principal, note_id: str,
         repo = NotesRepository(s)
         note = d.require_found(repo.get(note_id), note_id)
         attempt.patient_id = note.patient_id
-        _authorise_read(s, runtime, principal, attempt, now)
-        if not d.visible(note, clinician(principal)):
+        access = _authorise_read(s, runtime, principal, attempt, now)
+        if not d.visible(note, clinician(principal), access):
             raise NotFound(f"no note {note_id}")
         return repo.versions(note_id)
 
@@ -244,10 +245,10 @@ def timeline(runtime: Runtime, principal: Principal, patient_id: str, flt: Timel
     with unit(runtime, principal, attempt) as s:
         access = _authorise_read(s, runtime, principal, attempt, now)
         repo = NotesRepository(s)
-        found = repo.timeline(patient_id, clinician(principal), flt)
+        found = repo.timeline(patient_id, clinician(principal), flt, access)
         # a change is against the patient's first signed score, whatever the filter
         everything = found if _unfiltered(flt) else repo.timeline(
-            patient_id, clinician(principal), TimelineFilter())
+            patient_id, clinician(principal), TimelineFilter(), access)
         page = found[offset:offset + limit]
         shown = SafetyAlertRepository(s).of_notes(n.id for n in page)
     signed = [(n.id, n.encounter_at, n.scores) for n in found if n.status == d.SIGNED]

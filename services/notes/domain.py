@@ -93,7 +93,6 @@ class Note:
 # ------------------------------------------------------------------------ access
 
 class Access(Enum):
-    ADMIN = "admin"
     CARE_TEAM = "care_team"
     BREAK_GLASS = "break_glass"
     DENIED = "denied"
@@ -107,12 +106,11 @@ def is_member(who: Clinician, team: Iterable[str]) -> bool:
 
 
 def read_access(who: Clinician, team: Iterable[str], *, break_glass: bool) -> Access:
-    """Admins and the care team read; a specialist outside it only through break-glass."""
-    if who.is_admin:
-        return Access.ADMIN
+    """The care team reads; a specialist outside it, or an admin (operations, no clinical
+    reading of its own), only through break-glass, with a reason."""
     if who.role == "specialist" and is_member(who, team):
         return Access.CARE_TEAM
-    if who.role == "specialist" and break_glass:
+    if who.role in BREAK_GLASS_ROLES and break_glass:
         return Access.BREAK_GLASS
     return Access.DENIED
 
@@ -126,21 +124,25 @@ def require_writer(who: Clinician, team: Iterable[str]) -> None:
         raise Forbidden("only the patient's care team may write their notes")
 
 
+BREAK_GLASS_ROLES = ("specialist", "admin")
+
+
 def may_break_glass(who: Clinician, reason: str) -> None:
-    if who.role != "specialist":
+    if who.role not in BREAK_GLASS_ROLES:
         raise Forbidden("only a clinician may open a patient's notes in an emergency")
     if len(reason.strip()) < 10:
         raise InvalidInput("say why you need this patient's notes (10 characters or more)",
                            field="reason")
 
 
-def visible(note: Note, who: Clinician) -> bool:
-    """Notes entered in error stay readable to admins only; drafts to their author and
-    admins (others read what has been signed)."""
+def visible(note: Note, who: Clinician, access: Access | None = None) -> bool:
+    """Notes entered in error stay readable to their author and to an admin who opened
+    the patient's notes through break-glass (an audit of the record); drafts to their
+    author only (others read what has been signed)."""
     if note.status == ENTERED_IN_ERROR:
-        return who.is_admin
+        return note.written_by(who) or (who.is_admin and access is Access.BREAK_GLASS)
     if note.status == DRAFT:
-        return who.is_admin or note.written_by(who)
+        return note.written_by(who)
     return True
 
 
@@ -246,8 +248,8 @@ def enter_in_error(note: Note, who: Clinician, *, reason: str, now: datetime) ->
     """Nothing is deleted: the note is marked, with why, and stays for admins to read."""
     if note.status == ENTERED_IN_ERROR:
         raise Conflict("the note is already marked entered in error")
-    if not (who.is_admin or (who.role == "specialist" and note.written_by(who))):
-        raise Forbidden("only the author or an admin marks a note entered in error")
+    if not (who.role == "specialist" and note.written_by(who)):
+        raise Forbidden("only the author marks a note entered in error")
     if len(reason.strip()) < 5:
         raise InvalidInput("say why the note was entered in error", field="reason")
     return replace(note, status=ENTERED_IN_ERROR, entered_in_error_at=now,

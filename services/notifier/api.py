@@ -103,7 +103,7 @@ def _audit(session, action: str, resource: str, resource_id: str | None = None, 
 @blp.get("/notifications")
 @blp.arguments(LogArgs, location="query")
 @blp.response(200, LogOut)
-@roles("scheduler", "service")
+@roles("scheduler", "service", "admin")
 def delivery_log(args: dict) -> dict:
     """The delivery log, newest first, filtered by recipient, status, event, channel,
     priority or safety alert (everything one alert caused, escalations included)."""
@@ -121,7 +121,7 @@ def delivery_log(args: dict) -> dict:
 
 @blp.get("/notifications/<notification_id>")
 @blp.response(200, NotificationOut)
-@roles("scheduler", "service")
+@roles("scheduler", "service", "admin")
 def one(notification_id: str) -> Notification:
     with _runtime().db.transaction() as s:
         row = s.get(Notification, notification_id)
@@ -133,7 +133,7 @@ def one(notification_id: str) -> Notification:
 
 @blp.post("/notifications/<notification_id>/retry")
 @blp.response(202, NotificationOut)
-@roles("scheduler")
+@roles("scheduler", "admin")
 def retry(notification_id: str) -> Notification:
     """Send a failed notification again, from a fresh set of attempts. It is due again
     at once (its due time is long past), whatever the delivery loop's clock says."""

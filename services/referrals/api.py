@@ -3,7 +3,7 @@
 Routes are thin: validate with marshmallow (422 names the field), turn the principal
 into a domain Actor, run a use case in one transaction, audit patient-data access.
 Schedulers create and read; specialists triage and decide (triage, accept and reject
-need pain medicine); admins may do everything.
+need pain medicine); admin (operations) sets the clinic's targets only.
 """
 
 from __future__ import annotations

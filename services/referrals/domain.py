@@ -270,9 +270,8 @@ def move(referral: Referral, action: str, *, actor: Actor, now: datetime,
 
 
 def require_pain_medicine(actor: Actor, what: str) -> None:
-    """Triage and the decision to accept or reject are a pain-medicine specialist's."""
-    if actor.role == "admin":
-        return
+    """Triage and the decision to accept or reject are a pain-medicine specialist's (no
+    role passes implicitly: admin is operations)."""
     if actor.role != "specialist" or actor.discipline != PAIN_MEDICINE:
         raise Forbidden(f"only a pain-medicine specialist may {what} a referral")
 

@@ -77,7 +77,7 @@ def test_an_illegal_move_is_a_409_and_changes_nothing(desk: Desk):
     assert resp.headers["Content-Type"] == "application/problem+json"
     assert "received" in resp.get_json()["detail"]
     resp = desk.client.post(f"/referrals/{referral['id']}/discharge", json={},
-                            headers=desk.admin)
+                            headers=desk.lead)
     assert resp.status_code == 409
     assert desk.counts() == before
 
@@ -212,8 +212,11 @@ def test_who_may_do_what(desk: Desk):
         reads = s.execute(select(audit.c.actor).where(audit.c.action == "create")).all()
     assert ("pt-lee", "accept") in refusals and ("pt-lee", "triage") in refusals
     assert reads == [("sam-scheduler",)]
+    # admin is operations: no clinical decision passes implicitly
     assert desk.client.post(f"/referrals/{referral['id']}/accept", json={},
-                            headers=desk.admin).status_code == 200
+                            headers=desk.admin).status_code == 403
+    assert desk.client.post(f"/referrals/{referral['id']}/accept", json={},
+                            headers=desk.lead).status_code == 200
 
 
 def _received_days_ago(desk: Desk, days: int, **changes: Any) -> str:
