@@ -81,14 +81,18 @@ class ClaimMapping:
     discipline_claim: str = "discipline"
     provider_id_claim: str = "provider_id"
     name_claims: tuple[str, ...] = ("name", "preferred_username")
+    also_roles_claim: str | None = None  # local tokens: roles beside the main `role`
 
     @classmethod
     def local(cls) -> ClaimMapping:
         """The claims of tokens minted here (`mint_token`)."""
-        return cls(roles_claim="role", name_claims=("name",))
+        return cls(roles_claim="role", name_claims=("name",), also_roles_claim="roles")
 
     def principal(self, claims: Mapping[str, Any]) -> Principal:
-        roles = [self.role_aliases.get(r, r) for r in _strings(_path(claims, self.roles_claim))]
+        named = _strings(_path(claims, self.roles_claim))
+        if self.also_roles_claim:
+            named += _strings(_path(claims, self.also_roles_claim))
+        roles = [self.role_aliases.get(r, r) for r in named]
         mine = tuple(r for r in self.known_roles if r in roles)
         if not mine:
             raise Unauthorized("the token carries no known role")
@@ -140,9 +144,10 @@ def mint_token(secret: str, *, subject: str, role: str, name: str = "",
         raise ValueError("a specialist's token names one of " + ", ".join(DISCIPLINES))
     issued = now or datetime.now(UTC)
     claims: dict[str, Any] = {
-        "sub": subject, "role": [role, *also] if also else role, "name": name or subject,
-        "iss": issuer,
+        "sub": subject, "role": role, "name": name or subject, "iss": issuer,
               "aud": audience, "iat": issued, "exp": issued + ttl}
+    if also:
+        claims["roles"] = [role, *also]
     if discipline:
         claims["discipline"] = discipline
     if provider_id:
