@@ -259,6 +259,11 @@ class NoteOut(ma.Schema):
                                         validate=validate.OneOf(safety.STATUSES))
     safety_alert_severity = fields.Integer(allow_none=True)
     access = fields.String()
+    withheld = fields.Boolean(metadata={
+        "description": "a sensitive note (NOTES_SENSITIVE_DISCIPLINES) shown without its "
+                       "text: sections, measures' items and treatment are for its author "
+                       "and discipline until the author shares it"})
+    shared_at = fields.DateTime(allow_none=True)
 
 
 class VersionOut(ma.Schema):
@@ -455,10 +460,16 @@ class ReportArgs(PageArgs):
 
 # -------------------------------------------------------------------------- shaping
 
+def _withheld(note: d.Note) -> bool:
+    return d.withheld(note, uc.clinician(current_principal()),
+                      uc.sensitive_disciplines(_runtime()))
+
+
 def _shape(note: d.Note, *, addenda: list[str] | None = None,
            alert: safety.Alert | None = None, access: d.Access | None = None,
            scoring: m.Scoring | None = None) -> dict[str, Any]:
     scored = m.score(note.scores, scoring or m.Scoring())
+    hidden = _withheld(note)
     mark = None
     if note.entered_in_error_at:
         mark = {"at": note.entered_in_error_at, "by": note.entered_in_error_by,
@@ -469,8 +480,11 @@ def _shape(note: d.Note, *, addenda: list[str] | None = None,
         "version": note.version, "encounter_at": note.encounter_at,
         "created_at": note.created_at, "updated_at": note.updated_at,
         "signed_at": note.signed_at, "amends_note_id": note.amends_note_id,
-        "addenda": addenda or [], "sections": note.sections, "measures": note.measures,
-        "scores": [vars(s) for s in scored], "treatment": note.treatment,
+        "addenda": addenda or [], "sections": {} if hidden else note.sections,
+        "measures": {} if hidden else note.measures,
+        "scores": [vars(s) for s in scored if not (hidden and "_item" in s.code)],
+        "treatment": {} if hidden else note.treatment,
+        "withheld": hidden, "shared_at": note.shared_at,
         "entered_in_error": mark,
         "safety_alert": alert is not None and alert.status != safety.CLOSED,
         "safety_alert_id": alert.id if alert else None,
@@ -545,6 +559,19 @@ def sign_note(note_id: str) -> dict:
     note.amended for an addendum)."""
     runtime = _runtime()
     note = uc.sign_note(runtime, current_principal(), note_id, _now())
+    return _shape(note, scoring=uc.scoring(runtime))
+
+
+@blp.post("/notes/<note_id>/share")
+@blp.response(200, NoteOut)
+@blp.alt_response(403, description="Not the note's author")
+@blp.alt_response(409, description="Not signed yet, or already shared")
+@roles(*ANYONE)
+def share_note(note_id: str) -> dict:
+    """The author shares a sensitive note (psychology by default) with the whole care
+    team; audited, and note.shared (ids only) is emitted."""
+    runtime = _runtime()
+    note = uc.share_note(runtime, current_principal(), note_id, _now())
     return _shape(note, scoring=uc.scoring(runtime))
 
 

@@ -41,6 +41,12 @@ def scoring(runtime: Runtime) -> m.Scoring:
     return m.Scoring.from_settings(runtime.settings.setting)
 
 
+def sensitive_disciplines(runtime: Runtime) -> tuple[str, ...]:
+    """NOTES_SENSITIVE_DISCIPLINES: comma-separated; psychology unless the clinic says."""
+    raw = str(runtime.settings.setting("NOTES_SENSITIVE_DISCIPLINES", "psychology"))
+    return tuple(d.strip() for d in raw.split(",") if d.strip())
+
+
 def break_glass_minutes(runtime: Runtime) -> int:
     return int(runtime.settings.setting("NOTES_BREAK_GLASS_MINUTES", "240"))
 
@@ -174,6 +180,25 @@ def sign_note(runtime: Runtime, principal: Principal, note_id: str, now: datetim
     return after
 
 
+def share_note(runtime: Runtime, principal: Principal, note_id: str,
+               now: datetime) -> d.Note:
+    """The author shares a sensitive note with the care team: audited, and note.shared
+    (ids only) tells the others."""
+    attempt = Attempt("share", resource_id=note_id)
+    with unit(runtime, principal, attempt) as s:
+        repo = NotesRepository(s)
+        before = d.require_found(repo.get(note_id, for_update=True), note_id)
+        attempt.patient_id = before.patient_id
+        after = d.share(before, clinician(principal), now=now)
+        repo.save(before, after, principal.subject)
+        runtime.audit.record(s, principal, "share", "note", resource_id=note_id,
+                             patient_id=after.patient_id)
+        runtime.emit(s, "note.shared", {"note_id": after.id, "patient_id": after.patient_id,
+                                        "by": after.shared_by, "at": now},
+                     key=after.patient_id)
+    return after
+
+
 def enter_in_error(runtime: Runtime, principal: Principal, note_id: str, reason: str,
                    now: datetime) -> d.Note:
     attempt = Attempt("enter_in_error", resource_id=note_id)
@@ -223,6 +248,9 @@ def read_versions(runtime: Runtime, principal: Principal, note_id: str,
         access = _authorise_read(s, runtime, principal, attempt, now)
         if not d.visible(note, clinician(principal), access):
             raise NotFound(f"no note {note_id}")
+        if d.withheld(note, clinician(principal), sensitive_disciplines(runtime)):
+            raise Forbidden("a sensitive note's versions are for its author and discipline "
+                            "until the author shares it")
         return repo.versions(note_id)
 
 

@@ -81,6 +81,8 @@ class Note:
     entered_in_error_at: datetime | None = None
     entered_in_error_by: str | None = None
     entered_in_error_reason: str | None = None
+    shared_at: datetime | None = None  # a sensitive note its author shared with the team
+    shared_by: str | None = None
 
     @property
     def scores(self) -> dict[str, float]:
@@ -144,6 +146,28 @@ def visible(note: Note, who: Clinician, access: Access | None = None) -> bool:
     if note.status == DRAFT:
         return note.written_by(who)
     return True
+
+
+# ------------------------------------------------------------------ sensitive notes
+
+def withheld(note: Note, who: Clinician, sensitive: Iterable[str]) -> bool:
+    """A note of a sensitive discipline (NOTES_SENSITIVE_DISCIPLINES, psychology by
+    default) shows other disciplines that it exists, its date and author, not its text
+    (sections, measures' items, treatment), until its author shares it with the team.
+    Its author and colleagues of its discipline read it whole."""
+    return (note.discipline in set(sensitive) and note.shared_at is None
+            and not note.written_by(who) and who.discipline != note.discipline)
+
+
+def share(note: Note, who: Clinician, *, now: datetime) -> Note:
+    """The author shares a signed sensitive note with the whole care team; once only."""
+    if not (who.role == "specialist" and note.written_by(who)):
+        raise Forbidden("only the note's author shares it with the care team")
+    if note.status != SIGNED:
+        raise Conflict("a note is shared once it is signed")
+    if note.shared_at is not None:
+        raise Conflict("the note is already shared with the care team")
+    return replace(note, shared_at=now, shared_by=who.author_id, updated_at=now)
 
 
 # ------------------------------------------------------------------------ content

@@ -222,6 +222,8 @@ ROUTE_ONLY: dict[tuple[str, str, str], str] = {
     ("notes", "POST", "/notes/<note_id>/sign"): _NOTE_WRITE,
     ("notes", "POST", "/notes/<note_id>/addenda"): _NOTE_WRITE,
     ("notes", "POST", "/notes/<note_id>/entered-in-error"): _NOTE_WRITE,
+    ("notes", "POST", "/notes/<note_id>/share"):
+        "sensitive notes: tests/integration/notes/test_sensitive_notes.py",
     ("notes", "POST", "/patients/<patient_id>/break-glass"):
         "break-glass: tests/integration/notes/test_access.py",
     ("notes", "POST", "/notes/<note_id>/safety-flag"): _ALERTS,

@@ -126,3 +126,22 @@ def test_a_note_records_a_visit_that_has_happened():
         _draft(encounter_at=NOW + timedelta(days=2))
     assert "encounter_at" in exc.value.errors
     assert _draft(encounter_at=NOW - timedelta(days=2)).encounter_at < NOW
+
+
+def test_a_sensitive_note_is_withheld_from_other_disciplines_until_shared():
+    signed = d.sign(_draft(), PAIN, now=NOW)  # a pain-medicine note
+    colleague = d.Clinician("dr-pain-2", "specialist", "pain_medicine", "prov-pain-2")
+    sensitive = ("pain_medicine",)
+    assert d.withheld(signed, ACU, sensitive) and d.withheld(signed, ADMIN, sensitive)
+    assert not d.withheld(signed, PAIN, sensitive)  # its author
+    assert not d.withheld(signed, colleague, sensitive)  # its discipline
+    assert not d.withheld(signed, ACU, ())  # not a sensitive discipline here
+    with pytest.raises(Forbidden):
+        d.share(signed, ACU, now=NOW)
+    with pytest.raises(Conflict):
+        d.share(_draft(), PAIN, now=NOW)
+    shared = d.share(signed, PAIN, now=NOW)
+    assert shared.shared_by == "prov-pain" and not d.withheld(shared, ACU, sensitive)
+    assert shared.sections == signed.sections
+    with pytest.raises(Conflict):
+        d.share(shared, PAIN, now=NOW)
