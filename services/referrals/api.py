@@ -6,7 +6,8 @@ Schedulers create and read every referral's administrative fields (no clinical t
 a specialist reads the referrals of the patients whose care team they are on, the triage
 lead also those waiting for triage; the triage lead triages; decisions (accept, reject,
 hold, resume, cancel, discharge) are the triage lead's or the patient's pain-medicine
-lead's; admin (operations) sets the clinic's targets only. A referral a reader may not
+lead's; a referring system (role referrer) sends referrals and reads only the status of
+those it sent; admin (operations) sets the clinic's targets only. A referral a reader may not
 see answers 404 (its existence is health data), audited as refused.
 """
 
@@ -350,13 +351,19 @@ def _readable(s: Session, referral_id: str) -> None:
     row = repo.find(referral_id)
     if row is not None and not domain.may_read(_actor(), row.status,
                                                repo.team_of(row.patient_id),
-                                               held_from=row.held_from):
+                                               held_from=row.held_from,
+                                               created_by=row.created_by):
         raise _Hidden(f"no referral {referral_id}")
 
 
 def shown(out: dict[str, Any]) -> dict[str, Any]:
-    """The referral as this reader may see it: a scheduler gets no clinical text."""
-    if domain.sees_clinical_fields(_actor()):
+    """The referral as this reader may see it: a scheduler gets no clinical text, a
+    referring system only the status of what it sent."""
+    actor = _actor()
+    if actor.role == domain.REFERRER:
+        status = {k: out[k] for k in domain.STATUS_FIELDS}
+        return {**status, "withheld": sorted(set(out) - set(domain.STATUS_FIELDS))}
+    if domain.sees_clinical_fields(actor):
         return out
     for name in CLINICAL_FIELDS:
         out.pop(name, None)
@@ -446,7 +453,7 @@ IDEMPOTENCY_DOC = {"parameters": [{
 @blp.response(201, ReferralOut)
 @blp.alt_response(200, schema=ReferralOut, description="A duplicate: the existing referral")
 @blp.doc(**IDEMPOTENCY_DOC)
-@roles("scheduler")
+@roles("scheduler", "referrer")
 def create_referral(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """Record a referral; a duplicate (same key, or same patient, referrer and condition
     within the window) answers 200 with the referral it repeats."""
@@ -515,7 +522,7 @@ def triage_queue(args: dict[str, Any]) -> dict[str, Any]:
 @blp.get("/<referral_id>")
 @blp.response(200, ReferralOut)
 @blp.alt_response(404, description="No such referral")
-@roles(*READERS)
+@roles(*READERS, "referrer")
 def get_referral(referral_id: str) -> dict[str, Any]:
     """One referral with its whole history."""
     return _detail(referral_id, "read", lambda runtime, s, now: Referrals(s).get(referral_id))

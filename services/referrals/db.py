@@ -300,6 +300,8 @@ class Referrals:
         may see (None: everything)."""
         if actor.role == "scheduler":
             return None
+        if actor.role == domain.REFERRER:
+            return ReferralRow.created_by == actor.id
         mine = select(CareTeamRow.patient_id).where(
             CareTeamRow.member_id.in_(sorted(actor.member_ids)), CareTeamRow.left_at.is_(None))
         conds: list[ColumnElement[bool]] = []

@@ -113,13 +113,20 @@ def waiting_for_triage_lead(status: str, held_from: str | None) -> bool:
                                              and held_from in AWAITING_SPECIALIST)
 
 
+REFERRER = "referrer"
+STATUS_FIELDS = ("id", "status", "received_at", "updated_at")
+
+
 def may_read(actor: Actor, status: str, team: Iterable[Member], *,
-             held_from: str | None = None) -> bool:
+             held_from: str | None = None, created_by: str | None = None) -> bool:
     """Schedulers read every referral (administrative fields: see sees_clinical_fields);
     a specialist those of the patients whose care team they are on; the triage lead also
-    those waiting for triage or a decision."""
+    those waiting for triage or a decision; a referring system the status of its own
+    (the referral keeps the system's token subject as `created_by`)."""
     if actor.role == "scheduler":
         return True
+    if actor.role == REFERRER:
+        return created_by == actor.id
     if actor.has(TRIAGE_LEAD) and waiting_for_triage_lead(status, held_from):
         return True
     return (actor.has("specialist") or actor.has(TRIAGE_LEAD)) and on_team(actor, team)

@@ -2,7 +2,8 @@
 
 Two patients (Ann, Bob), two care teams (each built from the events that build it in
 production: the triage lead's triage and acceptance, appointment.booked), a triage lead,
-a scheduler, an admin, a privacy officer and two referring systems. Every cell below is
+a scheduler, an admin, a privacy officer and two referring systems (one sends Carl's
+referral). Every cell below is
 allowed or refused as issue 17 says, and every refusal leaves its trace in the audit
 trail of the service that refused.
 
@@ -159,6 +160,13 @@ def clinic(settings_for: Any, new_database_url: Any) -> Iterator[Clinic]:
         assert note.status_code == 201, note.get_json()
         nid = ids[f"{patient}_note"] = note.get_json()["id"]
         assert notes.client.post(f"/notes/{nid}/sign", headers=h(author)).status_code == 200
+    # a referring system sends Carl's referral itself: it waits for triage
+    sent = referrals.client.post("/referrals", headers=h("referrer_x"), json=referral_body(
+        patient={"id": "pat-carl", "name": "Carl Dunn", "date_of_birth": "1955-05-05",
+                 "contact": {"email": "carl@example.org"}, "preferred_channel": "email"}))
+    assert sent.status_code == 201, sent.get_json()
+    assert set(sent.get_json()) == {"id", "status", "received_at", "updated_at", "withheld"}
+    ids["carl_referral"] = sent.get_json()["id"]
     yield Clinic(referrals, notes, ids)
     referrals.runtime.db.dispose()
     notes.runtime.db.dispose()
@@ -170,13 +178,20 @@ def _cells(ids: dict[str, str]) -> list[tuple[str, str, str, dict | None, dict[s
     """(service, method, path, body, expected status per person)."""
     ra, rb, na, nb = (ids["ann_referral"], ids["bob_referral"], ids["ann_note"],
                       ids["bob_note"])
+    rc = ids["carl_referral"]
+    referrers = {"referrer_x", "referrer_y"}
     ann_clinicians = ANN_TEAM | {"bob_pain", "bob_psych"}
     bob_clinicians = BOB_TEAM | {"ann_pain", "ann_physio"}
     return [
+        # a referral's existence is health data: another care team's clinician and a
+        # referring system that did not send it get 404
         ("referrals", "GET", f"/referrals/{ra}", None,
-         expect(ANN_TEAM | {"scheduler"}, ann_clinicians - ANN_TEAM)),
+         expect(ANN_TEAM | {"scheduler"}, ann_clinicians - ANN_TEAM | referrers)),
         ("referrals", "GET", f"/referrals/{rb}", None,
-         expect(BOB_TEAM | {"scheduler"}, bob_clinicians - BOB_TEAM)),
+         expect(BOB_TEAM | {"scheduler"}, bob_clinicians - BOB_TEAM | referrers)),
+        ("referrals", "GET", f"/referrals/{rc}", None,
+         expect({"scheduler", "triage_lead", "referrer_x"},
+                {"ann_pain", "ann_physio", "bob_pain", "bob_psych", "referrer_y"})),
         # decisions: the triage lead and the patient's pain-medicine lead; a team member
         # of another discipline is refused (403), another team's clinician told nothing
         ("referrals", "POST", f"/referrals/{ra}/hold", {"reason": "patient abroad"},
@@ -211,7 +226,8 @@ _SCHEDULING = ("scheduling: schedulers and services; a specialist sees only thei
 _NOTIFIER = "notifier: schedulers/services (admin: delivery log); not yet in the data matrix"
 _OPS = "operations (admin): no patient data"
 ROUTE_ONLY: dict[tuple[str, str, str], str] = {
-    ("referrals", "POST", "/referrals"): "schedulers record referrals; role matrix",
+    ("referrals", "POST", "/referrals"):
+        "schedulers and referring systems record referrals (the fixture: referrer_x)",
     **{("referrals", "POST", f"/referrals/<referral_id>/{a}"): _DECISION
        for a in ("triage", "accept", "reject", "cancel", "resume", "discharge")},
     ("referrals", "GET", "/priority-targets"): _CONFIG,
@@ -294,9 +310,21 @@ def test_every_cell_of_role_route_and_patient(clinic: Clinic) -> None:
     assert not failures, "\n".join(failures)
 
 
+def test_a_referring_system_reads_only_the_status_of_its_own(clinic: Clinic) -> None:
+    rc = clinic.ids["carl_referral"]
+    own = clinic.referrals.client.get(
+        f"/referrals/{rc}", headers=headers(clinic.referrals.settings, "referrer_x"))
+    assert own.status_code == 200
+    body = own.get_json()
+    assert (body["id"], body["status"]) == (rc, "received")
+    assert set(body) == {"id", "status", "received_at", "updated_at", "withheld"}
+    assert "Carl Dunn" not in own.get_data(as_text=True)
+
+
 def test_lists_show_each_reader_only_their_patients(clinic: Clinic) -> None:
     ra, rb = clinic.ids["ann_referral"], clinic.ids["bob_referral"]
-    expected = {"scheduler": {ra, rb}, "triage_lead": {ra, rb}, "ann_pain": {ra},
+    rc = clinic.ids["carl_referral"]
+    expected = {"scheduler": {ra, rb, rc}, "triage_lead": {ra, rb, rc}, "ann_pain": {ra},
                 "ann_physio": {ra}, "bob_pain": {rb}, "bob_psych": {rb}}
     for path in ("/referrals", "/referrals/queue"):
         for who, seen in expected.items():
@@ -305,8 +333,9 @@ def test_lists_show_each_reader_only_their_patients(clinic: Clinic) -> None:
             assert resp.status_code == 200, (who, path)
             items = resp.get_json()["items"]
             got = {(i.get("referral") or i)["id"] for i in items}
-            if path.endswith("queue"):
-                assert got == set(), (who, got)  # both accepted: nothing waits
+            if path.endswith("queue"):  # Ann's and Bob's accepted: Carl's waits
+                waiting = {rc} if who in ("scheduler", "triage_lead") else set()
+                assert got == waiting, (who, got)
             else:
                 assert got == seen, (who, path, got)
         for who in NOBODY_ELSE:
