@@ -12,7 +12,13 @@ from sqlalchemy import and_, case, func, select
 
 from services.notifier import db
 from services.notifier.db import Notification, Recipient
-from services.notifier.domain import CHANNELS, PRIORITIES, SCHEDULERS, STATUSES
+from services.notifier.domain import (
+    CHANNELS,
+    PRIORITIES,
+    PRIVACY_OFFICER,
+    SCHEDULERS,
+    STATUSES,
+)
 from shared.errors import Conflict, NotFound
 from shared.runtime import Runtime
 from shared.web import PageArgs, current_principal, roles
@@ -175,13 +181,15 @@ def feed(args: dict, recipient_id: str) -> list:
 @blp.get("/my/feed")
 @blp.arguments(PageArgs, location="query")
 @blp.response(200, FeedItemOut(many=True))
-@roles("specialist", "scheduler")
+@roles("specialist", "scheduler", "privacy_officer")
 def my_feed(args: dict) -> list:
     """The caller's own feed: a specialist's by their provider id, a scheduler's is the
-    schedulers' feed."""
+    schedulers' feed, the privacy officer's the break-glass alerts."""
     who = current_principal()
     if who.role == "scheduler":
         return _feed(SCHEDULERS, args)
+    if who.role == "privacy_officer":
+        return _feed(PRIVACY_OFFICER, args)
     if who.role == "specialist" and who.provider_id:
         return _feed(who.provider_id, args)
     return []
