@@ -11,7 +11,7 @@ from services.dashboard import domain
 from services.dashboard.db import ReadModelStore
 from shared.events import Envelope
 from shared.kafka import Handler, Subscription
-from shared.topics import NOTIFICATIONS, REFERRALS, SCHEDULING
+from shared.topics import NOTES, NOTIFICATIONS, REFERRALS, SCHEDULING
 
 SUBSCRIPTION_PREFIX = "readmodel-g"
 
@@ -37,5 +37,5 @@ def read_model_handler(store: ReadModelStore, generation: int) -> Handler:
 def read_model_subscription(store: ReadModelStore, generation: int) -> Subscription:
     handler: Callable[[Session, Envelope], None] = read_model_handler(store, generation)
     return Subscription(f"{SUBSCRIPTION_PREFIX}{generation}",
-                        (REFERRALS, SCHEDULING, NOTIFICATIONS),
+                        (REFERRALS, SCHEDULING, NOTIFICATIONS, NOTES),
                         dict.fromkeys(domain.EVENT_TYPES, handler))

@@ -124,6 +124,14 @@ function renderClinic(c) {
       <td>${esc(b.priority || "–")}</td>
       <td>${b.first_visit_at ? esc(b.first_visit_at.slice(0, 16).replace("T", " ")) : "–"}</td>
       </tr>`).join("")}</table>` : "";
+  // Recent break-glass use (patient.break_glass): who, which patient id, when; no reason.
+  const glass = c.break_glass || [];
+  $("break-glass").innerHTML = glass.length ? `<h3>Recent break-glass use</h3>
+    <table><tr><th>Opened (UTC)</th><th>By</th><th>Patient</th><th>Until (UTC)</th></tr>
+    ${glass.map((b) => `<tr><td>${esc(b.opened_at.slice(0, 16).replace("T", " "))}</td>
+      <td><code>${esc(b.by)}</code>${b.discipline ? ` (${esc(b.discipline.replace("_", " "))})` : ""}</td>
+      <td><code>${esc(b.patient_id)}</code></td>
+      <td>${esc(b.expires_at.slice(0, 16).replace("T", " "))}</td></tr>`).join("")}</table>` : "";
   $("kpi-median-days").textContent = r.median_days_to_first_visit ?? "–";
   $("kpi-appointments-today").textContent = c.appointments_today.total;
   $("kpi-no-show").textContent = pct(c.no_show.rate);
