@@ -362,16 +362,20 @@ def test_a_scheduler_files_a_referral_through_the_form_and_a_lost_answer_is_rese
             expect(page.locator("#notice")).to_contain_text("already recorded")
             heading = page.get_by_role("heading", name=re.compile("Eleanor Whitfield"))
             expect(heading).to_contain_text("received")
+            # the scheduler who keyed it in sees no clinical text back (least privilege)
             facts = page.locator("dl.facts").first
-            expect(facts).to_contain_text("Other: Complex regional pain after a distal radius")
-            expect(facts).to_contain_text("amitriptyline 25 mg, at night")
-            expect(facts).to_contain_text("capsaicin 8% patch one patch")
+            expect(facts).to_contain_text("For the care team only")
+            expect(facts).not_to_contain_text("amitriptyline")
             shot(page, "intake-recorded")
 
+            # the triage lead reads what was recorded
+            lead = bearer(settings, "specialist", "pm-lead", discipline="pain_medicine",
+                          also=("triage_lead",))
             found = requests.get(f"{clinic['referrals'].url}/referrals?patient_id=pat-e2e-100",
-                                 headers=bearer(settings, "scheduler"), timeout=10).json()
+                                 headers=lead, timeout=10).json()
             assert found["total"] == 1, "the resend folded into the one referral"
             [made] = found["items"]
+            assert made["condition_detail"].startswith("Complex regional pain after a distal")
             assert made["id"] == page.url.rsplit("/", 1)[-1]
             assert [m["name"] for m in made["medications"]] == ["amitriptyline",
                                                                  "capsaicin 8% patch"]
