@@ -38,9 +38,11 @@ PATHWAY = [
 ]
 
 
-def headers(role: str, subject: str, **claims: str) -> dict[str, str]:
+def headers(role: str, subject: str, *, also: tuple[str, ...] = (),
+            **claims: str) -> dict[str, str]:
     token = mint_token(SETTINGS.jwt_secret, subject=subject, role=role, name=subject,
-                       issuer=SETTINGS.jwt_issuer, audience=SETTINGS.jwt_audience, **claims)
+                       issuer=SETTINGS.jwt_issuer, audience=SETTINGS.jwt_audience, also=also,
+                       **claims)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -126,7 +128,7 @@ def notes() -> None:
     from services.notes import demo as notes_demo
 
     patient = notes_demo.DEMO_PATIENT
-    booked = requests.get(f"{URL['scheduling']}/appointments", headers=ADMIN, timeout=10,
+    booked = requests.get(f"{URL['scheduling']}/appointments", headers=SCHEDULER, timeout=10,
                           params={"patient_id": patient, "limit": 200}).json()
     by_discipline: dict[str, str] = {}
     for appointment in sorted(booked, key=lambda a: a["start"]):
@@ -135,9 +137,11 @@ def notes() -> None:
         say("care notes skipped: the first patient has no appointments")
         return
 
-    def team() -> set[str]:
-        resp = requests.get(f"{URL['notes']}/patients/{patient}/care-team", headers=ADMIN,
-                            timeout=10)
+    def team() -> set[str]:  # as a booked specialist: admin reads no care team
+        pid, discipline = next((p, d) for d, p in by_discipline.items())
+        resp = requests.get(f"{URL['notes']}/patients/{patient}/care-team", timeout=10,
+                            headers=headers("specialist", pid, discipline=discipline,
+                                            provider_id=pid))
         return {m["member_id"] for m in resp.json() if m["active"]} if resp.ok else set()
 
     deadline = time.monotonic() + 60
@@ -186,7 +190,7 @@ def main() -> int:
         listing = requests.get(f"{URL['scheduling']}/providers", headers=ADMIN, timeout=10).json()
         pain = next(p for p in listing if p["discipline"] == "pain_medicine")
         lead = headers("specialist", pain["id"], discipline="pain_medicine",
-                       provider_id=pain["id"])
+                       provider_id=pain["id"], also=("triage_lead",))
     if received and lead:
         accepted = triage_and_accept(received, lead)
         confirm_itineraries(accepted)

@@ -2,6 +2,7 @@
 
   python scripts/mint_token.py admin
   python scripts/mint_token.py specialist --discipline physical_therapy --subject pt-1
+  python scripts/mint_token.py specialist --discipline pain_medicine --also triage_lead
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ def main() -> None:
     parser.add_argument("--name", default="")
     parser.add_argument("--discipline", choices=DISCIPLINES)
     parser.add_argument("--provider-id", default=None)
+    parser.add_argument("--also", action="append", choices=ROLES, default=[],
+                        help="a role beside the main one (e.g. --also triage_lead)")
     args = parser.parse_args()
     settings = Settings.for_service("token")
     print(mint_token(settings.jwt_secret, subject=args.subject or f"local-{args.role}",
                      role=args.role, name=args.name, discipline=args.discipline,
                      provider_id=args.provider_id, issuer=settings.jwt_issuer,
-                     audience=settings.jwt_audience))
+                     audience=settings.jwt_audience, also=tuple(args.also)))
 
 
 if __name__ == "__main__":

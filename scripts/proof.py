@@ -31,8 +31,10 @@ PY = str(ROOT / ".venv/bin/python") if (ROOT / ".venv/bin/python").exists() else
 PYTEST = [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--timeout=1500", "-W", "ignore"]
 
 STEPS: list[tuple[str, str, list[str]]] = [
-    ("security", "role-by-route matrix; note text in no log line, no event",
+    ("security", "role-by-route matrix; role x route x patient (care teams); note text in "
+     "no log line, no event",
      [*PYTEST, "tests/integration/security/test_route_matrix.py",
+      "tests/integration/security/test_data_matrix.py",
       "tests/e2e/test_note_text_never_logged.py"]),
     ("hostile", "malformed and hostile events on every consumed topic",
      [*PYTEST, "tests/integration/security/test_hostile_events.py"]),

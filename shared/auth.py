@@ -1,6 +1,7 @@
 """Bearer JWTs: who is asking, with which role, and (for specialists) which discipline.
 
-Roles: scheduler, specialist (with a discipline), admin, and service accounts. Every
+Roles (ROLES below): scheduler, specialist (with a discipline), admin (operations), service
+accounts, triage_lead, privacy_officer and referrer (a referring system). Every
 request but health, metrics and the API docs needs a valid token (401); a route names
 the roles it allows (403 otherwise).
 
@@ -27,7 +28,14 @@ from shared.errors import ClinicError, Forbidden, Unauthorized
 
 log = logging.getLogger(__name__)
 
-ROLES = ("scheduler", "specialist", "admin", "service")
+# The order is the precedence of a token's main role (`Principal.role`); a token may carry
+# several (`Principal.roles`): a pain-medicine specialist who is also the triage lead.
+# admin is the operations role (health, lag, dead letters, users, the duty rota): it reads
+# no clinical content but through break-glass. triage_lead sees the referrals waiting for
+# triage and decides on referrals; privacy_officer hears of break-glass and reads the
+# audit; referrer is a referring system: it sends referrals and reads the status of its own.
+ROLES = ("scheduler", "specialist", "admin", "service", "triage_lead", "privacy_officer",
+         "referrer")
 DISCIPLINES = ("pain_medicine", "physical_therapy", "psychology", "acupuncture")
 PROVIDER_ALGORITHMS = ("RS256", "ES256")
 LOCAL_ALGORITHM = "HS256"
@@ -46,8 +54,12 @@ class Principal:
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    def has(self, role: str) -> bool:
+        """Whether the token carries this role, as its main role or beside it."""
+        return role == self.role or role in self.roles
+
     def require(self, *roles: str) -> None:
-        if self.role not in roles:
+        if not any(self.has(r) for r in roles):
             raise Forbidden(f"role {self.role!r} may not do this; needs one of {sorted(roles)}")
 
 
@@ -69,14 +81,18 @@ class ClaimMapping:
     discipline_claim: str = "discipline"
     provider_id_claim: str = "provider_id"
     name_claims: tuple[str, ...] = ("name", "preferred_username")
+    also_roles_claim: str | None = None  # local tokens: roles beside the main `role`
 
     @classmethod
     def local(cls) -> ClaimMapping:
         """The claims of tokens minted here (`mint_token`)."""
-        return cls(roles_claim="role", name_claims=("name",))
+        return cls(roles_claim="role", name_claims=("name",), also_roles_claim="roles")
 
     def principal(self, claims: Mapping[str, Any]) -> Principal:
-        roles = [self.role_aliases.get(r, r) for r in _strings(_path(claims, self.roles_claim))]
+        named = _strings(_path(claims, self.roles_claim))
+        if self.also_roles_claim:
+            named += _strings(_path(claims, self.also_roles_claim))
+        roles = [self.role_aliases.get(r, r) for r in named]
         mine = tuple(r for r in self.known_roles if r in roles)
         if not mine:
             raise Unauthorized("the token carries no known role")
@@ -115,17 +131,23 @@ def _first(value: Any) -> str | None:
 def mint_token(secret: str, *, subject: str, role: str, name: str = "",
                discipline: str | None = None, provider_id: str | None = None,
                issuer: str = "paincare-local", audience: str = "paincare",
-               ttl: timedelta = timedelta(hours=12), now: datetime | None = None) -> str:
-    """A local development token (HS256), as the services accept only in development."""
+               ttl: timedelta = timedelta(hours=12), now: datetime | None = None,
+               also: tuple[str, ...] = ()) -> str:
+    """A local development token (HS256), as the services accept only in development;
+    `also` names roles the token carries beside `role` (e.g. triage_lead)."""
     if not secret:
         raise ValueError("no local JWT secret: local tokens are for development only")
-    if role not in ROLES:
-        raise ValueError(f"unknown role {role!r}")
+    for r in (role, *also):
+        if r not in ROLES:
+            raise ValueError(f"unknown role {r!r}")
     if role == "specialist" and discipline not in DISCIPLINES:
         raise ValueError("a specialist's token names one of " + ", ".join(DISCIPLINES))
     issued = now or datetime.now(UTC)
-    claims = {"sub": subject, "role": role, "name": name or subject, "iss": issuer,
+    claims: dict[str, Any] = {
+        "sub": subject, "role": role, "name": name or subject, "iss": issuer,
               "aud": audience, "iat": issued, "exp": issued + ttl}
+    if also:
+        claims["roles"] = [role, *also]
     if discipline:
         claims["discipline"] = discipline
     if provider_id:

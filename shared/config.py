@@ -8,6 +8,8 @@ import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from shared.auth import ROLES
+
 ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("PAINCARE_VAR", ROOT / ".var"))
 
@@ -158,7 +160,7 @@ class Settings:
             oidc_client_id=_env("OIDC_CLIENT_ID", ""),
             oidc_client_secret=_env("OIDC_CLIENT_SECRET", ""),
             oidc_roles_claim=_env("OIDC_ROLES_CLAIM", "realm_access.roles"),
-            oidc_roles=_csv(_env("OIDC_ROLES", "scheduler,specialist,admin,service")),
+            oidc_roles=_csv(_env("OIDC_ROLES", ",".join(ROLES))),
             oidc_role_aliases=_pairs(_env("OIDC_ROLE_ALIASES", "")),
             oidc_discipline_claim=_env("OIDC_DISCIPLINE_CLAIM", "discipline"),
             oidc_provider_id_claim=_env("OIDC_PROVIDER_ID_CLAIM", "provider_id"),

@@ -90,8 +90,9 @@ def current_principal() -> Principal:
 
 
 def roles(*allowed: str) -> Callable[[F], F]:
-    """Route decorator: only these roles may call it (admins always may)."""
-    allowed_set = set(allowed) | {"admin"}
+    """Route decorator: only these roles may call it. No role passes implicitly: admin
+    is the operations role and is named only on operational routes (least privilege)."""
+    allowed_set = set(allowed)
 
     def decorate(view: F) -> F:
         @wraps(view)

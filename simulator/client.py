@@ -73,13 +73,14 @@ class ClinicClient:
         self.http = requests.Session()
         self._tokens: dict[tuple, str] = {}
 
-    def headers(self, role: str, subject: str, **claims: str) -> dict[str, str]:
-        key = (role, subject, tuple(sorted(claims.items())))
+    def headers(self, role: str, subject: str, *, also: tuple[str, ...] = (),
+                **claims: str) -> dict[str, str]:
+        key = (role, subject, also, tuple(sorted(claims.items())))
         if key not in self._tokens:
             self._tokens[key] = mint_token(
                 self.settings.jwt_secret, subject=subject, role=role, name=subject,
                 issuer=self.settings.jwt_issuer, audience=self.settings.jwt_audience,
-                **claims)
+                also=also, **claims)
         return {"Authorization": f"Bearer {self._tokens[key]}"}
 
     def call(self, method: str, service: str, path: str, endpoint: str, auth: dict[str, str],

@@ -81,7 +81,7 @@ class PatientJourney:
         self.short_pathway = short_pathway
         self.scheduler = client.headers("scheduler", "sim-scheduler")
         self.lead = client.headers("specialist", staff.lead_id, discipline="pain_medicine",
-                                   provider_id=staff.lead_id)
+                                   provider_id=staff.lead_id, also=("triage_lead",))
 
     # ------------------------------------------------------------------ the story
     def run(self) -> None:

@@ -47,6 +47,7 @@ class LocalUser:
     name: str
     discipline: str | None = None
     provider_id: str | None = None
+    also: tuple[str, ...] = ()  # roles beside `role`: a pain-medicine lead triages
 
     def as_dict(self) -> dict[str, str | None]:
         return asdict(self)
@@ -106,7 +107,7 @@ class LocalIdentity:
         s = self.settings
         return mint_token(s.jwt_secret, subject=user.id, role=user.role, name=user.name,
                           discipline=user.discipline, provider_id=user.provider_id,
-                          issuer=s.jwt_issuer, audience=s.jwt_audience)
+                          issuer=s.jwt_issuer, audience=s.jwt_audience, also=user.also)
 
     def _providers(self) -> list[dict]:
         service = self._token(LocalUser("console-signin", "service", "Console sign-in"))
@@ -121,12 +122,16 @@ class LocalIdentity:
             return []
 
     def users(self) -> list[LocalUser]:
-        specialists = [LocalUser(p["id"], "specialist", p["name"], p["discipline"], p["id"])
+        # on one machine each pain-medicine specialist is also the triage lead
+        specialists = [LocalUser(p["id"], "specialist", p["name"], p["discipline"], p["id"],
+                                 ("triage_lead",) if p["discipline"] == "pain_medicine"
+                                 else ())
                        for p in self._providers() if p.get("discipline") in DISCIPLINES]
         if not specialists:  # no scheduling service yet: one specialist per discipline
             specialists = [LocalUser(f"local-{d}", "specialist",
                                      f"{d.replace('_', ' ').capitalize()} specialist (local)",
-                                     d) for d in DISCIPLINES]
+                                     d, None, ("triage_lead",) if d == "pain_medicine"
+                                     else ()) for d in DISCIPLINES]
         specialists.sort(key=lambda u: (DISCIPLINES.index(u.discipline or ""), u.name))
         return [*BASE_USERS, *specialists]
 

@@ -110,14 +110,25 @@ safety_alerts = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+break_glass = Table(
+    "dash_break_glass", Base.metadata,
+    Column("access_id", String(64), primary_key=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("actor_id", String(120), nullable=False),
+    Column("discipline", String(40), nullable=True),
+    Column("opened_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 TABLES: dict[type, Table] = {
     domain.Referral: referrals, domain.Appointment: appointments,
     domain.Provider: providers, domain.Capacity: capacities,
     domain.Notification: notifications, domain.BreachRisk: breach_risks,
-    domain.SafetyAlert: safety_alerts,
+    domain.SafetyAlert: safety_alerts, domain.BreakGlass: break_glass,
 }
 _DATETIMES = {"received_at", "updated_at", "start", "end", "first_visit_at", "detected_at",
-              "raised_at", "acknowledged_at", "closed_at"}
+              "raised_at", "acknowledged_at", "closed_at", "opened_at", "expires_at"}
 
 
 def _record(kind: type, row: Any) -> Any:

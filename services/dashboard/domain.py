@@ -39,7 +39,9 @@ SCHEDULING_EVENTS = (*APPOINTMENT_STATUS, "itinerary.booked", "provider.register
 NOTIFICATION_EVENTS = ("notification.sent", "notification.failed")
 SAFETY_ALERT_EVENTS = ("patient.safety_alert", "patient.safety_alert_escalated",
                        "patient.safety_alert_acknowledged", "patient.safety_alert_closed")
-EVENT_TYPES = REFERRAL_EVENTS + SCHEDULING_EVENTS + NOTIFICATION_EVENTS + SAFETY_ALERT_EVENTS
+NOTES_EVENTS = (*SAFETY_ALERT_EVENTS, "patient.break_glass")
+EVENT_TYPES = REFERRAL_EVENTS + SCHEDULING_EVENTS + NOTIFICATION_EVENTS + NOTES_EVENTS
+RECENT_BREAK_GLASS = 20  # the dashboard lists the latest break-glass uses
 
 # A safety alert's life only moves forward: a late or replayed earlier step never
 # reopens an acknowledged or closed alert.
@@ -146,8 +148,22 @@ class SafetyAlert:
     updated_at: datetime
 
 
+@dataclass(frozen=True)
+class BreakGlass:
+    """One break-glass use (`patient.break_glass`): ids and times only; the reason typed
+    stays in the notes service's audit trail."""
+
+    access_id: str
+    patient_id: str
+    actor_id: str
+    discipline: str | None
+    opened_at: datetime
+    expires_at: datetime
+    updated_at: datetime
+
+
 Record = (Referral | Appointment | Provider | Capacity | Notification | BreachRisk
-          | SafetyAlert)
+          | SafetyAlert | BreakGlass)
 Lookup = Callable[[type, str], Any]
 
 
@@ -209,6 +225,12 @@ def changes(event_type: str, payload: Mapping[str, Any], occurred_at: datetime,
     if event_type in SAFETY_ALERT_EVENTS:
         return [safety_alert_after(event_type, payload,
                                    lookup(SafetyAlert, payload["alert_id"]), at)]
+    if event_type == "patient.break_glass":
+        if lookup(BreakGlass, payload["access_id"]) is not None:
+            return []
+        return [BreakGlass(payload["access_id"], payload["patient_id"], payload["actor_id"],
+                           payload.get("discipline"), as_utc(payload["opened_at"]),
+                           as_utc(payload["expires_at"]), at)]
     if event_type in NOTIFICATION_EVENTS:
         if not _newer(lookup(Notification, payload["notification_id"]), at):
             return []
@@ -317,12 +339,13 @@ class Snapshot:
     notifications: dict[str, Notification] = field(default_factory=dict)
     breach_risks: dict[str, BreachRisk] = field(default_factory=dict)
     safety_alerts: dict[str, SafetyAlert] = field(default_factory=dict)
+    break_glass: dict[str, BreakGlass] = field(default_factory=dict)
 
     def _table(self, kind: type) -> dict[str, Any]:
         return {Referral: self.referrals, Appointment: self.appointments,
                 Provider: self.providers, Capacity: self.capacities,
                 Notification: self.notifications, BreachRisk: self.breach_risks,
-                SafetyAlert: self.safety_alerts}[kind]
+                SafetyAlert: self.safety_alerts, BreakGlass: self.break_glass}[kind]
 
     def lookup(self, kind: type, key: str) -> Any:
         return self._table(kind).get(key)
@@ -351,6 +374,8 @@ def _key(record: Record) -> str:
         return record.provider_id
     if isinstance(record, SafetyAlert):
         return record.alert_id
+    if isinstance(record, BreakGlass):
+        return record.access_id
     return record.notification_id
 
 
@@ -481,7 +506,19 @@ def clinic_figures(snap: Snapshot, *, now: datetime, tz: ZoneInfo,
                                  "reason": n.reason, "at": n.updated_at.isoformat()}
                                 for n in failures],
         },
+        "break_glass": recent_break_glass(snap),
     }
+
+
+def recent_break_glass(snap: Snapshot, limit: int = RECENT_BREAK_GLASS
+                       ) -> list[dict[str, Any]]:
+    """The latest break-glass uses, newest first: who, which patient (id), when, until
+    when; never a reason (that is the privacy officer's, in the notes audit trail)."""
+    latest = sorted(snap.break_glass.values(), key=lambda b: (b.opened_at, b.access_id),
+                    reverse=True)[:limit]
+    return [{"access_id": b.access_id, "patient_id": b.patient_id, "by": b.actor_id,
+             "discipline": b.discipline, "opened_at": b.opened_at.isoformat(),
+             "expires_at": b.expires_at.isoformat()} for b in latest]
 
 
 def weekly_utilisation(snap: Snapshot, live: Iterable[Appointment], week_start: date,

@@ -30,6 +30,9 @@ MAX_SECTION = 20_000
 # Every signed-in role reaches the patient-data routes, so that the use case itself
 # refuses anyone outside the care team *and* audits the attempt (a scheduler included).
 ANYONE = ("specialist", "scheduler", "service")
+# admin reaches a patient's notes only through break-glass (with a reason, audited):
+# the use cases refuse it otherwise.
+READERS = (*ANYONE, "admin")
 
 
 def _runtime() -> Runtime:
@@ -256,6 +259,11 @@ class NoteOut(ma.Schema):
                                         validate=validate.OneOf(safety.STATUSES))
     safety_alert_severity = fields.Integer(allow_none=True)
     access = fields.String()
+    withheld = fields.Boolean(metadata={
+        "description": "a sensitive note (NOTES_SENSITIVE_DISCIPLINES) shown without its "
+                       "text: sections, measures' items and treatment are for its author "
+                       "and discipline until the author shares it"})
+    shared_at = fields.DateTime(allow_none=True)
 
 
 class VersionOut(ma.Schema):
@@ -386,8 +394,9 @@ class TimelineArgs(ma.Schema):
     measure = fields.List(fields.String(validate=validate.OneOf(tuple(m.RANGES))),
                           load_default=list,
                           metadata={"description": "the trends to chart (all if none named)"})
-    include_entered_in_error = fields.Boolean(load_default=False,
-                                              metadata={"description": "admins only"})
+    include_entered_in_error = fields.Boolean(
+        load_default=False,
+        metadata={"description": "the author's own; all to an admin through break-glass"})
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
 
@@ -451,10 +460,16 @@ class ReportArgs(PageArgs):
 
 # -------------------------------------------------------------------------- shaping
 
+def _withheld(note: d.Note) -> bool:
+    return d.withheld(note, uc.clinician(current_principal()),
+                      uc.sensitive_disciplines(_runtime()))
+
+
 def _shape(note: d.Note, *, addenda: list[str] | None = None,
            alert: safety.Alert | None = None, access: d.Access | None = None,
            scoring: m.Scoring | None = None) -> dict[str, Any]:
     scored = m.score(note.scores, scoring or m.Scoring())
+    hidden = _withheld(note)
     mark = None
     if note.entered_in_error_at:
         mark = {"at": note.entered_in_error_at, "by": note.entered_in_error_by,
@@ -465,8 +480,11 @@ def _shape(note: d.Note, *, addenda: list[str] | None = None,
         "version": note.version, "encounter_at": note.encounter_at,
         "created_at": note.created_at, "updated_at": note.updated_at,
         "signed_at": note.signed_at, "amends_note_id": note.amends_note_id,
-        "addenda": addenda or [], "sections": note.sections, "measures": note.measures,
-        "scores": [vars(s) for s in scored], "treatment": note.treatment,
+        "addenda": addenda or [], "sections": {} if hidden else note.sections,
+        "measures": {} if hidden else note.measures,
+        "scores": [vars(s) for s in scored if not (hidden and "_item" in s.code)],
+        "treatment": {} if hidden else note.treatment,
+        "withheld": hidden, "shared_at": note.shared_at,
         "entered_in_error": mark,
         "safety_alert": alert is not None and alert.status != safety.CLOSED,
         "safety_alert_id": alert.id if alert else None,
@@ -480,7 +498,7 @@ def _shape(note: d.Note, *, addenda: list[str] | None = None,
 
 @blp.get("/measures")
 @blp.response(200, InstrumentOut(many=True))
-@roles(*ANYONE)
+@roles(*ANYONE, "admin")
 def measures_catalogue() -> list:
     """Every outcome measure the clinic records: ranges, bands and clinically important
     change with their sources, and the questions where they are free to show (the PHQ-9's
@@ -505,9 +523,9 @@ def create_note(body: dict, patient_id: str) -> dict:
 
 @blp.get("/notes/<note_id>")
 @blp.response(200, NoteOut)
-@roles(*ANYONE)
+@roles(*READERS)
 def get_note(note_id: str) -> dict:
-    """Read one note (care team, admins, or break-glass); the read is audited."""
+    """Read one note (care team, or break-glass with a reason); the read is audited."""
     runtime = _runtime()
     view = uc.read_note(runtime, current_principal(), note_id, _now())
     return _shape(view.note, addenda=view.addenda, access=view.access, alert=view.alert,
@@ -527,7 +545,7 @@ def edit_note(body: dict, note_id: str) -> dict:
 
 @blp.get("/notes/<note_id>/versions")
 @blp.response(200, VersionOut(many=True))
-@roles(*ANYONE)
+@roles(*READERS)
 def note_versions(note_id: str) -> list:
     """Every saved version of a note's draft, oldest first."""
     return uc.read_versions(_runtime(), current_principal(), note_id, _now())
@@ -541,6 +559,19 @@ def sign_note(note_id: str) -> dict:
     note.amended for an addendum)."""
     runtime = _runtime()
     note = uc.sign_note(runtime, current_principal(), note_id, _now())
+    return _shape(note, scoring=uc.scoring(runtime))
+
+
+@blp.post("/notes/<note_id>/share")
+@blp.response(200, NoteOut)
+@blp.alt_response(403, description="Not the note's author")
+@blp.alt_response(409, description="Not signed yet, or already shared")
+@roles(*ANYONE)
+def share_note(note_id: str) -> dict:
+    """The author shares a sensitive note (psychology by default) with the whole care
+    team; audited, and note.shared (ids only) is emitted."""
+    runtime = _runtime()
+    note = uc.share_note(runtime, current_principal(), note_id, _now())
     return _shape(note, scoring=uc.scoring(runtime))
 
 
@@ -562,8 +593,8 @@ def add_addendum(body: dict, note_id: str) -> dict:
 @blp.response(200, NoteOut)
 @roles(*ANYONE)
 def mark_entered_in_error(body: dict, note_id: str) -> dict:
-    """Mark a note entered in error (its author or an admin), with a reason. Nothing is
-    deleted: it stays readable to admins."""
+    """Mark a note entered in error (its author), with a reason. Nothing is deleted: it
+    stays readable to its author and to an admin through break-glass."""
     runtime = _runtime()
     note = uc.enter_in_error(runtime, current_principal(), note_id, body["reason"], _now())
     return _shape(note, scoring=uc.scoring(runtime))
@@ -594,7 +625,7 @@ def _plain(value: Any) -> Any:
 @blp.get("/patients/<patient_id>/timeline")
 @blp.arguments(TimelineArgs, location="query")
 @blp.response(200, TimelineOut)
-@roles(*ANYONE)
+@roles(*READERS)
 def patient_timeline(args: dict, patient_id: str) -> Response:
     """Every discipline's notes in time order, filterable, with each measure's trend
     (banded, with clinically meaningful change marked) ready for a chart."""
@@ -619,7 +650,7 @@ def patient_timeline(args: dict, patient_id: str) -> Response:
 
 @blp.get("/patients/<patient_id>/care-team")
 @blp.response(200, MemberOut(many=True))
-@roles(*ANYONE)
+@roles(*READERS)
 def patient_care_team(patient_id: str) -> list:
     """Who is (and was) on the patient's care team, and why."""
     return uc.care_team_of(_runtime(), current_principal(), _patient(patient_id), _now())
@@ -628,10 +659,10 @@ def patient_care_team(patient_id: str) -> list:
 @blp.post("/patients/<patient_id>/break-glass")
 @blp.arguments(BreakGlassIn)
 @blp.response(201, BreakGlassOut)
-@roles(*ANYONE)
+@roles(*READERS)
 def break_glass(body: dict, patient_id: str) -> dict:
     """Emergency access for a clinician outside the care team: give a reason; reading is
-    then allowed for a while, every read audited, admins told."""
+    then allowed for a while, every read audited, the privacy officer told."""
     return uc.open_break_glass(_runtime(), current_principal(), _patient(patient_id),
                                body["reason"], _now())
 
@@ -641,7 +672,7 @@ def break_glass(body: dict, patient_id: str) -> dict:
 @admin_blp.get("/audit")
 @admin_blp.arguments(AuditArgs, location="query")
 @admin_blp.response(200, AuditOut(many=True))
-@roles("admin")
+@roles("admin", "privacy_officer")
 def audit_trail(args: dict) -> list:
     """Who read or wrote which patient's notes, when and why (newest first)."""
     runtime = _runtime()
@@ -662,7 +693,7 @@ def audit_trail(args: dict) -> list:
 @admin_blp.get("/break-glass")
 @admin_blp.arguments(ReportArgs, location="query")
 @admin_blp.response(200, BreakGlassReportOut(many=True))
-@roles("admin")
+@roles("admin", "privacy_officer")
 def break_glass_report(args: dict) -> list:
     """Every emergency access, newest first, with the reason given, for review."""
     runtime = _runtime()

@@ -41,6 +41,12 @@ def scoring(runtime: Runtime) -> m.Scoring:
     return m.Scoring.from_settings(runtime.settings.setting)
 
 
+def sensitive_disciplines(runtime: Runtime) -> tuple[str, ...]:
+    """NOTES_SENSITIVE_DISCIPLINES: comma-separated; psychology unless the clinic says."""
+    raw = str(runtime.settings.setting("NOTES_SENSITIVE_DISCIPLINES", "psychology"))
+    return tuple(d.strip() for d in raw.split(",") if d.strip())
+
+
 def break_glass_minutes(runtime: Runtime) -> int:
     return int(runtime.settings.setting("NOTES_BREAK_GLASS_MINUTES", "240"))
 
@@ -73,16 +79,17 @@ def unit(runtime: Runtime, principal: Principal, attempt: Attempt) -> Iterator[S
 
 def _authorise_read(s: Session, runtime: Runtime, principal: Principal, attempt: Attempt,
                     now: datetime) -> d.Access:
-    """Admin, care team or break-glass; the read is audited (with the grant, if any)."""
+    """Care team or break-glass; the read is audited (with the grant, if any)."""
     who = clinician(principal)
     assert attempt.patient_id is not None
     team = CareTeamRepository(s).active_ids(attempt.patient_id)
     grant = None
-    if who.role == "specialist" and not d.is_member(who, team):
+    if who.role in d.BREAK_GLASS_ROLES and not d.is_member(who, team):
         grant = BreakGlassRepository(s).active(attempt.patient_id, who.subject, now)
     access = d.read_access(who, team, break_glass=grant is not None)
     if access is d.Access.DENIED:
-        raise Forbidden("only the patient's care team and admins may read their notes")
+        raise Forbidden("only the patient's care team may read their notes (others "
+                        "through break-glass, with a reason)")
     runtime.audit.record(s, principal, attempt.action, attempt.resource,
                          resource_id=attempt.resource_id, patient_id=attempt.patient_id,
                          reason=f"break-glass {grant}" if grant else access.value)
@@ -173,6 +180,25 @@ def sign_note(runtime: Runtime, principal: Principal, note_id: str, now: datetim
     return after
 
 
+def share_note(runtime: Runtime, principal: Principal, note_id: str,
+               now: datetime) -> d.Note:
+    """The author shares a sensitive note with the care team: audited, and note.shared
+    (ids only) tells the others."""
+    attempt = Attempt("share", resource_id=note_id)
+    with unit(runtime, principal, attempt) as s:
+        repo = NotesRepository(s)
+        before = d.require_found(repo.get(note_id, for_update=True), note_id)
+        attempt.patient_id = before.patient_id
+        after = d.share(before, clinician(principal), now=now)
+        repo.save(before, after, principal.subject)
+        runtime.audit.record(s, principal, "share", "note", resource_id=note_id,
+                             patient_id=after.patient_id)
+        runtime.emit(s, "note.shared", {"note_id": after.id, "patient_id": after.patient_id,
+                                        "by": after.shared_by, "at": now},
+                     key=after.patient_id)
+    return after
+
+
 def enter_in_error(runtime: Runtime, principal: Principal, note_id: str, reason: str,
                    now: datetime) -> d.Note:
     attempt = Attempt("enter_in_error", resource_id=note_id)
@@ -205,7 +231,7 @@ def read_note(runtime: Runtime, principal: Principal, note_id: str, now: datetim
         note = d.require_found(repo.get(note_id), note_id)
         attempt.patient_id = note.patient_id
         access = _authorise_read(s, runtime, principal, attempt, now)
-        if not d.visible(note, clinician(principal)):
+        if not d.visible(note, clinician(principal), access):
             raise NotFound(f"no note {note_id}")
         alerts = SafetyAlertRepository(s).of_notes([note.id]).get(note.id, [])
         return NoteView(note, repo.addenda_of([note.id]).get(note.id, []), access,
@@ -219,9 +245,12 @@ def read_versions(runtime: Runtime, principal: Principal, note_id: str,
         repo = NotesRepository(s)
         note = d.require_found(repo.get(note_id), note_id)
         attempt.patient_id = note.patient_id
-        _authorise_read(s, runtime, principal, attempt, now)
-        if not d.visible(note, clinician(principal)):
+        access = _authorise_read(s, runtime, principal, attempt, now)
+        if not d.visible(note, clinician(principal), access):
             raise NotFound(f"no note {note_id}")
+        if d.withheld(note, clinician(principal), sensitive_disciplines(runtime)):
+            raise Forbidden("a sensitive note's versions are for its author and discipline "
+                            "until the author shares it")
         return repo.versions(note_id)
 
 
@@ -244,10 +273,10 @@ def timeline(runtime: Runtime, principal: Principal, patient_id: str, flt: Timel
     with unit(runtime, principal, attempt) as s:
         access = _authorise_read(s, runtime, principal, attempt, now)
         repo = NotesRepository(s)
-        found = repo.timeline(patient_id, clinician(principal), flt)
+        found = repo.timeline(patient_id, clinician(principal), flt, access)
         # a change is against the patient's first signed score, whatever the filter
         everything = found if _unfiltered(flt) else repo.timeline(
-            patient_id, clinician(principal), TimelineFilter())
+            patient_id, clinician(principal), TimelineFilter(), access)
         page = found[offset:offset + limit]
         shown = SafetyAlertRepository(s).of_notes(n.id for n in page)
     signed = [(n.id, n.encounter_at, n.scores) for n in found if n.status == d.SIGNED]

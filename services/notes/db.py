@@ -69,6 +69,8 @@ notes = Table(
     Column("entered_in_error_at", _At, nullable=True),
     Column("entered_in_error_by", String(64), nullable=True),
     Column("entered_in_error_reason", Text, nullable=True),
+    Column("shared_at", _At, nullable=True),
+    Column("shared_by", String(64), nullable=True),
     Index("ix_notes_patient_encounter", "patient_id", "encounter_at"),
 )
 
@@ -177,7 +179,8 @@ def _note(row: Any) -> d.Note:
         treatment=row.treatment or {}, amends_note_id=row.amends_note_id,
         signed_at=aware(row.signed_at), entered_in_error_at=aware(row.entered_in_error_at),
         entered_in_error_by=row.entered_in_error_by,
-        entered_in_error_reason=row.entered_in_error_reason)
+        entered_in_error_reason=row.entered_in_error_reason,
+        shared_at=aware(row.shared_at), shared_by=row.shared_by)
 
 
 @dataclass(frozen=True)
@@ -220,7 +223,8 @@ class NotesRepository:
                     sections=note.sections, measures=note.measures, scores=note.scores,
                     treatment=note.treatment, entered_in_error_at=note.entered_in_error_at,
                     entered_in_error_by=note.entered_in_error_by,
-                    entered_in_error_reason=note.entered_in_error_reason)
+                    entered_in_error_reason=note.entered_in_error_reason,
+                    shared_at=note.shared_at, shared_by=note.shared_by)
 
     def save(self, before: d.Note, after: d.Note, saved_by: str) -> None:
         """Write a change only over the state it was decided on; a signed note's content
@@ -230,7 +234,8 @@ class NotesRepository:
             # only the entered-in-error mark may touch a signed note; its words stay
             values = {k: values[k] for k in ("status", "updated_at", "entered_in_error_at",
                                              "entered_in_error_by",
-                                             "entered_in_error_reason")}
+                                             "entered_in_error_reason", "shared_at",
+                                             "shared_by")}
         done = self.s.execute(
             update(notes).where(notes.c.id == before.id, notes.c.status == before.status,
                                 notes.c.version == before.version).values(**values))
@@ -263,16 +268,19 @@ class NotesRepository:
             out.setdefault(amends, []).append(note_id)
         return out
 
-    def timeline(self, patient_id: str, reader: d.Clinician,
-                 flt: TimelineFilter) -> list[d.Note]:
+    def timeline(self, patient_id: str, reader: d.Clinician, flt: TimelineFilter,
+                 access: d.Access | None = None) -> list[d.Note]:
         """Every discipline's notes of a patient in time order, in one query: signed
-        notes, the reader's own drafts, and (admins, on request) those in error."""
+        notes, the reader's own drafts, and on request those in error (the reader's own;
+        all of them to an admin through break-glass: see domain.visible)."""
         shown = [notes.c.status == d.SIGNED,
                  and_(notes.c.status == d.DRAFT, notes.c.author_subject == reader.subject)]
-        if reader.is_admin:
-            shown.append(notes.c.status == d.DRAFT)
-            if flt.include_entered_in_error:
+        if flt.include_entered_in_error:
+            if reader.is_admin and access is d.Access.BREAK_GLASS:
                 shown.append(notes.c.status == d.ENTERED_IN_ERROR)
+            else:
+                shown.append(and_(notes.c.status == d.ENTERED_IN_ERROR,
+                                  notes.c.author_subject == reader.subject))
         stmt = select(notes).where(notes.c.patient_id == patient_id, or_(*shown))
         if flt.disciplines:
             stmt = stmt.where(notes.c.discipline.in_(flt.disciplines))

@@ -81,6 +81,8 @@ class Note:
     entered_in_error_at: datetime | None = None
     entered_in_error_by: str | None = None
     entered_in_error_reason: str | None = None
+    shared_at: datetime | None = None  # a sensitive note its author shared with the team
+    shared_by: str | None = None
 
     @property
     def scores(self) -> dict[str, float]:
@@ -93,7 +95,6 @@ class Note:
 # ------------------------------------------------------------------------ access
 
 class Access(Enum):
-    ADMIN = "admin"
     CARE_TEAM = "care_team"
     BREAK_GLASS = "break_glass"
     DENIED = "denied"
@@ -107,12 +108,11 @@ def is_member(who: Clinician, team: Iterable[str]) -> bool:
 
 
 def read_access(who: Clinician, team: Iterable[str], *, break_glass: bool) -> Access:
-    """Admins and the care team read; a specialist outside it only through break-glass."""
-    if who.is_admin:
-        return Access.ADMIN
+    """The care team reads; a specialist outside it, or an admin (operations, no clinical
+    reading of its own), only through break-glass, with a reason."""
     if who.role == "specialist" and is_member(who, team):
         return Access.CARE_TEAM
-    if who.role == "specialist" and break_glass:
+    if who.role in BREAK_GLASS_ROLES and break_glass:
         return Access.BREAK_GLASS
     return Access.DENIED
 
@@ -126,22 +126,48 @@ def require_writer(who: Clinician, team: Iterable[str]) -> None:
         raise Forbidden("only the patient's care team may write their notes")
 
 
+BREAK_GLASS_ROLES = ("specialist", "admin")
+
+
 def may_break_glass(who: Clinician, reason: str) -> None:
-    if who.role != "specialist":
+    if who.role not in BREAK_GLASS_ROLES:
         raise Forbidden("only a clinician may open a patient's notes in an emergency")
     if len(reason.strip()) < 10:
         raise InvalidInput("say why you need this patient's notes (10 characters or more)",
                            field="reason")
 
 
-def visible(note: Note, who: Clinician) -> bool:
-    """Notes entered in error stay readable to admins only; drafts to their author and
-    admins (others read what has been signed)."""
+def visible(note: Note, who: Clinician, access: Access | None = None) -> bool:
+    """Notes entered in error stay readable to their author and to an admin who opened
+    the patient's notes through break-glass (an audit of the record); drafts to their
+    author only (others read what has been signed)."""
     if note.status == ENTERED_IN_ERROR:
-        return who.is_admin
+        return note.written_by(who) or (who.is_admin and access is Access.BREAK_GLASS)
     if note.status == DRAFT:
-        return who.is_admin or note.written_by(who)
+        return note.written_by(who)
     return True
+
+
+# ------------------------------------------------------------------ sensitive notes
+
+def withheld(note: Note, who: Clinician, sensitive: Iterable[str]) -> bool:
+    """A note of a sensitive discipline (NOTES_SENSITIVE_DISCIPLINES, psychology by
+    default) shows other disciplines that it exists, its date and author, not its text
+    (sections, measures' items, treatment), until its author shares it with the team.
+    Its author and colleagues of its discipline read it whole."""
+    return (note.discipline in set(sensitive) and note.shared_at is None
+            and not note.written_by(who) and who.discipline != note.discipline)
+
+
+def share(note: Note, who: Clinician, *, now: datetime) -> Note:
+    """The author shares a signed sensitive note with the whole care team; once only."""
+    if not (who.role == "specialist" and note.written_by(who)):
+        raise Forbidden("only the note's author shares it with the care team")
+    if note.status != SIGNED:
+        raise Conflict("a note is shared once it is signed")
+    if note.shared_at is not None:
+        raise Conflict("the note is already shared with the care team")
+    return replace(note, shared_at=now, shared_by=who.author_id, updated_at=now)
 
 
 # ------------------------------------------------------------------------ content
@@ -246,8 +272,8 @@ def enter_in_error(note: Note, who: Clinician, *, reason: str, now: datetime) ->
     """Nothing is deleted: the note is marked, with why, and stays for admins to read."""
     if note.status == ENTERED_IN_ERROR:
         raise Conflict("the note is already marked entered in error")
-    if not (who.is_admin or (who.role == "specialist" and note.written_by(who))):
-        raise Forbidden("only the author or an admin marks a note entered in error")
+    if not (who.role == "specialist" and note.written_by(who)):
+        raise Forbidden("only the author marks a note entered in error")
     if len(reason.strip()) < 5:
         raise InvalidInput("say why the note was entered in error", field="reason")
     return replace(note, status=ENTERED_IN_ERROR, entered_in_error_at=now,

@@ -21,9 +21,10 @@ safety_blp = Blueprint("safety", __name__,
                        description="Safety alerts (raised, routed, acknowledged, closed, "
                                    "escalated) and the duty rota that routes them")
 
-# The alert use cases refuse, and audit, anyone who may not (admins included: clinical
-# detail), so every signed-in role reaches them; `@roles` always lets admins in.
-ANYONE = ("specialist", "scheduler", "service")
+# The alert use cases refuse, and audit with the alert's ids, anyone who may not (admins
+# included: alerts are clinical detail), so the routes let every staff role reach them;
+# admin (operations) may only read and keep the duty rota.
+ANYONE = ("specialist", "scheduler", "service", "admin")
 STAFF = ANYONE
 
 

@@ -12,7 +12,13 @@ from sqlalchemy import and_, case, func, select
 
 from services.notifier import db
 from services.notifier.db import Notification, Recipient
-from services.notifier.domain import CHANNELS, PRIORITIES, SCHEDULERS, STATUSES
+from services.notifier.domain import (
+    CHANNELS,
+    PRIORITIES,
+    PRIVACY_OFFICER,
+    SCHEDULERS,
+    STATUSES,
+)
 from shared.errors import Conflict, NotFound
 from shared.runtime import Runtime
 from shared.web import PageArgs, current_principal, roles
@@ -103,7 +109,7 @@ def _audit(session, action: str, resource: str, resource_id: str | None = None, 
 @blp.get("/notifications")
 @blp.arguments(LogArgs, location="query")
 @blp.response(200, LogOut)
-@roles("scheduler", "service")
+@roles("scheduler", "service", "admin")
 def delivery_log(args: dict) -> dict:
     """The delivery log, newest first, filtered by recipient, status, event, channel,
     priority or safety alert (everything one alert caused, escalations included)."""
@@ -121,7 +127,7 @@ def delivery_log(args: dict) -> dict:
 
 @blp.get("/notifications/<notification_id>")
 @blp.response(200, NotificationOut)
-@roles("scheduler", "service")
+@roles("scheduler", "service", "admin")
 def one(notification_id: str) -> Notification:
     with _runtime().db.transaction() as s:
         row = s.get(Notification, notification_id)
@@ -133,7 +139,7 @@ def one(notification_id: str) -> Notification:
 
 @blp.post("/notifications/<notification_id>/retry")
 @blp.response(202, NotificationOut)
-@roles("scheduler")
+@roles("scheduler", "admin")
 def retry(notification_id: str) -> Notification:
     """Send a failed notification again, from a fresh set of attempts. It is due again
     at once (its due time is long past), whatever the delivery loop's clock says."""
@@ -175,13 +181,15 @@ def feed(args: dict, recipient_id: str) -> list:
 @blp.get("/my/feed")
 @blp.arguments(PageArgs, location="query")
 @blp.response(200, FeedItemOut(many=True))
-@roles("specialist", "scheduler")
+@roles("specialist", "scheduler", "privacy_officer")
 def my_feed(args: dict) -> list:
     """The caller's own feed: a specialist's by their provider id, a scheduler's is the
-    schedulers' feed."""
+    schedulers' feed, the privacy officer's the break-glass alerts."""
     who = current_principal()
     if who.role == "scheduler":
         return _feed(SCHEDULERS, args)
+    if who.role == "privacy_officer":
+        return _feed(PRIVACY_OFFICER, args)
     if who.role == "specialist" and who.provider_id:
         return _feed(who.provider_id, args)
     return []

@@ -27,6 +27,7 @@ PRIORITIES = ("urgent", "normal")
 TRIAGE_LEAD = "role:triage_lead"
 SCHEDULERS = "role:schedulers"
 CLINICAL_LEAD = "role:clinical_lead"
+PRIVACY_OFFICER = "role:privacy_officer"  # PRIVACY_OFFICER_EMAIL: hears of break-glass
 # The clinic's duty phone (SAFETY_DUTY_PHONE): one SMS per safety event that names a duty
 # clinician, whoever is on duty, on top of the duty clinician's own channels.
 DUTY_PHONE = "role:duty_phone"
@@ -117,6 +118,7 @@ class Rules:
     triage_lead: Contact = Contact(TRIAGE_LEAD, "role", "Triage lead")
     schedulers: Contact = Contact(SCHEDULERS, "role", "Schedulers")
     clinical_lead: Contact = Contact(CLINICAL_LEAD, "role", "Clinical lead")
+    privacy_officer: Contact = Contact(PRIVACY_OFFICER, "role", "Privacy officer")
     duty_phone: str | None = None  # SAFETY_DUTY_PHONE
     console_url: str = "http://127.0.0.1:8006"
     # How long a notification for someone not yet in the directory waits for their
@@ -249,6 +251,16 @@ TEMPLATES: dict[tuple[str, str], tuple[str, str]] = {
         "3) attend depuis {waited} sans accusé de réception.\n"
         "Signalée le {date} à {time} ; escaladée à {escalated_time}.\n"
         "Ouvrez le dossier dans PainCare et indiquez la mesure prise : {link}"),
+    ("break_glass", "en"): (
+        "Break-glass: a patient's notes opened outside the care team",
+        "{actor_id} opened the notes of patient {patient_id} through break-glass on "
+        "{date} at {time} (access {access_id}, until {until}). The reason given is in the "
+        "audit trail.\n{link}"),
+    ("break_glass", "fr"): (
+        "Bris de glace : dossier ouvert hors de l'équipe de soins",
+        "{actor_id} a ouvert le dossier du patient {patient_id} par bris de glace le "
+        "{date} à {time} (accès {access_id}, jusqu'à {until}). Le motif est dans la piste "
+        "d'audit.\n{link}"),
     ("safety_alert_acknowledged", "en"): (
         "Safety alert acknowledged by {acknowledged_by}",
         "The safety alert for {patient} raised on {date} at {time} was acknowledged by "
@@ -507,6 +519,18 @@ class _Planner:
                   {"referral_id": self.p["referral_id"], "condition": self.p["condition"],
                    "per_language": urgency})
 
+    def patient_break_glass(self) -> None:
+        """The privacy officer hears at once (every channel, the in-app feed now) that
+        someone opened a patient's notes through break-glass: ids and times only, never
+        the reason typed (it stays in the notes service's audit trail)."""
+        p = self.p
+        self.tell(self.rules.privacy_officer, "break_glass", {
+            "access_id": p["access_id"], "patient_id": p["patient_id"],
+            "actor_id": p["actor_id"], "date": self.when.date(p["opened_at"]),
+            "time": self.when.time(p["opened_at"]),
+            "until": self.when.time(p["expires_at"]),
+            "link": f"{self.rules.console_url}/#/patient/{p['patient_id']}"}, urgent=True)
+
     def referral_breach_risk(self) -> None:
         """The triage lead (email and feed): which referral, its priority, its due date
         and why it may miss it."""
@@ -531,7 +555,8 @@ class _Planner:
         """Role ids the clinic configures (triage lead, clinical lead), else a provider
         from the directory (or not yet in it: in-app at once)."""
         roles = {c.recipient_id: c for c in (self.rules.triage_lead, self.rules.clinical_lead,
-                                             self.rules.schedulers)}
+                                             self.rules.schedulers,
+                                             self.rules.privacy_officer)}
         return roles.get(recipient_id) or self.contact(recipient_id, "provider")
 
     def _name(self, recipient_id: str) -> str:
@@ -667,7 +692,7 @@ class _Planner:
 HANDLED_EVENTS = ("referral.received", "itinerary.booked", "appointment.booked",
                   "appointment.cancelled", "appointment.rescheduled", "note.signed",
                   "waitlist.offered", "itinerary.unplaceable", "referral.breach_risk",
-                  *SAFETY_EVENTS)
+                  "patient.break_glass", *SAFETY_EVENTS)
 
 
 def plan(event_id: str, event_type: str, payload: Mapping[str, Any], lookup: Lookup,

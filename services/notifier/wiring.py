@@ -12,6 +12,7 @@ from pathlib import Path
 from services.notifier.db import Base
 from services.notifier.domain import (
     CLINICAL_LEAD,
+    PRIVACY_OFFICER,
     SCHEDULERS,
     TRIAGE_LEAD,
     Contact,
@@ -57,6 +58,7 @@ class NotifierConfig:
     triage_lead_phone: str | None = None
     clinical_lead_email: str | None = "clinical-lead@paincare.local"
     clinical_lead_phone: str | None = None
+    privacy_officer_email: str | None = "privacy-officer@paincare.local"
     safety_duty_phone: str | None = None  # the clinic's duty phone: SMS for every alert
     console_url: str = "http://127.0.0.1:8006"
 
@@ -92,6 +94,8 @@ class NotifierConfig:
             triage_lead_phone=get("TRIAGE_LEAD_PHONE", d.triage_lead_phone) or None,
             clinical_lead_email=get("CLINICAL_LEAD_EMAIL", d.clinical_lead_email) or None,
             clinical_lead_phone=get("CLINICAL_LEAD_PHONE", d.clinical_lead_phone) or None,
+            privacy_officer_email=get("PRIVACY_OFFICER_EMAIL",
+                                      d.privacy_officer_email) or None,
             safety_duty_phone=get("SAFETY_DUTY_PHONE", d.safety_duty_phone) or None,
             console_url=get("CONSOLE_URL", d.console_url).rstrip("/") or d.console_url,
         )
@@ -106,6 +110,8 @@ class NotifierConfig:
             clinical_lead=Contact(CLINICAL_LEAD, "role", "Clinical lead",
                                   email=self.clinical_lead_email,
                                   phone=self.clinical_lead_phone),
+            privacy_officer=Contact(PRIVACY_OFFICER, "role", "Privacy officer",
+                                    email=self.privacy_officer_email),
             duty_phone=self.safety_duty_phone, console_url=self.console_url,
             organizer_email=self.email_from)
 

@@ -2,8 +2,13 @@
 
 Routes are thin: validate with marshmallow (422 names the field), turn the principal
 into a domain Actor, run a use case in one transaction, audit patient-data access.
-Schedulers create and read; specialists triage and decide (triage, accept and reject
-need pain medicine); admins may do everything.
+Schedulers create and read every referral's administrative fields (no clinical text);
+a specialist reads the referrals of the patients whose care team they are on, the triage
+lead also those waiting for triage; the triage lead triages; decisions (accept, reject,
+hold, resume, cancel, discharge) are the triage lead's or the patient's pain-medicine
+lead's; a referring system (role referrer) sends referrals and reads only the status of
+those it sent; admin (operations) sets the clinic's targets only. A referral a reader may not
+see answers 404 (its existence is health data), audited as refused.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from services.referrals.db import (
     to_domain,
 )
 from services.referrals.domain import Actor
-from shared.errors import ClinicError, Forbidden, InvalidInput
+from shared.errors import ClinicError, Forbidden, InvalidInput, NotFound
 from shared.events.vocabulary import (
     CHANNELS,
     CONDITIONS,
@@ -47,7 +52,14 @@ blp = Blueprint("referrals", __name__, url_prefix="/referrals",
 targets_blp = Blueprint("priority_targets", __name__, url_prefix="/priority-targets",
                         description="Days from receipt to first visit, per priority")
 
-READERS = ("scheduler", "specialist")
+# Each reader then sees only what domain.may_read allows (care team, triage lead's
+# queue) and schedulers only the administrative fields (domain.sees_clinical_fields).
+READERS = ("scheduler", "specialist", "triage_lead")
+CLINICIANS = ("specialist", "triage_lead")
+# Clinical text withheld from a reader who is not a clinician (a scheduler): named in
+# the referral's `withheld`, so a client can say why it is not shown.
+CLINICAL_FIELDS = ("condition_detail", "medications", "reason", "attachments", "screening",
+                   "closed_reason")
 
 
 class Text(fields.String):
@@ -276,6 +288,8 @@ class ReferralOut(ma.Schema):
     at_breach_risk = fields.Boolean(metadata={"description": "about to miss its target"})
     breach_risk = fields.Nested(BreachRiskOut, allow_none=True)
     history = fields.List(fields.Nested(HistoryOut))
+    withheld = fields.List(fields.String(), metadata={
+        "description": "clinical fields not shown to this reader (schedulers)"})
 
 
 class ReferralSummaryOut(ReferralOut):
@@ -323,7 +337,41 @@ def _now() -> datetime:
 
 def _actor() -> Actor:
     p = current_principal()
-    return Actor(id=p.subject, role=p.role, discipline=p.discipline)
+    return Actor(id=p.subject, role=p.role, discipline=p.discipline, roles=p.roles,
+                 provider_id=p.provider_id)
+
+
+class _Hidden(NotFound):
+    """A referral this reader may not see answers as if it did not exist (its existence
+    is itself health data); the refusal is still audited."""
+
+
+def _readable(s: Session, referral_id: str) -> None:
+    repo = Referrals(s)
+    row = repo.find(referral_id)
+    if row is not None and not domain.may_read(_actor(), row.status,
+                                               repo.team_of(row.patient_id),
+                                               held_from=row.held_from,
+                                               created_by=row.created_by):
+        raise _Hidden(f"no referral {referral_id}")
+
+
+def shown(out: dict[str, Any]) -> dict[str, Any]:
+    """The referral as this reader may see it: a scheduler gets no clinical text, a
+    referring system only the status of what it sent."""
+    actor = _actor()
+    if actor.role == domain.REFERRER:
+        status = {k: out[k] for k in domain.STATUS_FIELDS}
+        return {**status, "withheld": sorted(set(out) - set(domain.STATUS_FIELDS))}
+    if domain.sees_clinical_fields(actor):
+        return out
+    for name in CLINICAL_FIELDS:
+        out.pop(name, None)
+    for step in out.get("history") or []:
+        if step["by_role"] not in ("service", "scheduler"):  # a clinician's words
+            step.pop("reason", None)
+    out["withheld"] = [*CLINICAL_FIELDS, "history.reason"]
+    return out
 
 
 def view(row: ReferralRow, *, today: date, history: list[HistoryRow] | None = None
@@ -364,7 +412,7 @@ def view(row: ReferralRow, *, today: date, history: list[HistoryRow] | None = No
                            "to_status": h.to_status, "at": aware(h.at), "by": h.actor,
                            "by_role": h.actor_role, "reason": h.reason,
                            "event_id": h.event_id} for h in history]
-    return out
+    return shown(out)
 
 
 def _refused(action: str, referral_id: str | None, exc: ClinicError) -> None:
@@ -382,11 +430,12 @@ def _detail(referral_id: str, action: str,
     now = _now()
     try:
         with runtime.db.transaction() as s:
+            _readable(s, referral_id)
             row = run(runtime, s, now)
             runtime.audit.record(s, current_principal(), action, "referral",
                                  resource_id=row.id, patient_id=row.patient_id)
             return view(row, today=now.date(), history=Referrals(s).history(row.id))
-    except Forbidden as exc:
+    except (Forbidden, _Hidden) as exc:
         _refused(action, referral_id, exc)
         raise
 
@@ -404,7 +453,7 @@ IDEMPOTENCY_DOC = {"parameters": [{
 @blp.response(201, ReferralOut)
 @blp.alt_response(200, schema=ReferralOut, description="A duplicate: the existing referral")
 @blp.doc(**IDEMPOTENCY_DOC)
-@roles("scheduler")
+@roles("scheduler", "referrer")
 def create_referral(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """Record a referral; a duplicate (same key, or same patient, referrer and condition
     within the window) answers 200 with the referral it repeats."""
@@ -441,7 +490,7 @@ def list_referrals(args: dict[str, Any]) -> dict[str, Any]:
         "breach_risk")})
     with runtime.db.transaction() as s:
         rows, total = Referrals(s).page(filters, today=now.date(), limit=args["limit"],
-                                        offset=args["offset"])
+                                        offset=args["offset"], reader=_actor())
         for row in rows:
             runtime.audit.record(s, current_principal(), "list", "referral",
                                  resource_id=row.id, patient_id=row.patient_id)
@@ -459,7 +508,8 @@ def triage_queue(args: dict[str, Any]) -> dict[str, Any]:
     runtime, now = _runtime(), _now()
     with runtime.db.transaction() as s:
         rows, total = Referrals(s).triage_queue(limit=args["limit"], offset=args["offset"],
-                                                breach_risk=args.get("breach_risk"))
+                                                breach_risk=args.get("breach_risk"),
+                                                reader=_actor())
         for row in rows:
             runtime.audit.record(s, current_principal(), "list", "referral",
                                  resource_id=row.id, patient_id=row.patient_id)
@@ -472,7 +522,7 @@ def triage_queue(args: dict[str, Any]) -> dict[str, Any]:
 @blp.get("/<referral_id>")
 @blp.response(200, ReferralOut)
 @blp.alt_response(404, description="No such referral")
-@roles(*READERS)
+@roles(*READERS, "referrer")
 def get_referral(referral_id: str) -> dict[str, Any]:
     """One referral with its whole history."""
     return _detail(referral_id, "read", lambda runtime, s, now: Referrals(s).get(referral_id))
@@ -484,7 +534,7 @@ def get_referral(referral_id: str) -> dict[str, Any]:
 @blp.alt_response(403, description="Not a pain-medicine specialist")
 @blp.alt_response(404, description="No such referral")
 @blp.alt_response(409, description="The referral's status does not allow triage")
-@roles("specialist")
+@roles(*CLINICIANS)
 def triage_referral(body: dict[str, Any], referral_id: str) -> dict[str, Any]:
     """Priority, screening score and care pathway (pain-medicine specialists)."""
     return _detail(referral_id, "triage", lambda runtime, s, now: use_cases.triage(
@@ -499,7 +549,7 @@ def _move_route(action: str, schema: type[ma.Schema], doc: str) -> None:
 
     route.__name__ = f"{action}_referral"
     route.__doc__ = doc
-    decorated = roles("specialist")(route)
+    decorated = roles(*CLINICIANS)(route)
     decorated = blp.alt_response(409, description=f"The status does not allow {action}")(
         decorated)
     decorated = blp.alt_response(404, description="No such referral")(decorated)

@@ -147,6 +147,29 @@ class BreachRiskRow(Base):
 UNSCHEDULED_OCCASION = "unscheduled"
 
 
+class CareTeamRow(Base):
+    """A patient's care team as the referral desk knows it, so that a specialist reads
+    only their own patients' referrals. Built here, not asked of notes at each request:
+    the triage lead who triaged and the specialist who accepted join in the move's own
+    transaction; each provider booked for the referral joins from appointment.booked
+    (the event notes builds its care team from), so no service calls another to
+    authorise a read. The referral's discharge closes its memberships."""
+
+    __tablename__ = "referral_care_team"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    patient_id: Mapped[str] = mapped_column(String(64), index=True)
+    referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), index=True)
+    member_id: Mapped[str] = mapped_column(String(120), index=True)
+    discipline: Mapped[str | None] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(40))
+    joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    left_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("referral_id", "member_id",
+                                       name="uq_referral_care_team_member"),)
+
+
 class PriorityTargetRow(Base):
     """The clinic's own target days per priority; a missing row means the default."""
 
@@ -242,6 +265,54 @@ class Referrals:
             raise NotFound(f"no referral {referral_id}")
         return row
 
+    # --- care team -------------------------------------------------------------------
+
+    def join_team(self, row: ReferralRow, member_id: str, *, discipline: str | None,
+                  source: str, at: datetime) -> None:
+        """Idempotent: a member already on this referral's team stays as they were (a
+        redelivered booking adds no one); a discharged referral's team takes no one."""
+        if row.status == domain.DISCHARGED or not member_id:
+            return
+        existing = self.session.scalars(select(CareTeamRow).where(
+            CareTeamRow.referral_id == row.id, CareTeamRow.member_id == member_id)).first()
+        if existing is None:
+            self.session.add(CareTeamRow(patient_id=row.patient_id, referral_id=row.id,
+                                         member_id=member_id[:120], discipline=discipline,
+                                         source=source, joined_at=at))
+        elif existing.discipline is None and discipline:
+            existing.discipline = discipline
+
+    def close_team(self, referral_id: str, at: datetime) -> None:
+        for member in self.session.scalars(select(CareTeamRow).where(
+                CareTeamRow.referral_id == referral_id, CareTeamRow.left_at.is_(None))):
+            member.left_at = at
+
+    def team_of(self, patient_id: str) -> list[domain.Member]:
+        """The patient's active care team, over all their referrals."""
+        rows = self.session.execute(select(CareTeamRow.member_id, CareTeamRow.discipline)
+                                    .where(CareTeamRow.patient_id == patient_id,
+                                           CareTeamRow.left_at.is_(None)))
+        return [domain.Member(m, d) for m, d in rows]
+
+    @staticmethod
+    def readable_by(actor: domain.Actor) -> ColumnElement[bool] | None:
+        """domain.may_read in SQL, so that lists and paging show only what the reader
+        may see (None: everything)."""
+        if actor.role == "scheduler":
+            return None
+        if actor.role == domain.REFERRER:
+            return ReferralRow.created_by == actor.id
+        mine = select(CareTeamRow.patient_id).where(
+            CareTeamRow.member_id.in_(sorted(actor.member_ids)), CareTeamRow.left_at.is_(None))
+        conds: list[ColumnElement[bool]] = []
+        if actor.has("specialist") or actor.has(domain.TRIAGE_LEAD):
+            conds.append(ReferralRow.patient_id.in_(mine))
+        if actor.has(domain.TRIAGE_LEAD):
+            conds.append(ReferralRow.status.in_(domain.AWAITING_SPECIALIST))
+            conds.append(and_(ReferralRow.status == domain.ON_HOLD,
+                              ReferralRow.held_from.in_(domain.AWAITING_SPECIALIST)))
+        return or_(*conds) if conds else ReferralRow.id.is_(None)
+
     def find(self, referral_id: str, *, for_update: bool = False) -> ReferralRow | None:
         try:
             return self.get(referral_id, for_update=for_update)
@@ -308,9 +379,12 @@ class Referrals:
             conds.append(ReferralRow.breach_reason.is_(None))
         return and_(*conds) if conds else None
 
-    def page(self, f: ListFilters, *, today: date, limit: int, offset: int
-             ) -> tuple[list[ReferralRow], int]:
+    def page(self, f: ListFilters, *, today: date, limit: int, offset: int,
+             reader: domain.Actor | None = None) -> tuple[list[ReferralRow], int]:
         where = self._filtered(f, today)
+        scope = self.readable_by(reader) if reader is not None else None
+        if scope is not None:
+            where = scope if where is None else and_(where, scope)
         stmt = select(ReferralRow)
         count = select(func.count()).select_from(ReferralRow)
         if where is not None:
@@ -320,8 +394,8 @@ class Referrals:
             .limit(limit).offset(offset))
         return list(rows), self.session.execute(count).scalar_one()
 
-    def triage_queue(self, *, limit: int, offset: int, breach_risk: bool | None = None
-                     ) -> tuple[list[ReferralRow], int]:
+    def triage_queue(self, *, limit: int, offset: int, breach_risk: bool | None = None,
+                     reader: domain.Actor | None = None) -> tuple[list[ReferralRow], int]:
         """Ordered as domain.queue_order says, in SQL so that paging is right."""
         effective = func.coalesce(ReferralRow.priority, ReferralRow.urgency_requested)
         rank = case({"urgent": 0, "soon": 1}, value=effective, else_=2)
@@ -329,6 +403,9 @@ class Referrals:
         if breach_risk is not None:
             waiting = and_(waiting, ReferralRow.breach_reason.is_not(None) if breach_risk
                            else ReferralRow.breach_reason.is_(None))
+        scope = self.readable_by(reader) if reader is not None else None
+        if scope is not None:
+            waiting = and_(waiting, scope)
         rows = self.session.scalars(
             select(ReferralRow).where(waiting)
             .order_by(rank, ReferralRow.received_at, ReferralRow.id).limit(limit).offset(offset))

@@ -64,11 +64,91 @@ assert set(DEFAULT_TARGET_DAYS) == set(PRIORITIES)
 
 @dataclass(frozen=True)
 class Actor:
-    """Who makes a move: a person (subject and role) or a service acting on an event."""
+    """Who makes a move: a person (subject and role) or a service acting on an event.
+    `roles` is every role the token carries (a specialist may also be the triage lead)."""
 
     id: str
     role: str
     discipline: str | None = None
+    roles: tuple[str, ...] = ()
+    provider_id: str | None = None
+
+    def has(self, role: str) -> bool:
+        return role == self.role or role in self.roles
+
+    @property
+    def member_ids(self) -> set[str]:
+        """The ids a care team may know this person by (token subject, provider id)."""
+        return {i for i in (self.id, self.provider_id) if i}
+
+
+# ------------------------------------------------------------------- care team access
+
+TRIAGE_LEAD = "triage_lead"
+TEAM_DECISIONS = ("accept", "reject", "cancel", "hold", "resume", "discharge")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One active member of a patient's care team as the referral desk knows it."""
+
+    member_id: str
+    discipline: str | None
+
+
+def on_team(actor: Actor, team: Iterable[Member]) -> bool:
+    return bool(actor.member_ids & {m.member_id for m in team})
+
+
+def is_pain_medicine_lead(actor: Actor, team: Iterable[Member]) -> bool:
+    """The patient's pain-medicine lead: a pain-medicine specialist on their care team."""
+    return (actor.role == "specialist" and actor.discipline == PAIN_MEDICINE
+            and any(m.member_id in actor.member_ids and m.discipline == PAIN_MEDICINE
+                    for m in team))
+
+
+def waiting_for_triage_lead(status: str, held_from: str | None) -> bool:
+    """Waiting for triage or a decision, or put on hold while it was."""
+    return status in AWAITING_SPECIALIST or (status == ON_HOLD
+                                             and held_from in AWAITING_SPECIALIST)
+
+
+REFERRER = "referrer"
+STATUS_FIELDS = ("id", "status", "received_at", "updated_at")
+
+
+def may_read(actor: Actor, status: str, team: Iterable[Member], *,
+             held_from: str | None = None, created_by: str | None = None) -> bool:
+    """Schedulers read every referral (administrative fields: see sees_clinical_fields);
+    a specialist those of the patients whose care team they are on; the triage lead also
+    those waiting for triage or a decision; a referring system the status of its own
+    (the referral keeps the system's token subject as `created_by`)."""
+    if actor.role == "scheduler":
+        return True
+    if actor.role == REFERRER:
+        return created_by == actor.id
+    if actor.has(TRIAGE_LEAD) and waiting_for_triage_lead(status, held_from):
+        return True
+    return (actor.has("specialist") or actor.has(TRIAGE_LEAD)) and on_team(actor, team)
+
+
+def sees_clinical_fields(actor: Actor) -> bool:
+    """Medications, reason, screening, condition detail and attachments are clinical
+    text: a scheduler (or a referring system) sees a referral's administrative fields."""
+    return actor.has("specialist") or actor.has(TRIAGE_LEAD)
+
+
+def require_decision(actor: Actor, action: str, team: Iterable[Member]) -> None:
+    """Triage is the triage lead's; a decision on a referral (accept, reject, hold,
+    resume, cancel, discharge) the triage lead's or the patient's pain-medicine lead's."""
+    if action == "triage":
+        if not actor.has(TRIAGE_LEAD):
+            raise Forbidden("only the triage lead triages a referral")
+        return
+    if action in TEAM_DECISIONS and not (actor.has(TRIAGE_LEAD)
+                                         or is_pain_medicine_lead(actor, list(team))):
+        raise Forbidden(f"only the triage lead or the patient's pain-medicine lead may "
+                        f"{action} a referral")
 
 
 @dataclass(frozen=True)
@@ -270,8 +350,9 @@ def move(referral: Referral, action: str, *, actor: Actor, now: datetime,
 
 
 def require_pain_medicine(actor: Actor, what: str) -> None:
-    """Triage and the decision to accept or reject are a pain-medicine specialist's."""
-    if actor.role == "admin":
+    """Triage and the decision to accept or reject are a pain-medicine specialist's or the
+    triage lead's (no role passes implicitly: admin is operations)."""
+    if actor.has(TRIAGE_LEAD):
         return
     if actor.role != "specialist" or actor.discipline != PAIN_MEDICINE:
         raise Forbidden(f"only a pain-medicine specialist may {what} a referral")

@@ -1,6 +1,6 @@
 """Events in: scheduling tells the referral desk when a patient's itinerary is proposed
-or booked (its first visit judged against the due date) and when their first visit has
-happened."""
+or booked (its first visit judged against the due date), who is booked to see them (their
+care team: who may read the referral) and when their first visit has happened."""
 
 from __future__ import annotations
 
@@ -67,7 +67,19 @@ def handlers(runtime: Runtime) -> dict[str, Handler]:
             runtime, session, referral_id, appointment_id=envelope.payload["appointment_id"],
             actor=_actor(envelope), now=datetime.now(UTC), event_id=envelope.id)
 
+    def on_appointment_booked(session: Session, envelope: Envelope) -> None:
+        """The booked provider joins the patient's care team (who may read the referral);
+        the inbox makes a redelivery change nothing."""
+        referral_id = _referral_id(session, envelope)
+        if referral_id is None:
+            return
+        use_cases.provider_booked(session, referral_id,
+                                  provider_id=envelope.payload["provider_id"],
+                                  discipline=envelope.payload.get("discipline"),
+                                  at=envelope.occurred_at)
+
     return {"itinerary.booked": on_itinerary_booked,
+            "appointment.booked": on_appointment_booked,
             "itinerary.proposed": on_itinerary_proposed,
             "appointment.completed": on_appointment_completed}
 

@@ -146,11 +146,13 @@ def triage(runtime: Runtime, session: Session, referral_id: str, body: dict[str,
     pathway = domain.build_pathway([domain.StepRequest(**s) for s in body["pathway"]])
     repo = Referrals(session)
     row = repo.get(referral_id, for_update=True)
+    domain.require_decision(actor, "triage", repo.team_of(row.patient_id))
     referral, step = domain.triage(to_domain(row), priority=body["priority"],
                                    screening=screening, pathway=pathway,
                                    targets=targets(runtime, session), actor=actor, now=now,
                                    reason=body.get("reason"))
     _store(runtime, session, row, referral, step, now=now)
+    repo.join_team(row, actor.id, discipline=actor.discipline, source="triage", at=now)
     return row
 
 
@@ -159,9 +161,22 @@ def make_move(runtime: Runtime, session: Session, referral_id: str, action: str,
     """accept, reject, cancel, hold, resume or discharge, as a person asked."""
     repo = Referrals(session)
     row = repo.get(referral_id, for_update=True)
+    domain.require_decision(actor, action, repo.team_of(row.patient_id))
     referral, step = domain.move(to_domain(row), action, actor=actor, now=now, reason=reason)
+    if action == "accept":
+        repo.join_team(row, actor.id, discipline=actor.discipline, source="accept", at=now)
     _store(runtime, session, row, referral, step, now=now)
+    if action == "discharge":
+        repo.close_team(row.id, now)
     return row
+
+
+def provider_booked(session: Session, referral_id: str, *, provider_id: str,
+                    discipline: str | None, at: datetime) -> None:
+    """A provider booked for the referral joins the patient's care team here too."""
+    repo = Referrals(session)
+    repo.join_team(repo.get(referral_id), provider_id, discipline=discipline,
+                   source="appointment.booked", at=at)
 
 
 def itinerary_booked(runtime: Runtime, session: Session, referral_id: str, *,

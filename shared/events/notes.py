@@ -46,6 +46,16 @@ class NoteEnteredInErrorV1(Schema):
     at = fields.AwareDateTime(required=True)
 
 
+@register("note.shared", 1)
+class NoteSharedV1(Schema):
+    """A sensitive note's author shared it with the care team: ids and time, no text."""
+
+    note_id = _id
+    patient_id = _id
+    by = _id
+    at = fields.AwareDateTime(required=True)
+
+
 @register("patient.safety_alert", 1)
 class PatientSafetyAlertV1(Schema):
     """Superseded by v2 (kept so that events already on the topic still read)."""

@@ -188,19 +188,27 @@ def _walk_the_clinic(p, expect, settings, clinic, url: str) -> None:
         shot(page, "my-diary")
         patient_id = itinerary["patient_id"]
         # the care team hears of the booking through Kafka
-        wait_for(lambda: any(m["member_id"] == lead for m in requests.get(
-            f"{notes}/patients/{patient_id}/care-team", timeout=10,
-            headers=bearer(settings, "admin")).json()), timeout=30, what="care team")
+        # (read as the lead: admin is operations and reads no care team; until the
+        # lead is on it, the care team answers them 403)
+        as_lead = bearer(settings, "specialist", lead, discipline="pain_medicine",
+                         provider_id=lead)
+
+        def care_team() -> list[dict]:
+            resp = requests.get(f"{notes}/patients/{patient_id}/care-team", timeout=10,
+                                headers=as_lead)
+            return resp.json() if resp.status_code == 200 else []
+
+        wait_for(lambda: any(m["member_id"] == lead for m in care_team()), timeout=30,
+                 what="care team")
         # six weeks of the other disciplines' signed notes, written by the booked team
         team = {v["discipline"]: v["provider_id"] for v in itinerary["visits"]}
-        wait_for(lambda: set(team.values()) <= {m["member_id"] for m in requests.get(
-            f"{notes}/patients/{patient_id}/care-team", timeout=10,
-            headers=bearer(settings, "admin")).json()}, timeout=30, what="whole care team")
+        wait_for(lambda: set(team.values()) <= {m["member_id"] for m in care_team()},
+                 timeout=30, what="whole care team")
         notes_demo.seed(notes, lambda d: bearer(settings, "specialist", team[d],
                                                 discipline=d, provider_id=team[d]),
                         patient_id)
         before_notes = requests.get(f"{notes}/patients/{patient_id}/timeline", timeout=10,
-                                    headers=bearer(settings, "admin")).json()["total"]
+                                    headers=as_lead).json()["total"]
         page.goto(f"{url}/#/patient/{patient_id}")
         form = page.locator("#note-form")
         expect(form).to_be_visible(timeout=10000)
@@ -218,7 +226,7 @@ def _walk_the_clinic(p, expect, settings, clinic, url: str) -> None:
         expect(page.locator("#note-errors")).to_contain_text("Nothing was saved")
         shot(page, "note-error")
         timeline = requests.get(f"{notes}/patients/{patient_id}/timeline", timeout=10,
-                                headers=bearer(settings, "admin")).json()
+                                headers=as_lead).json()
         assert timeline["total"] == before_notes, "a refused note leaves nothing behind"
 
         page.fill('[name="nrs.worst"]', "9")
@@ -356,16 +364,20 @@ def test_a_scheduler_files_a_referral_through_the_form_and_a_lost_answer_is_rese
             expect(page.locator("#notice")).to_contain_text("already recorded")
             heading = page.get_by_role("heading", name=re.compile("Eleanor Whitfield"))
             expect(heading).to_contain_text("received")
+            # the scheduler who keyed it in sees no clinical text back (least privilege)
             facts = page.locator("dl.facts").first
-            expect(facts).to_contain_text("Other: Complex regional pain after a distal radius")
-            expect(facts).to_contain_text("amitriptyline 25 mg, at night")
-            expect(facts).to_contain_text("capsaicin 8% patch one patch")
+            expect(facts).to_contain_text("For the care team only")
+            expect(facts).not_to_contain_text("amitriptyline")
             shot(page, "intake-recorded")
 
+            # the triage lead reads what was recorded
+            lead = bearer(settings, "specialist", "pm-lead", discipline="pain_medicine",
+                          also=("triage_lead",))
             found = requests.get(f"{clinic['referrals'].url}/referrals?patient_id=pat-e2e-100",
-                                 headers=bearer(settings, "scheduler"), timeout=10).json()
+                                 headers=lead, timeout=10).json()
             assert found["total"] == 1, "the resend folded into the one referral"
             [made] = found["items"]
+            assert made["condition_detail"].startswith("Complex regional pain after a distal")
             assert made["id"] == page.url.rsplit("/", 1)[-1]
             assert [m["name"] for m in made["medications"]] == ["amitriptyline",
                                                                  "capsaicin 8% patch"]
@@ -396,7 +408,8 @@ def test_a_scheduler_cancels_one_visit_then_the_whole_itinerary(
         scheduler = bearer(settings, "scheduler")
         scheduling_demo.seed(scheduling, bearer(settings, "admin"))
         referral_id = referrals_demo.seed(referrals, scheduler)[0]
-        lead = bearer(settings, "specialist", "pm-lead", discipline="pain_medicine")
+        lead = bearer(settings, "specialist", "pm-lead", discipline="pain_medicine",
+                      also=("triage_lead",))
         triaged = requests.post(f"{referrals}/referrals/{referral_id}/triage", headers=lead,
                                 timeout=10, json={"priority": "soon", "pathway": [
                                     {"discipline": "pain_medicine", "visit_minutes": 60,

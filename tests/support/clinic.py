@@ -16,13 +16,17 @@ __all__ = ["bearer", "read_topic", "token", "wait_for"]
 T = TypeVar("T")
 
 
-def token(settings: Settings, role: str, subject: str | None = None, **claims: str) -> str:
+def token(settings: Settings, role: str, subject: str | None = None, *,
+          also: tuple[str, ...] = (), **claims: str) -> str:
+    """A local token; `also` names roles beside `role` (e.g. ("triage_lead",))."""
     return mint_token(settings.jwt_secret, subject=subject or f"{role}-1", role=role,
-                      issuer=settings.jwt_issuer, audience=settings.jwt_audience, **claims)
+                      issuer=settings.jwt_issuer, audience=settings.jwt_audience, also=also,
+                      **claims)
 
 
-def bearer(settings: Settings, role: str, subject: str | None = None, **claims: str) -> dict:
-    return {"Authorization": f"Bearer {token(settings, role, subject, **claims)}"}
+def bearer(settings: Settings, role: str, subject: str | None = None, *,
+           also: tuple[str, ...] = (), **claims: str) -> dict:
+    return {"Authorization": f"Bearer {token(settings, role, subject, also=also, **claims)}"}
 
 
 def wait_for(probe: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.1,

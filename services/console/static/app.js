@@ -395,7 +395,7 @@ const CONDITIONS = ["diabetic_neuropathy", "post_herpetic_neuralgia", "chemother
   "crps", "multiple_sclerosis", "radiculopathy", "trigeminal_neuralgia", "other"];
 const CONDITION_NAMES = { crps: "CRPS (complex regional pain syndrome)", other: "Other (describe it)" };
 const MEDICATION_ROWS = 3, MEDICATION_MAX = 30;
-const canRecord = () => me && ["scheduler", "admin"].includes(me.role);
+const canRecord = () => me && me.role === "scheduler";
 
 function medicationRow(i) {
   const cell = (part, label, attrs = "") => `<td><div class="field">
@@ -568,8 +568,10 @@ function triageForm(r) {
 async function pageReferral(id) {
   const here = location.hash;
   const r = await api("GET", "referrals", `/referrals/${id}`);
-  const isPainLead = me.role === "admin" || (me.role === "specialist" && me.discipline === "pain_medicine");
-  const canBook = me.role === "scheduler" || me.role === "admin";
+  // the services decide (triage lead, the patient's pain-medicine lead); the page only
+  // hides what this person could not do
+  const isPainLead = (me.roles || [me.role]).includes("triage_lead") || (me.role === "specialist" && me.discipline === "pain_medicine");
+  const canBook = me.role === "scheduler";
   setMain(here, `<p><a href="#/queue">← Queue</a></p>
     <h2>${esc(r.patient.name)} ${badge(r.status, "")} ${badge(r.priority || r.urgency_requested || "routine")}
       ${r.overdue ? badge("past target", "late") : ""} ${r.at_breach_risk ? badge("breach risk", "breach") : ""}</h2>
@@ -584,14 +586,15 @@ async function pageReferral(id) {
           ${esc(BREACH_TEXT[r.breach_risk?.reason] || words(r.breach_risk?.reason))}: due by ${esc(dateText(`${r.due_by}T12:00:00Z`))},
           first visit ${esc(r.breach_risk?.first_visit_at ? dateTimeText(r.breach_risk.first_visit_at) : "not booked yet")}
           <span class="small muted">(seen ${esc(dateTimeText(r.breach_risk?.detected_at))})</span></dd>` : ""}
+        ${r.withheld ? '<dt>Clinical detail</dt><dd class="muted">For the care team only</dd>' : `
         <dt>Reason</dt><dd>${esc(r.reason)}</dd>
-        <dt>Medication</dt><dd>${r.medications.map((m) => `${esc(m.name)} ${esc(m.dose)}${m.frequency ? `, ${esc(m.frequency)}` : ""}`).join("<br>") || "–"}</dd>
+        <dt>Medication</dt><dd>${(r.medications || []).map((m) => `${esc(m.name)} ${esc(m.dose)}${m.frequency ? `, ${esc(m.frequency)}` : ""}`).join("<br>") || "–"}</dd>`}
       </dl></section>
       <section class="card"><h3>Patient</h3><dl class="facts">
         <dt>Born</dt><dd>${esc(dateText(`${r.patient.date_of_birth}T12:00:00Z`))}</dd>
         <dt>Contact</dt><dd>${esc(r.patient.contact?.email || "")} ${esc(r.patient.contact?.phone || "")}</dd>
         <dt>Prefers</dt><dd>${esc(words(r.patient.preferred_channel))}</dd></dl>
-        ${me.role === "specialist" || me.role === "admin" ? `<p><a href="#/patient/${esc(r.patient.id)}">Timeline and notes</a></p>` : ""}
+        ${me.role === "specialist" ? `<p><a href="#/patient/${esc(r.patient.id)}">Timeline and notes</a></p>` : ""}
       </section>
     </div>
     <section class="card"><h3>Care pathway</h3>${pathwayTable(r.pathway)}

@@ -136,6 +136,14 @@ function renderClinic(c) {
     `${sa.open_escalated ? ` (${sa.open_escalated} escalated to the clinical lead)` : ""}, ` +
     `${sa.acknowledged_not_closed} acknowledged and not yet closed, ${sa.closed} closed.` +
     `${sa.oldest_open_raised_at ? ` Oldest waiting since ${sa.oldest_open_raised_at.slice(0, 16).replace("T", " ")} UTC.` : ""}`;
+  // Recent break-glass use (patient.break_glass): who, which patient id, when; no reason.
+  const glass = c.break_glass || [];
+  $("break-glass").innerHTML = glass.length ? `<h3>Recent break-glass use</h3>
+    <table><tr><th>Opened (UTC)</th><th>By</th><th>Patient</th><th>Until (UTC)</th></tr>
+    ${glass.map((b) => `<tr><td>${esc(b.opened_at.slice(0, 16).replace("T", " "))}</td>
+      <td><code>${esc(b.by)}</code>${b.discipline ? ` (${esc(b.discipline.replace("_", " "))})` : ""}</td>
+      <td><code>${esc(b.patient_id)}</code></td>
+      <td>${esc(b.expires_at.slice(0, 16).replace("T", " "))}</td></tr>`).join("")}</table>` : "";
   $("kpi-median-days").textContent = r.median_days_to_first_visit ?? "–";
   $("kpi-appointments-today").textContent = c.appointments_today.total;
   $("kpi-no-show").textContent = pct(c.no_show.rate);

@@ -1,4 +1,4 @@
-"""Who may read a patient's notes: the care team (built from events) and admins; others
+"""Who may read a patient's notes: the care team (built from events); admins and others
 are refused and the attempt is audited; break-glass is allowed, audited and reported."""
 
 from tests.integration.notes.conftest import PATIENT, PROGRESS
@@ -33,14 +33,21 @@ def test_a_specialist_outside_the_care_team_is_refused_and_the_attempt_audited(c
     assert clinic.client.get("/audit", headers=clinic.headers("pain_doc")).status_code == 403
 
 
-def test_schedulers_do_not_read_notes_and_admins_do(clinic):
+def test_schedulers_do_not_read_notes_nor_admins_but_through_break_glass(clinic):
     clinic.care_team()
     clinic.signed_note("pain_doc", PROGRESS)
     sched = clinic.client.get(f"/patients/{PATIENT}/timeline", headers=clinic.headers("scheduler"))
     assert sched.status_code == 403
     assert clinic.audit(actor="sched-1")[0]["outcome"] == "denied"
     admin = clinic.client.get(f"/patients/{PATIENT}/timeline", headers=clinic.headers("admin"))
-    assert admin.status_code == 200 and admin.get_json()["access"] == "admin"
+    assert admin.status_code == 403 and "sections" not in admin.get_data(as_text=True)
+    assert clinic.audit(actor="admin-1", outcome="denied")[0]["action"] == "read_timeline"
+    opened = clinic.client.post(f"/patients/{PATIENT}/break-glass",
+                                json={"reason": "subject access request, case 42"},
+                                headers=clinic.headers("admin"))
+    assert opened.status_code == 201
+    admin = clinic.client.get(f"/patients/{PATIENT}/timeline", headers=clinic.headers("admin"))
+    assert admin.status_code == 200 and admin.get_json()["access"] == "break_glass"
     assert clinic.client.get(f"/patients/{PATIENT}/timeline").status_code == 401
 
 
@@ -77,6 +84,11 @@ def test_the_care_team_is_built_from_events_and_closed_at_discharge(clinic):
     clinic.book("prov-acu", "acupuncture")
     assert clinic.client.get(f"/patients/{PATIENT}/timeline",
                              headers=clinic.headers("acu")).status_code == 403
+    assert clinic.client.get(f"/patients/{PATIENT}/care-team",
+                             headers=clinic.headers("admin")).status_code == 403
+    assert clinic.client.post(f"/patients/{PATIENT}/break-glass",
+                              json={"reason": "checking a complaint about access"},
+                              headers=clinic.headers("admin")).status_code == 201
     team = clinic.client.get(f"/patients/{PATIENT}/care-team",
                              headers=clinic.headers("admin")).get_json()
     assert all(not m["active"] for m in team) and len(team) == 2

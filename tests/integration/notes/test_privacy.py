@@ -75,6 +75,6 @@ def test_a_notes_text_appears_in_no_log_line_and_no_event(clinic, every_log_line
         assert not [line for line in every_log_line if text in line]
         assert text not in captured.err and text not in captured.out
         assert not [e for e in events if text in json.dumps(e)]
-    # ... while the note itself keeps them, for its care team
-    read = clinic.client.get(f"/notes/{nid}", headers=clinic.headers("admin")).get_json()
+    # ... while the note itself keeps them (entered in error: for its author)
+    read = clinic.client.get(f"/notes/{nid}", headers=h).get_json()  # its author
     assert read["sections"]["history"] == SECRET

@@ -325,3 +325,27 @@ def test_the_migration_upgrades_a_database_with_notifications_in_it(settings_for
     feed = client.get("/feed/prov-1", headers=bearer(runtime.settings, "scheduler")).get_json()
     assert [i["priority"] for i in feed] == ["normal"]
     runtime.db.dispose()
+
+
+def test_break_glass_reaches_the_privacy_officer_by_email_and_in_their_feed(notifier):
+    """patient.break_glass from notes: the privacy officer (PRIVACY_OFFICER_EMAIL and the
+    in-app feed of role:privacy_officer) hears at once; ids only, no reason text."""
+    from services.notifier.domain import PRIVACY_OFFICER
+
+    opened = notifier.clock()
+    event = new_event("patient.break_glass", {
+        "access_id": "bg-9", "patient_id": "pat-2", "actor_id": "prov-out",
+        "discipline": "physical_therapy", "opened_at": opened.isoformat(),
+        "expires_at": (opened + timedelta(hours=4)).isoformat()}, producer="notes")
+    notifier.receive(event, topic=topics.NOTES)
+    wait_idle(notifier.deliverer())
+    (mail,) = notifier.smtp.to("privacy-officer@paincare.local")
+    assert mail["Subject"].startswith("Break-glass")
+    (item,) = _feed(notifier, PRIVACY_OFFICER)
+    assert "prov-out" in item["body"] and "pat-2" in item["body"]
+    client = create_app(runtime=notifier.runtime).test_client()
+    mine = client.get("/my/feed", headers=bearer(notifier.runtime.settings,
+                                                 "privacy_officer", "po-1"))
+    assert mine.status_code == 200 and [i["body"] for i in mine.get_json()] == [item["body"]]
+    assert client.get("/my/feed", headers=bearer(notifier.runtime.settings, "admin")
+                      ).status_code == 403

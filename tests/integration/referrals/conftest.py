@@ -25,7 +25,7 @@ class Desk:
     client: FlaskClient
     runtime: Runtime
     scheduler: dict[str, str]
-    lead: dict[str, str]
+    lead: dict[str, str]  # a pain-medicine specialist who is also the triage lead
     physio: dict[str, str]
     admin: dict[str, str]
 
@@ -95,7 +95,8 @@ def make_desk(settings: Any) -> Desk:
     app = create_app(runtime=runtime)
     logging.getLogger("shared.web").setLevel(logging.WARNING)
     return Desk(app.test_client(), runtime, bearer(settings, "scheduler", "sam-scheduler"),
-                bearer(settings, "specialist", "dr-okafor", discipline="pain_medicine"),
+                bearer(settings, "specialist", "dr-okafor", discipline="pain_medicine",
+                       also=("triage_lead",)),
                 bearer(settings, "specialist", "pt-lee", discipline="physical_therapy"),
                 bearer(settings, "admin", "root"))
 

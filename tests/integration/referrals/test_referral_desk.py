@@ -22,7 +22,10 @@ def test_a_referral_goes_from_received_to_accepted_and_keeps_its_history(desk: D
     assert referral["status"] == "received"
     assert referral["allowed_moves"] == ["cancel", "hold", "reject", "triage"]
     assert referral["patient"]["contact"]["phone"] == "+44 7700 900123"
-    assert [m["name"] for m in referral["medications"]] == ["pregabalin", "amitriptyline"]
+    # the scheduler who keyed it in gets the administrative fields back, no clinical text
+    assert "medications" not in referral and "medications" in referral["withheld"]
+    clinical = desk.client.get(f"/referrals/{referral['id']}", headers=desk.lead).get_json()
+    assert [m["name"] for m in clinical["medications"]] == ["pregabalin", "amitriptyline"]
 
     triaged = desk.triage(referral["id"], reason="DN4 6/10; sleep and mood affected")
     assert triaged.status_code == 200, triaged.get_json()
@@ -42,7 +45,9 @@ def test_a_referral_goes_from_received_to_accepted_and_keeps_its_history(desk: D
         (None, "received", "sam-scheduler"), ("received", "triaged", "dr-okafor"),
         ("triaged", "accepted", "dr-okafor")]
     assert all(h["at"] for h in got["history"])
-    assert got["history"][1]["reason"] == "DN4 6/10; sleep and mood affected"
+    assert "reason" not in got["history"][1]  # a clinician's words: not for schedulers
+    lead_view = desk.client.get(f"/referrals/{referral['id']}", headers=desk.lead).get_json()
+    assert lead_view["history"][1]["reason"] == "DN4 6/10; sleep and mood affected"
     assert desk.outbox_types() == [
         "referral.received", "referral.status_changed", "referral.triaged",
         "referral.status_changed", "referral.accepted", "referral.status_changed"]
@@ -58,10 +63,14 @@ def test_rejecting_and_cancelling_record_why(desk: Desk):
     assert resp.get_json()["history"][-1]["reason"].startswith("Nociceptive")
 
     held = desk.refer(condition="crps")
+    # decisions are the triage lead's or the patient's pain-medicine lead's; a
+    # physiotherapist not on the patient's team does not even see the referral
+    assert desk.client.post(f"/referrals/{held['id']}/hold", json={"reason": "abroad"},
+                            headers=desk.physio).status_code == 404
     desk.client.post(f"/referrals/{held['id']}/hold", json={"reason": "patient abroad"},
-                     headers=desk.physio)
+                     headers=desk.lead)
     cancelled = desk.client.post(f"/referrals/{held['id']}/cancel",
-                                 json={"reason": "patient moved away"}, headers=desk.physio)
+                                 json={"reason": "patient moved away"}, headers=desk.lead)
     assert cancelled.get_json()["status"] == "cancelled"
     assert [h["to_status"] for h in cancelled.get_json()["history"]] == [
         "received", "on_hold", "cancelled"]
@@ -77,7 +86,7 @@ def test_an_illegal_move_is_a_409_and_changes_nothing(desk: Desk):
     assert resp.headers["Content-Type"] == "application/problem+json"
     assert "received" in resp.get_json()["detail"]
     resp = desk.client.post(f"/referrals/{referral['id']}/discharge", json={},
-                            headers=desk.admin)
+                            headers=desk.lead)
     assert resp.status_code == 409
     assert desk.counts() == before
 
@@ -198,12 +207,14 @@ def test_who_may_do_what(desk: Desk):
     assert desk.client.get("/referrals").status_code == 401
     assert desk.triage(referral["id"]).status_code == 200
     before = desk.counts()
-    for who in (desk.scheduler, desk.physio):
+    # a scheduler is refused for its role (403); a specialist outside the patient's care
+    # team is told nothing of the referral (404): both audited as refused
+    for who, code in ((desk.scheduler, 403), (desk.physio, 404)):
         refused = desk.client.post(f"/referrals/{referral['id']}/accept", json={},
                                    headers=who)
-        assert refused.status_code == 403
+        assert refused.status_code == code
     assert desk.client.post(f"/referrals/{referral['id']}/triage", json=triage_body(),
-                            headers=desk.physio).status_code == 403
+                            headers=desk.physio).status_code == 404
     assert desk.counts() == before
     audit = desk.runtime.tables.audit
     with desk.runtime.db.transaction() as s:
@@ -212,8 +223,11 @@ def test_who_may_do_what(desk: Desk):
         reads = s.execute(select(audit.c.actor).where(audit.c.action == "create")).all()
     assert ("pt-lee", "accept") in refusals and ("pt-lee", "triage") in refusals
     assert reads == [("sam-scheduler",)]
+    # admin is operations: no clinical decision passes implicitly
     assert desk.client.post(f"/referrals/{referral['id']}/accept", json={},
-                            headers=desk.admin).status_code == 200
+                            headers=desk.admin).status_code == 403
+    assert desk.client.post(f"/referrals/{referral['id']}/accept", json={},
+                            headers=desk.lead).status_code == 200
 
 
 def _received_days_ago(desk: Desk, days: int, **changes: Any) -> str:

@@ -104,6 +104,15 @@ def principals(settings: Settings) -> Iterator[tuple[str, str, str]]:
                                                     provider_id=str(uuid.uuid4()))
     yield "admin", "admin", make("admin")
     yield "service", "service", make("service")
+    yield "triage_lead", "triage_lead", make("triage_lead")
+    yield "privacy_officer", "privacy_officer", make("privacy_officer")
+    yield "referrer", "referrer", make("referrer")
+
+
+def test_every_role_of_the_clinic_is_asked() -> None:
+    """A role added to shared.auth.ROLES is asked of every route, or this fails."""
+    settings = Settings.for_service("tests", database_url="sqlite://", kafka_enabled=False)
+    assert {role for _label, role, _token in principals(settings)} == set(ROLES)
 
 
 def unusable_tokens(settings: Settings) -> Iterator[tuple[str, dict[str, str]]]:

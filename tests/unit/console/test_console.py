@@ -154,7 +154,8 @@ def test_local_users_are_the_scheduler_the_admin_and_each_provider():
                                         "prov-reid"]
     okafor = next(u for u in users if u["id"] == "prov-okafor")
     assert okafor == {"id": "prov-okafor", "role": "specialist", "name": "Dr Amara Okafor",
-                      "discipline": "pain_medicine", "provider_id": "prov-okafor"}
+                      "discipline": "pain_medicine", "provider_id": "prov-okafor",
+                      "also": ["triage_lead"]}  # on one machine, pain medicine triages
     # the provider list was asked for with a service token, not anonymously
     assert fake.calls[0]["headers"]["Authorization"].startswith("Bearer ")
 
@@ -168,6 +169,7 @@ def test_a_local_sign_in_mints_a_token_every_service_accepts():
     # sub and provider_id are the provider's id: the care team and the diary know them
     assert (who.role, who.discipline, who.provider_id, who.subject) == \
         ("specialist", "pain_medicine", "prov-okafor", "prov-okafor")
+    assert who.roles == ("specialist", "triage_lead")
 
 
 def test_no_token_for_someone_who_is_not_a_local_user():

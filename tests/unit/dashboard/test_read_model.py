@@ -206,3 +206,22 @@ def test_referrals_at_breach_risk_until_what_resolves_each():
     assert figures(events)["breach_risk"]["count"] == 2
     # replayed in any order of its own events, the last word about a referral wins
     assert figures(list(reversed(events)))["breach_risk"]["count"] == 2
+
+
+def test_recent_break_glass_is_listed_newest_first_once_each_without_a_reason():
+    from shared.events import new_event
+
+    def opened(access_id: str, hours_ago: int):
+        at = NOW - timedelta(hours=hours_ago)
+        return new_event("patient.break_glass", {
+            "access_id": access_id, "patient_id": "pat-1", "actor_id": "prov-out",
+            "discipline": "physical_therapy", "opened_at": at.isoformat(),
+            "expires_at": (at + timedelta(hours=4)).isoformat()}, producer="notes")
+
+    first, second = opened("bg-1", 5), opened("bg-2", 1)
+    listed = figures([first, second, first])["break_glass"]  # the first one redelivered
+    assert [b["access_id"] for b in listed] == ["bg-2", "bg-1"]
+    assert listed[0]["by"] == "prov-out" and listed[0]["patient_id"] == "pat-1"
+    assert set(listed[0]) == {"access_id", "patient_id", "by", "discipline", "opened_at",
+                              "expires_at"}
+    assert figures([])["break_glass"] == []

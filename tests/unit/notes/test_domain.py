@@ -29,8 +29,9 @@ def test_the_care_team_knows_a_member_by_provider_id_or_subject():
     assert not d.is_member(OUTSIDER, TEAM)
 
 
-def test_read_access_is_admin_care_team_or_break_glass_else_denied():
-    assert d.read_access(ADMIN, set(), break_glass=False) is d.Access.ADMIN
+def test_read_access_is_care_team_or_break_glass_else_denied_admins_included():
+    assert d.read_access(ADMIN, set(), break_glass=False) is d.Access.DENIED
+    assert d.read_access(ADMIN, set(), break_glass=True) is d.Access.BREAK_GLASS
     assert d.read_access(ACU, TEAM, break_glass=False) is d.Access.CARE_TEAM
     assert d.read_access(OUTSIDER, TEAM, break_glass=False) is d.Access.DENIED
     assert d.read_access(OUTSIDER, TEAM, break_glass=True) is d.Access.BREAK_GLASS
@@ -93,22 +94,26 @@ def test_sections_belong_to_the_kind_and_treatment_to_the_authors_discipline():
     assert ok.treatment["acupuncture"]["needle_count"] == 2
 
 
-def test_entered_in_error_needs_a_reason_and_the_author_or_an_admin():
+def test_entered_in_error_needs_a_reason_and_the_author():
     signed = d.sign(_draft(), PAIN, now=NOW)
-    with pytest.raises(Forbidden):
-        d.enter_in_error(signed, ACU, reason="wrong patient", now=NOW)
+    for who in (ACU, ADMIN):
+        with pytest.raises(Forbidden):
+            d.enter_in_error(signed, who, reason="wrong patient", now=NOW)
     with pytest.raises(InvalidInput):
         d.enter_in_error(signed, PAIN, reason=" ", now=NOW)
-    marked = d.enter_in_error(signed, ADMIN, reason="wrong patient", now=NOW)
+    marked = d.enter_in_error(signed, PAIN, reason="wrong patient", now=NOW)
     assert marked.status == d.ENTERED_IN_ERROR and marked.sections == signed.sections
-    assert not d.visible(marked, PAIN) and d.visible(marked, ADMIN)
+    assert d.visible(marked, PAIN) and not d.visible(marked, ACU)
+    assert not d.visible(marked, ADMIN)
+    assert d.visible(marked, ADMIN, d.Access.BREAK_GLASS)
     with pytest.raises(Conflict):
-        d.enter_in_error(marked, ADMIN, reason="again!", now=NOW)
+        d.enter_in_error(marked, PAIN, reason="again!", now=NOW)
 
 
-def test_drafts_are_seen_by_their_author_and_admins_only():
+def test_drafts_are_seen_by_their_author_only():
     draft = _draft()
-    assert d.visible(draft, PAIN) and d.visible(draft, ADMIN) and not d.visible(draft, ACU)
+    assert d.visible(draft, PAIN) and not d.visible(draft, ADMIN)
+    assert not d.visible(draft, ACU)
 
 
 def test_the_care_team_but_the_author_hears_of_a_signed_note():
@@ -121,3 +126,22 @@ def test_a_note_records_a_visit_that_has_happened():
         _draft(encounter_at=NOW + timedelta(days=2))
     assert "encounter_at" in exc.value.errors
     assert _draft(encounter_at=NOW - timedelta(days=2)).encounter_at < NOW
+
+
+def test_a_sensitive_note_is_withheld_from_other_disciplines_until_shared():
+    signed = d.sign(_draft(), PAIN, now=NOW)  # a pain-medicine note
+    colleague = d.Clinician("dr-pain-2", "specialist", "pain_medicine", "prov-pain-2")
+    sensitive = ("pain_medicine",)
+    assert d.withheld(signed, ACU, sensitive) and d.withheld(signed, ADMIN, sensitive)
+    assert not d.withheld(signed, PAIN, sensitive)  # its author
+    assert not d.withheld(signed, colleague, sensitive)  # its discipline
+    assert not d.withheld(signed, ACU, ())  # not a sensitive discipline here
+    with pytest.raises(Forbidden):
+        d.share(signed, ACU, now=NOW)
+    with pytest.raises(Conflict):
+        d.share(_draft(), PAIN, now=NOW)
+    shared = d.share(signed, PAIN, now=NOW)
+    assert shared.shared_by == "prov-pain" and not d.withheld(shared, ACU, sensitive)
+    assert shared.sections == signed.sections
+    with pytest.raises(Conflict):
+        d.share(shared, PAIN, now=NOW)

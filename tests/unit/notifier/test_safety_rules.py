@@ -212,3 +212,23 @@ def test_ordinals_and_waiting_times_read_naturally():
     assert [ordinal(n, "fr") for n in (1, 2)] == ["1re", "2e"]
     assert waited(RAISED, RAISED + timedelta(minutes=30)) == "30 min"
     assert waited(RAISED, RAISED + timedelta(minutes=125), "fr") == "2 h 05"
+
+
+def test_break_glass_tells_the_privacy_officer_at_once_by_email_and_feed():
+    from dataclasses import replace
+
+    from services.notifier.domain import PRIVACY_OFFICER
+
+    rules = replace(RULES, privacy_officer=Contact(PRIVACY_OFFICER, "role", "Privacy officer",
+                                                   email="po@clinic"))
+    payload = {"access_id": "bg-1", "patient_id": "pat-1", "actor_id": "prov-out",
+               "discipline": "physical_therapy", "opened_at": NOW.isoformat(),
+               "expires_at": (NOW + timedelta(hours=4)).isoformat()}
+    result = _plan("patient.break_glass", payload, rules=rules)
+    assert {(n.recipient_id, n.channel) for n in result.notifications} == {
+        (PRIVACY_OFFICER, "email"), (PRIVACY_OFFICER, "in_app")}
+    assert all(n.due_at == NOW for n in result.notifications), "in-app at once"
+    mail = next(n for n in result.notifications if n.channel == "email")
+    assert mail.address == "po@clinic"
+    assert "prov-out" in mail.body and "pat-1" in mail.body and "bg-1" in mail.body
+    assert "https://console.clinic/#/patient/pat-1" in mail.body

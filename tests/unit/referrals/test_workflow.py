@@ -140,10 +140,12 @@ def test_only_pain_medicine_triages_and_decides(action, actor):
         do(action, referral_in(start), actor=actor)
 
 
-def test_an_admin_may_triage_and_decide():
-    triaged, _ = do("triage", referral_in("received"), actor=ADMIN)
-    accepted, _ = do("accept", triaged, actor=ADMIN)
-    assert accepted.status == "accepted" and accepted.decided_by == "root"
+def test_an_admin_neither_triages_nor_decides():
+    """admin is the operations role: no clinical decision passes implicitly."""
+    with pytest.raises(Forbidden):
+        do("triage", referral_in("received"), actor=ADMIN)
+    with pytest.raises(Forbidden):
+        do("accept", referral_in("triaged"), actor=ADMIN)
 
 
 def test_triage_sets_priority_target_and_a_due_date_from_receipt():
