@@ -32,7 +32,7 @@ blp = Blueprint("fhir", __name__, url_prefix="/fhir",
                 description="FHIR R4 (4.0.1): referrals in, the clinic's record out")
 
 READERS = ("scheduler", "specialist")
-INTAKE = ("scheduler",)
+INTAKE = ("scheduler", "referrer")   # referrals checks the rest (a referrer's own only)
 MAX_COUNT = 100
 DEFAULT_COUNT = 20
 
@@ -71,9 +71,10 @@ def fhir(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None
 
 
 def _may_read(principal: Principal, resource_type: str) -> None:
-    if resource_type in capability.CLINICAL and principal.role not in ("specialist", "admin"):
+    if resource_type in capability.CLINICAL and principal.role != "specialist":
         raise Forbidden(f"{resource_type} holds clinical measures and visits: "
                         "specialists only")
+
 
 
 # ---------------------------------------------------------------------------- intake

@@ -262,6 +262,10 @@ ROUTE_ONLY: dict[tuple[str, str, str], str] = {
 }
 
 
+_FHIR = ("the FHIR gateway: route x role in test_route_matrix and tests/integration/fhir; "
+         "its reads are not yet scoped to the care team (a known gap, issue 17/18)")
+
+
 def _route_only(service: str, method: str, rule: str) -> str | None:
     if (service, method, rule) in ROUTE_ONLY:
         return ROUTE_ONLY[(service, method, rule)]
@@ -269,6 +273,8 @@ def _route_only(service: str, method: str, rule: str) -> str | None:
         return _SCHEDULING
     if service == "notifier":
         return _NOTIFIER
+    if service == "fhir":
+        return _FHIR
     if (service, rule) in PASS_THROUGH:
         return PASS_THROUGH[(service, rule)]
     if rule.startswith("/ops/"):
