@@ -83,7 +83,11 @@ def main(image: str) -> int:
     kafka = infra.ensure_kafka()
     infra.ensure_postgres()
     databases = {s: infra.create_pg_database() for s in WITH_WORKER}
-    common = {"KAFKA_BOOTSTRAP_SERVERS": kafka, "KAFKA_TOPIC_PREFIX": prefix,
+    # a development run: no identity provider here, so the local tokens the skeleton
+    # signs (its own secret, passed in: the containers cannot read the checkout's)
+    common = {"PAINCARE_ENV": "development",
+              "JWT_SECRET": Settings.for_service("tests").jwt_secret,
+              "KAFKA_BOOTSTRAP_SERVERS": kafka, "KAFKA_TOPIC_PREFIX": prefix,
               "KAFKA_CREATE_TOPICS": "true", "MIGRATE_ON_START": "false",
               "LOG_LEVEL": "INFO", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": "9",
               "SMS_GATEWAY_URL": "http://127.0.0.1:9/sms",
