@@ -28,7 +28,8 @@ def test_a_fhir_referral_is_triaged_booked_and_read_back_as_fhir(
     settings = Settings.for_service("tests", topic_prefix=topic_prefix,
                                     kafka_bootstrap=kafka_bootstrap)
     scheduler = bearer(settings, "scheduler", "sam-scheduler")
-    lead = bearer(settings, "specialist", "dr-lead", discipline="pain_medicine")
+    lead = bearer(settings, "specialist", "dr-lead", discipline="pain_medicine",
+                  also=("triage_lead",))
     with running_services(["referrals", "scheduling", "notes"], database_url=new_database_url,
                           topic_prefix=topic_prefix, log_dir=tmp_path / "logs",
                           web_workers=1) as clinic, \
