@@ -45,10 +45,13 @@ def test_a_positive_item_9_is_a_red_banner_until_acknowledged(
         publish(settings, [visit("appointment.booked", "appt-safety-1",
                                  provider_id=psychologist["id"], discipline="psychology",
                                  start=start, patient_id=PATIENT)])
-        wait_for(lambda: any(m["member_id"] == psychologist["id"] for m in requests.get(
-            f"{notes}/patients/{PATIENT}/care-team", timeout=10,
-            headers=bearer(settings, "admin")).json()), timeout=60,
-            what="care team")
+        as_psychologist = bearer(settings, "specialist", psychologist["id"],
+                                 discipline="psychology", provider_id=psychologist["id"])
+        # 403 until the booking makes them a member (admins read no care team)
+        wait_for(lambda: (r := requests.get(f"{notes}/patients/{PATIENT}/care-team",
+                                            timeout=10, headers=as_psychologist)).ok
+                 and any(m["member_id"] == psychologist["id"] for m in r.json()),
+                 timeout=60, what="care team")
 
         browser = launch_chromium(p)
         try:
@@ -179,7 +182,8 @@ def test_a_referral_at_breach_risk_is_marked_on_the_queue_and_its_page(
         referrals, url = clinic["referrals"].url, front["console"].url
         scheduler = bearer(settings, "scheduler")
         referral_id = referrals_demo.seed(referrals, scheduler)[0]
-        lead = bearer(settings, "specialist", "pm-lead", discipline="pain_medicine")
+        lead = bearer(settings, "specialist", "pm-lead", discipline="pain_medicine",
+                      also=("triage_lead",))
         triaged = requests.post(f"{referrals}/referrals/{referral_id}/triage", headers=lead,
                                 timeout=10, json={"priority": "soon", "pathway": [
                                     {"discipline": "pain_medicine", "visit_minutes": 60,

@@ -24,7 +24,8 @@ def test_demo_referrals_are_triaged_accepted_and_booked_across_processes(
     settings = Settings.for_service("tests", topic_prefix=topic_prefix,
                                     kafka_bootstrap=kafka_bootstrap)
     scheduler = bearer(settings, "scheduler", "sam-scheduler")
-    lead = bearer(settings, "specialist", "dr-okafor", discipline="pain_medicine")
+    lead = bearer(settings, "specialist", "dr-okafor", discipline="pain_medicine",
+                  also=("triage_lead",))
     with running_services(["referrals"], database_url=new_database_url,
                           topic_prefix=topic_prefix, log_dir=tmp_path / "logs",
                           web_workers=1) as clinic:
