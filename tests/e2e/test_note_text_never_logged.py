@@ -55,7 +55,6 @@ def test_note_text_appears_in_no_log_line_and_no_event(new_database_url, topic_p
                     provider_id="prov-pain")
     outsider = bearer(settings, "specialist", "dr-out", discipline="physical_therapy",
                       provider_id="prov-out")
-    admin = bearer(settings, "admin")
     services = available_services()
     log_dir = tmp_path / "logs"
     with running_services(services, database_url=new_database_url, topic_prefix=topic_prefix,
@@ -70,8 +69,8 @@ def test_note_text_appears_in_no_log_line_and_no_event(new_database_url, topic_p
         producer.send(settings.topic(topics.REFERRALS), key=patient.encode(),
                       value=accepted.to_bytes()).get(30)
         producer.close()
-        wait_for(lambda: requests.get(f"{notes}/patients/{patient}/care-team", headers=admin,
-                                      timeout=5).json() or None,
+        wait_for(lambda: ((r := requests.get(f"{notes}/patients/{patient}/care-team",
+                                            headers=doctor, timeout=5)).ok and r.json()) or None,
                  timeout=60, what="the care team from referral.accepted")
         body = {"kind": "progress", "sections": {
             "subjective": marker, "objective": f"{marker} objective",

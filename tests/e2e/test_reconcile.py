@@ -94,7 +94,7 @@ def _drive(procs: dict[str, ServiceProcesses], settings: Settings, ledger: Ledge
     listing = _json(requests.get(f"{url['scheduling']}/providers", headers=admin, timeout=10), 200)
     pain = next(p for p in listing if p["discipline"] == "pain_medicine")
     lead = bearer(settings, "specialist", pain["id"], discipline="pain_medicine",
-                  provider_id=pain["id"])
+                  provider_id=pain["id"], also=("triage_lead",))
 
     patient = f"pat-{uuid.uuid4().hex[:8]}"
     ledger.add(PatientRecord(patient, "Ada Lovelace", f"{patient}@example.org", None, "email"))
@@ -144,9 +144,10 @@ def _drive(procs: dict[str, ServiceProcesses], settings: Settings, ledger: Ledge
     author = bearer(settings, "specialist", doctor, discipline="pain_medicine",
                     provider_id=doctor)
     team = {v["provider_id"] for v in seen["visits"]}
-    wait_for(lambda: team <= {m["member_id"] for m in requests.get(
-        f"{url['notes']}/patients/{patient}/care-team", headers=admin, timeout=10).json()},
-        timeout=30, what="the care team")
+    wait_for(lambda: (r := requests.get(f"{url['notes']}/patients/{patient}/care-team",
+                                        headers=author, timeout=10)).ok
+             and team <= {m["member_id"] for m in r.json()},
+             timeout=30, what="the care team")
     note = _json(requests.post(
         f"{url['notes']}/patients/{patient}/notes", headers=author, timeout=10,
         json={"kind": "progress", "encounter_at": datetime.now(UTC).isoformat(),
