@@ -64,7 +64,7 @@ def revoke_feed(provider_id: str) -> None:
     desk().run(lambda s, now: feeds.revoke(desk(), s, who, now, provider_id))
 
 
-@blp.route("/calendar/<token>.ics", methods=["GET"])
+@blp.route("/calendar/<string(minlength=20,maxlength=100):token>.ics", methods=["GET"])
 @blp.doc(security=[], responses={
     "200": {"description": "the diary (RFC 5545)",
             "content": {"text/calendar": {"schema": {"type": "string"}}}},

@@ -36,8 +36,9 @@ PASS_THROUGH = {
 }
 # Routes whose secret URL is the credential, with no bearer token: each named with why.
 SECRET_URLS = {
-    ("scheduling", "/calendar/<token>.ics"): "a provider's iCal feed: calendar programs "
-    "cannot send a bearer token; the token in the URL (hashed at rest, revocable) is checked",
+    ("scheduling", "/calendar/<string(minlength=20,maxlength=100):token>.ics"):
+        "a provider's iCal feed: calendar programs cannot send a bearer token; the token in "
+        "the URL (hashed at rest, revocable) is checked",
 }
 
 
