@@ -11,6 +11,8 @@ refuse it (translated to the same 409).
 
 from __future__ import annotations
 
+import logging
+import random
 import time as _time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -39,6 +41,7 @@ from shared.errors import Conflict, InvalidInput, NotFound
 from shared.runtime import Runtime
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 SYSTEM = Principal(subject="scheduling", role="service", name="scheduling service")
 Row = dict[str, Any]
 RETRYABLE_SQLSTATES = ("40P01", "40001")  # deadlock detected, serialization failure
@@ -65,9 +68,12 @@ class Desk:
 
     # --- transactions ------------------------------------------------------------------
 
-    def run(self, work: Callable[[Session, datetime], T], *, attempts: int = 4) -> T:
+    def run(self, work: Callable[[Session, datetime], T], *, attempts: int = 8) -> T:
         """One transaction with a fixed `now`; retried when PostgreSQL picks it as a
-        deadlock victim (two bookings waiting on each other's constraint checks)."""
+        deadlock victim (two bookings waiting on each other's constraint checks). Fifty
+        clients racing for one slot can make the same transaction a victim several
+        times, so the waits grow and are jittered (four quick fixed retries ran out in
+        CI and answered 503)."""
         for attempt in range(attempts):
             try:
                 with self.runtime.db.transaction() as session:
@@ -76,7 +82,9 @@ class Desk:
                 code = getattr(getattr(exc, "orig", None), "sqlstate", None)
                 if code not in RETRYABLE_SQLSTATES or attempt == attempts - 1:
                     raise
-                _time.sleep(0.01 * (attempt + 1))
+                log.info("transaction retried", extra={"sqlstate": code,
+                                                       "attempt": attempt + 1})
+                _time.sleep(random.uniform(0.005, min(0.5, 0.01 * 2 ** attempt)))
         raise AssertionError("unreachable")
 
     def _emit(self, s: Session, event_type: str, payload: Row, key: str) -> None:

@@ -56,9 +56,10 @@ def _race(url: str, headers: dict, bodies: list[dict], paths: list[str] | None =
 
 def _assert_one_winner(responses: list[requests.Response], what: str, ok: int = 201) -> dict:
     codes = sorted(r.status_code for r in responses)
+    odd = [f"{r.status_code} {r.text[:300]}" for r in responses if r.status_code not in (ok, 409)]
     assert len(responses) == CLIENTS
-    assert codes.count(ok) == 1, f"{what}: {codes}"
-    assert codes.count(409) == CLIENTS - 1, f"{what}: {codes}"
+    assert codes.count(ok) == 1, f"{what}: {codes} {odd}"
+    assert codes.count(409) == CLIENTS - 1, f"{what}: {codes} {odd}"
     for r in responses:
         if r.status_code == 409:
             assert r.headers["Content-Type"] == "application/problem+json"
