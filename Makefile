@@ -44,7 +44,7 @@ proof: bootstrap postgres   ## long forms of the fault, load, bad-input and secu
 proof-short: bootstrap postgres   ## the same suites in the short forms the normal suite runs
 	$(PY) scripts/proof.py --short $(PROOF_ARGS)
 
-proof-security proof-hostile proof-bad-input proof-faults proof-load: bootstrap postgres
+proof-security proof-hostile proof-bad-input proof-faults proof-journeys proof-load: bootstrap postgres
 	$(PY) scripts/proof.py --only $(@:proof-%=%) $(PROOF_ARGS)
 
 proof-deploy: bootstrap kafka postgres   ## deploy/ through the real validators; the image built and run hardened (podman)

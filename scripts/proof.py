@@ -5,7 +5,7 @@ It runs on a private Kafka broker (its own ports and data, started and removed h
 because the fault suite stops brokers and must never stop one somebody else uses; and on
 the project's PostgreSQL server (its own databases). Usage:
 
-    python scripts/proof.py [--only security,hostile,bad-input,faults,load] [--short]
+    python scripts/proof.py [--only security,hostile,bad-input,faults,journeys,load] [--short]
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ STEPS: list[tuple[str, str, list[str]]] = [
      [*PYTEST, "tests/e2e/test_openapi_fuzz.py"]),
     ("faults", "SIGKILL workers, broker restart, database away, poison; reconciled",
      [*PYTEST, "-s", "tests/e2e/test_faults.py"]),
+    ("journeys", "every end-to-end journey on SQLite and on PostgreSQL (make test runs "
+     "each on one)",
+     [*PYTEST, "-m", "journey", "tests/e2e"]),
     ("load", "every service under gunicorn at a sustained rate vs bare Kafka",
      [PY, "bench/bench_load.py"]),
 ]

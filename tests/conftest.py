@@ -15,6 +15,7 @@ import pytest
 
 from shared import topics
 from shared.config import Settings
+from tests.proof.report import long_form
 from tests.support import infra
 
 BACKENDS = [b for b in os.environ.get("PAINCARE_TEST_BACKENDS", "sqlite,postgres").split(",")
@@ -33,6 +34,19 @@ def _postgres_server() -> None:
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
+    """A journey (`@pytest.mark.journey(short=...)`: several services as processes, end
+    to end) runs on one named backend in `make test`, to keep that under its time
+    budget; every service's integration tests still run on both, and `make proof`
+    (PROOF_LONG=1, its `journeys` step) runs each journey on both. The skip is
+    reported, never silent."""
+    journey = request.node.get_closest_marker("journey")
+    if journey is not None and not long_form() and len(BACKENDS) > 1:
+        short = journey.kwargs["short"]
+        if short not in BACKENDS:
+            raise ValueError(f"journey short form names an unknown backend: {short}")
+        if request.param != short:
+            pytest.skip(f"short form: this journey runs on {short} in make test; "
+                        "make proof runs it on both")
     return request.param
 
 

@@ -45,6 +45,7 @@ def sign_in(page, url: str, who: str) -> None:
     page.locator("#who").filter(has_text=who.split(" (")[0]).wait_for()
 
 
+@pytest.mark.journey(short="postgres")
 def test_a_referral_goes_from_the_queue_to_a_booked_itinerary_and_a_signed_note(
         new_database_url, topic_prefix, kafka_bootstrap, tmp_path):
     from playwright.sync_api import expect, sync_playwright
@@ -291,6 +292,7 @@ def _console_over(services: list[str], database_url: str, topic_prefix: str,
             yield clinic, front["console"].url
 
 
+@pytest.mark.journey(short="sqlite")
 def test_a_scheduler_files_a_referral_through_the_form_and_a_lost_answer_is_resent_once(
         new_database_url, topic_prefix, kafka_bootstrap, tmp_path):
     from playwright.sync_api import expect, sync_playwright
@@ -396,6 +398,7 @@ def test_a_scheduler_files_a_referral_through_the_form_and_a_lost_answer_is_rese
             browser.close()
 
 
+@pytest.mark.journey(short="sqlite")
 def test_a_scheduler_cancels_one_visit_then_the_whole_itinerary(
         new_database_url, topic_prefix, kafka_bootstrap, tmp_path):
     from playwright.sync_api import expect, sync_playwright

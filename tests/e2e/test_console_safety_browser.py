@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.kafka, needs_chromium]
 PATIENT = "pat-safety-1"
 
 
+@pytest.mark.journey(short="postgres")
 def test_a_positive_item_9_is_a_red_banner_until_acknowledged(
         new_database_url, topic_prefix, kafka_bootstrap, tmp_path):
     from playwright.sync_api import expect, sync_playwright
@@ -157,6 +158,7 @@ def test_a_positive_item_9_is_a_red_banner_until_acknowledged(
             browser.close()
 
 
+@pytest.mark.journey(short="sqlite")
 def test_a_referral_at_breach_risk_is_marked_on_the_queue_and_its_page(
         new_database_url, topic_prefix, kafka_bootstrap, tmp_path):
     """The referrals worker warns of a triaged referral due soon (a warning window wide

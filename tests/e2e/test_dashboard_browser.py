@@ -27,6 +27,7 @@ ARTIFACTS = ROOT / "artifacts"
 pytestmark = [pytest.mark.kafka, needs_chromium]
 
 
+@pytest.mark.journey(short="postgres")
 def test_an_admin_watches_the_clinic_live(new_database_url, topic_prefix, kafka_bootstrap,
                                           tmp_path):
     from playwright.sync_api import expect, sync_playwright

@@ -65,6 +65,7 @@ def _env(smtp: SmtpServer, **more: str) -> dict[str, str]:
             **more}
 
 
+@pytest.mark.journey(short="sqlite")
 def test_a_booked_itinerary_is_one_email_with_every_visit_and_reminders_on_time(
         new_database_url, topic_prefix, kafka_bootstrap, tmp_path, smtp):
     urls: dict[str, str] = {}
@@ -182,6 +183,7 @@ def test_a_worker_killed_mid_batch_and_restarted_loses_nothing_and_sends_nothing
         assert log["counts"]["sent"] == 2 * patients  # the emails and the lead's feed
 
 
+@pytest.mark.journey(short="postgres")
 def test_a_safety_alert_reaches_the_duty_clinician_the_duty_phone_and_the_psychologist_once(
         new_database_url, topic_prefix, kafka_bootstrap, tmp_path, smtp, sms):
     """A v2 alert as notes publishes it: the duty clinician's SMS, the duty phone's SMS and

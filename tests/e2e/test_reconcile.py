@@ -178,6 +178,7 @@ def story(new_database_url, topic_prefix, kafka_bootstrap, tmp_path) -> Iterator
         smtp.stop()
 
 
+@pytest.mark.journey(short="postgres")
 def test_a_clean_story_reconciles_and_each_kind_of_damage_is_caught(story: Story) -> None:
     checks = story.reconcile()
     assert all(c.ok for c in checks.values()), table(list(checks.values()))

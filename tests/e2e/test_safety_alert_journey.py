@@ -104,6 +104,7 @@ def _clinic_events(first_visit: datetime) -> list[tuple[str, Envelope]]:
             (topics.SCHEDULING, booked(1, PSY, "psychology"))]
 
 
+@pytest.mark.journey(short="postgres")
 def test_a_self_harm_answer_reaches_the_clinic_escalates_and_stops_when_acknowledged(
         new_database_url, topic_prefix, kafka_bootstrap, tmp_path):
     settings = Settings.for_service("tests", topic_prefix=topic_prefix,

@@ -13,6 +13,7 @@ from tests.support.processes import running_services
 pytestmark = pytest.mark.kafka
 
 
+@pytest.mark.journey(short="postgres")
 def test_a_ping_from_referrals_reaches_every_other_service(new_database_url, topic_prefix,
                                                            tmp_path):
     services = [s for s in ("referrals", "scheduling", "notes", "notifier")

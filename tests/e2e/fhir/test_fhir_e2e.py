@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
 PHQ9 = "http://loinc.org|44261-6"
 
 
+@pytest.mark.journey(short="sqlite")
 def test_a_fhir_referral_is_triaged_booked_and_read_back_as_fhir(
         new_database_url, topic_prefix, kafka_bootstrap, tmp_path, fhir_validator):
     settings = Settings.for_service("tests", topic_prefix=topic_prefix,

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.kafka
 TEXT = "Hyperalgesia to cold over the left foot; fears losing her job qp4w"
 
 
+@pytest.mark.journey(short="postgres")
 def test_a_booked_provider_writes_and_signs_a_note_end_to_end(new_database_url, topic_prefix,
                                                               kafka_bootstrap, tmp_path):
     settings = Settings.for_service("tests", topic_prefix=topic_prefix,

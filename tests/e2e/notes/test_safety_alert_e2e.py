@@ -18,6 +18,7 @@ from tests.support.processes import running_services
 pytestmark = pytest.mark.kafka
 
 
+@pytest.mark.journey(short="postgres")
 def test_an_unacknowledged_alert_escalates_until_acknowledged(new_database_url, topic_prefix,
                                                               kafka_bootstrap, tmp_path):
     settings = Settings.for_service("tests", topic_prefix=topic_prefix,

@@ -19,6 +19,7 @@ from tests.support.processes import running_services
 pytestmark = pytest.mark.kafka
 
 
+@pytest.mark.journey(short="sqlite")
 def test_demo_referrals_are_triaged_accepted_and_booked_across_processes(
         new_database_url, topic_prefix, kafka_bootstrap, tmp_path):
     settings = Settings.for_service("tests", topic_prefix=topic_prefix,
