@@ -185,7 +185,7 @@ def test_a_self_harm_answer_reaches_the_clinic_escalates_and_stops_when_acknowle
 
             for number in (DUTY_MOBILE, DUTY_PHONE, PSY_MOBILE):
                 (text,) = wait_for(lambda n=number: texts_to(n, "URGENT safety alert"),
-                                   timeout=30, what=f"the alert's SMS to {number}")
+                                   timeout=90, what=f"the alert's SMS to {number}")
                 assert f"{PATIENT_NAME} ({PATIENT})" in text["message"]
                 assert "severity 2 of 3" in text["message"]
                 assert f"Raised by Dr {PSY}" in text["message"]
