@@ -127,3 +127,32 @@ def test_the_summary_counts_failures_and_keeps_every_step(tmp_path: Path) -> Non
     lines = done.stdout.splitlines()
     assert lines[-4:] == ["1   ok     rendered", "5   FAIL   promtool", "9   skip   why not",
                           "failures=1"]
+
+
+_grafana = importlib.util.spec_from_file_location(
+    "grafana_rules", support.ROOT / "scripts" / "deploy_proof" / "grafana_rules.py")
+assert _grafana and _grafana.loader
+grafana_rules = importlib.util.module_from_spec(_grafana)
+_grafana.loader.exec_module(grafana_rules)
+
+
+def test_every_grafana_query_goes_to_promtool_as_grafana_would_run_it() -> None:
+    dashboard = json.loads((support.ROOT / "deploy" / "grafana" / "paincare.json").read_text())
+    targets = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])
+               if "expr" in t]
+    found = grafana_rules.queries(dashboard)
+    assert targets and set(targets) <= set(found), "every panel's query is checked"
+    assert "paincare_http_requests_total" in found, "and the $service variable's selector"
+    rules = yaml.safe_load(grafana_rules.rules(found))["groups"][0]["rules"]
+    assert len(rules) == len(found)
+    assert not any("$" in r["expr"] for r in rules)
+    assert grafana_rules.as_query_time('rate(x{service=~"$service"}[$__rate_interval])') == \
+        'rate(x{service=~".*"}[5m])'
+    assert grafana_rules.as_query_time("rate(x[$__range])") == "rate(x[$__range])", \
+        "a variable it does not know stays, for promtool to refuse"
+
+
+def test_a_dashboard_without_queries_fails_the_check(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"panels": [{"title": "text only"}]}))
+    assert grafana_rules.main(str(empty)) == 1
