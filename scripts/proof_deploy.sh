@@ -130,17 +130,18 @@ else echo "$out"; row 4 FAIL "compose-go: $(echo "$out" | tail -1)"; fi
 # ---- 5. promtool ------------------------------------------------------------------------
 # Only the promtool package, and of Prometheus' service discoveries only those promtool
 # itself imports (file, http, kubernetes: remove_all_sd leaves out the cloud SDKs, which
-# are most of the build); our config uses static and kubernetes_sd_configs. ~3 minutes.
+# are most of the build); our config uses static and kubernetes_sd_configs. About 15
+# minutes on this machine under load, once.
 promtool=$(go_tool promtool "$PROMETHEUS" github.com/prometheus/prometheus/cmd/promtool \
              -trimpath -ldflags=-s -tags=remove_all_sd,enable_kubernetes_sd) || promtool=""
 ok=1
 [ -x "$promtool" ] || { ok=0; say "no promtool: its build failed (above)"; promtool=false; }
-"$promtool" check config deploy/prometheus/prometheus.yml || ok=0
-"$promtool" check rules deploy/prometheus/paincare-rules.yml || ok=0
+"$promtool" check config --lint=all --lint-fatal deploy/prometheus/prometheus.yml || ok=0
+"$promtool" check rules --lint=all --lint-fatal deploy/prometheus/paincare-rules.yml || ok=0
 "$promtool" test rules deploy/prometheus/paincare-rules.test.yml || ok=0   # each alert fires
 # every Grafana query, as the recording rule it would be (scripts/deploy_proof/grafana_rules.py)
 "$py" "$here/grafana_rules.py" deploy/grafana/paincare.json >"$work/grafana-rules.yml" || ok=0
-"$promtool" check rules "$work/grafana-rules.yml" || ok=0
+"$promtool" check rules --lint=all --lint-fatal "$work/grafana-rules.yml" || ok=0
 queries=$(grep -c 'record:' "$work/grafana-rules.yml")
 alerts=$(grep -c '^ *- alert:' deploy/prometheus/paincare-rules.yml)
 [ $ok = 1 ] && row 5 ok "promtool $PROMETHEUS: config, $alerts alert rules (checked, and each fires in its unit test), $queries Grafana queries" \
