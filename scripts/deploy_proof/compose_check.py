@@ -99,15 +99,17 @@ def main(project: str, compose_file: str, compose_cmd: list[str]) -> int:
 
     webs = {s: int(str(v["ports"][0]).split(":")[-2]) for s, v in services.items()
             if s.endswith("-web") and v.get("ports")}
+    deadline = time.monotonic() + 300   # one wait for all of them: they start together
     for service, port in sorted(webs.items()):
-        check(until(lambda p=port: ready(f"http://127.0.0.1:{p}/readyz"), 300),
+        left = max(deadline - time.monotonic(), 5)
+        check(until(lambda p=port: ready(f"http://127.0.0.1:{p}/readyz"), left),
               f"{service}: /readyz 200 on its published port 127.0.0.1:{port}")
 
     for service in sorted(s for s in services if services[s].get("healthcheck")):
         if service not in name:
             continue
         healthy = until(lambda n=name[service]: podman("healthcheck", "run", n,
-                                                       timeout=60).returncode == 0, 120, 5)
+                                                       timeout=60).returncode == 0, 60, 5)
         check(healthy, f"{service}: its compose health check passes")
 
     for service in sorted(s for s in name if s not in THIRD_PARTY and s != "migrate"):
