@@ -34,7 +34,13 @@ export CONTAINERS_CONF="$work/containers.conf"
 
 # the file as podman-compose reads it (its own loader, not compose-go): Debian's 1.0.3 has
 # no `config`, so a dry run prints the podman commands it would run, one per container
-if ! podman-compose -f docker-compose.yml --dry-run up -d >"$work/dry-run" 2>&1; then
+# (1.0.3's dry run still makes the project's network and volumes: its own project name,
+# removed right after)
+dry=(podman-compose -p "$project-dryrun" -f docker-compose.yml)
+"${dry[@]}" --dry-run up -d >"$work/dry-run" 2>&1; dry_rc=$?
+podman volume ls -q | grep "^$project-dryrun_" | xargs -r podman volume rm >/dev/null 2>&1
+podman network rm -f "$project-dryrun_default" >/dev/null 2>&1
+if [ $dry_rc != 0 ]; then
   tail -5 "$work/dry-run"; echo "podman-compose cannot read docker-compose.yml"; exit 1
 fi
 runs=$(grep -c '^podman run ' "$work/dry-run")
@@ -72,6 +78,9 @@ for standin in kafka postgres mailpit; do
     fi
   fi
   printf -v "standin_$standin" '%s' "$tag"
+  # an older build of this stand-in (its sources changed since) is not needed again
+  podman images --format '{{.Repository}}:{{.Tag}}' "localhost/paincare-standin-$standin" |
+    grep -vxF "$tag" | xargs -r podman rmi >/dev/null 2>&1
 done
 cat >"$work/standins.yml" <<YAML
 # no registry here: the stand-ins of $here/standins/ in place of the pulled images
@@ -92,7 +101,10 @@ if [ ${#busy[@]} -gt 0 ]; then
 fi
 
 compose=(podman-compose -p "$project" -f docker-compose.yml -f "$work/standins.yml")
-cleanup() { "${compose[@]}" down -v >>"$work/down.log" 2>&1; }
+cleanup() {   # 1.0.3's down leaves the project's network
+  "${compose[@]}" down -v >>"$work/down.log" 2>&1
+  podman network rm -f "${project}_default" >/dev/null 2>&1
+}
 trap cleanup EXIT
 if ! "${compose[@]}" up -d >"$work/up.log" 2>&1; then
   tail -20 "$work/up.log"; echo "podman-compose up failed (log: $work/up.log)"; exit 1
