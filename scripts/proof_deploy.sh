@@ -6,13 +6,17 @@
 #      plus the CRD schemas Strimzi's own generator builds
 #   3. Pod Security "restricted" with Kubernetes' own evaluator
 #   4. compose loaded by compose-go
-#   5. promtool: the Prometheus config, the alert rules, the Grafana queries
+#   5. promtool: the Prometheus config, the alert rules and their unit tests, the Grafana
+#      queries
 #   6. the image built with podman on a debootstrap'd Debian base
-#   7. every service's web and worker run from it hardened; the walking skeleton through them
+#   7. every service's web and worker run from it hardened, in production mode with
+#      Keycloak (scripts/keycloak.sh) on the host; the walking skeleton through them
 #   8. SIGTERM: a clean exit within the grace period
-#   9. podman-compose on docker-compose.yml, or what stops it
+#   9. podman-compose on docker-compose.yml with local stand-ins for the third-party
+#      images, checked from outside; or what stops it (the only step that may skip)
 # Tools are built once into .cache/deploy-proof/ (gitignored): Go module proxy, Maven
-# Central, Debian. Needs root for apt-get and podman. Prints a summary table at the end.
+# Central, Debian. Needs root for apt-get and podman. Prints a summary table at the end:
+# ok, FAIL or skip (with its reason) for every step; a tool that cannot be had is a FAIL.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
