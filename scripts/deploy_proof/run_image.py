@@ -1,8 +1,9 @@
 """Steps 7 and 8 of `make proof-deploy`: every service's web and worker from the built
 image, run as Kubernetes runs them (read-only root, a small /tmp, no capabilities, no
 privilege escalation, uid 10001), against the host's Kafka and PostgreSQL from our
-scripts; the walking skeleton through them; then SIGTERM to each container and a clean
-exit within its grace period.
+scripts; in production mode, as the k8s base runs them, with Keycloak (scripts/keycloak.sh)
+on the host as the identity provider; the walking skeleton through them; then SIGTERM to
+each container and a clean exit within its grace period.
 
     python scripts/deploy_proof/run_image.py IMAGE
 
@@ -40,6 +41,10 @@ HARDENED = ["--read-only", "--tmpfs", "/tmp:rw,size=64m,mode=1777", "--cap-drop"
             # podman's default open-files limit is above this machine's hard limit
             "--ulimit", "nofile={0}:{0}".format(resource.getrlimit(resource.RLIMIT_NOFILE)[1])]
 PODMAN = ["podman", "--runtime", "runc"]
+KEYCLOAK = ROOT / "scripts" / "keycloak.sh"
+ISSUER = "http://127.0.0.1:8180/realms/paincare"   # deploy/keycloak/paincare-realm.json
+SERVICES_CLIENT = "paincare-services"
+SERVICES_SECRET = "paincare-services-development-secret"  # that development realm's
 
 results: list[tuple[bool, str]] = []
 
@@ -77,16 +82,50 @@ def wait_ready(url: str, seconds: float) -> bool:
     return False
 
 
+def start_keycloak() -> tuple[bool, bool, str]:
+    """(ready, started here, what happened): the clinic's identity provider on the host,
+    by the project's own script, left running if it already was."""
+    was_running = subprocess.run([str(KEYCLOAK), "status"], capture_output=True).returncode == 0
+    try:
+        run = subprocess.run([str(KEYCLOAK), "start"], capture_output=True, text=True,
+                             timeout=900)
+    except subprocess.TimeoutExpired:
+        return False, not was_running, "scripts/keycloak.sh start took over 900 s"
+    said = (run.stdout + run.stderr).strip().splitlines()
+    return run.returncode == 0, not was_running, said[-1] if said else f"exit {run.returncode}"
+
+
+def provider_token() -> str:
+    """The services' confidential client's token (client credentials; its service account
+    holds the `service` role), as the dashboard's probe gets one in production."""
+    answer = requests.post(f"{ISSUER}/protocol/openid-connect/token", timeout=30, data={
+        "grant_type": "client_credentials", "client_id": SERVICES_CLIENT,
+        "client_secret": SERVICES_SECRET})
+    answer.raise_for_status()
+    return answer.json()["access_token"]
+
+
 def main(image: str) -> int:
     run_id = uuid.uuid4().hex[:8]
     prefix = f"proofdeploy-{run_id}."
     kafka = infra.ensure_kafka()
     infra.ensure_postgres()
     databases = {s: infra.create_pg_database() for s in WITH_WORKER}
-    # a development run: no identity provider here, so the local tokens the skeleton
-    # signs (its own secret, passed in: the containers cannot read the checkout's)
-    common = {"PAINCARE_ENV": "development",
-              "JWT_SECRET": Settings.for_service("tests").jwt_secret,
+    # production, as the k8s base runs it: only the identity provider's tokens count
+    # (Keycloak from scripts/keycloak.sh on the host, the development realm); without a
+    # provider here the run falls back to development, and that is a failed check
+    keycloak_ready, keycloak_started, said = start_keycloak()
+    production = check(keycloak_ready, f"production mode: Keycloak on the host ({said})"
+                       + ("" if keycloak_ready else "; ran as development instead"))
+    mode = ({"PAINCARE_ENV": "production", "OIDC_ISSUER": ISSUER,
+             "OIDC_CLIENT_ID": SERVICES_CLIENT, "OIDC_CLIENT_SECRET": SERVICES_SECRET,
+             "JWT_SECRET": ""}
+            if production else
+            # local tokens the skeleton signs (its own secret, passed in: the containers
+            # cannot read the checkout's)
+            {"PAINCARE_ENV": "development",
+             "JWT_SECRET": Settings.for_service("tests").jwt_secret})
+    common = {**mode,
               "KAFKA_BOOTSTRAP_SERVERS": kafka, "KAFKA_TOPIC_PREFIX": prefix,
               "KAFKA_CREATE_TOPICS": "true", "MIGRATE_ON_START": "false",
               "LOG_LEVEL": "INFO", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": "9",
@@ -141,7 +180,7 @@ def main(image: str) -> int:
             check(user == "10001" and probe.stdout.strip().endswith("1")
                   and caps.stdout.split()[-1:] == ["0000000000000000"],
                   f"{name}: uid {user}, root read-only, no capabilities")
-        skeleton()
+        skeleton(production)
         logs_ok = True
         for name, _role in containers:
             out = podman("logs", name)
@@ -171,14 +210,19 @@ def main(image: str) -> int:
             infra.delete_topics(kafka, prefix)
         except Exception as exc:
             print(f"  (could not delete topics {prefix}*: {exc})")
+        if keycloak_started:
+            subprocess.run([str(KEYCLOAK), "stop"], capture_output=True, timeout=120)
     failed = [w for ok, w in results if not ok]
     print(f"run_image: {len(results) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
 
 
-def skeleton() -> None:
-    """tests/e2e/test_walking_skeleton.py's journey, against the containers."""
-    admin = bearer(Settings.for_service("tests"), "admin")
+def skeleton(production: bool) -> None:
+    """tests/e2e/test_walking_skeleton.py's journey, against the containers: in production
+    with the provider's token for the services' client (its `service` role may ping and
+    read what was handled), and a locally signed token must then be refused."""
+    local = bearer(Settings.for_service("tests"), "admin")
+    admin = {"Authorization": f"Bearer {provider_token()}"} if production else local
     url = {s: f"http://127.0.0.1:{web_port(s)}" for s in available_services()}
     for service in available_services():
         alive = requests.get(url[service] + "/healthz", timeout=5).json()["status"] == "alive"
@@ -205,6 +249,11 @@ def skeleton() -> None:
           and "message" in bad.json()["errors"], "bad input: 422 problem+json naming the field")
     check(requests.post(url["referrals"] + "/ops/pings", json={}, timeout=10).status_code == 401,
           "no token: 401")
+    if production:
+        refused = requests.post(url["referrals"] + "/ops/pings", json={"message": "x"},
+                                headers=local, timeout=10).status_code
+        check(refused == 401, f"production: a locally signed admin token -> {refused} "
+              "(only the provider's tokens count)")
 
 
 if __name__ == "__main__":

@@ -381,3 +381,30 @@ def test_production_kafka_is_tls_with_scram_and_each_service_has_its_user() -> N
             cafile = r.env_value(c, "KAFKA_SSL_CAFILE")
             assert any(cafile.startswith(m["mountPath"] + "/") for m in c["volumeMounts"])
             assert r.env_value(c, "KAFKA_SECURITY_PROTOCOL") == "SASL_SSL"
+
+
+# --- found while wiring the image run to the identity provider (production mode) -------
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
+def test_every_deployment_knows_every_role_the_provider_may_carry(overlay: Path) -> None:
+    """OIDC_ROLES is the list of roles a provider's token is read for; a role left out is
+    dropped from the token. The deploy files pinned the first four, so in production a
+    triage lead could not triage and a privacy officer's or referrer's token (no other
+    role) was refused as carrying no known role."""
+    from shared.auth import ROLES
+    from tests.unit.deploy.test_k8s import rendered
+
+    r = rendered(overlay)
+    for service in support.services():
+        for role in support.roles(service):
+            c = r.container("Deployment", f"{service}-{role}")
+            known = r.env_value(c, "OIDC_ROLES").split(",")
+            assert set(ROLES) <= set(known), \
+                f"{service}-{role} drops {sorted(set(ROLES) - set(known))}"
+
+
+def test_compose_knows_every_role_the_provider_may_carry() -> None:
+    from shared.auth import ROLES
+
+    known = support.compose()["x-clinic-env"]["OIDC_ROLES"].split(",")
+    assert set(ROLES) <= set(known), f"compose drops {sorted(set(ROLES) - set(known))}"

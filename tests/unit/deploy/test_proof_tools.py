@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -73,3 +75,84 @@ def test_crd_schemas_keep_preserved_unknown_fields_open(tmp_path: Path) -> None:
                         .read_text())
     assert schema["properties"]["spec"]["additionalProperties"] is False
     assert "additionalProperties" not in schema["properties"]["status"]
+
+
+TOOLS = support.ROOT / "scripts" / "deploy_proof" / "tools.sh"
+
+
+def _bash(script: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Runs `script` after sourcing tools.sh, with a fake `go` that records its arguments
+    and installs an empty tool into $GOBIN, so no Go module proxy is needed."""
+    fake = tmp_path / "fakebin"
+    fake.mkdir(exist_ok=True)
+    (fake / "go").write_text('#!/bin/sh\necho "$@" >>"$CALLS"\n'
+                             'echo "go: downloading something" >&2\n'
+                             'printf \'#!/bin/sh\\n\' >"$GOBIN/$TOOL"; chmod +x "$GOBIN/$TOOL"\n')
+    (fake / "go").chmod(0o755)
+    (tmp_path / "bin").mkdir(exist_ok=True)
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}",
+           "CALLS": str(tmp_path / "calls"), "bin": str(tmp_path / "bin")}
+    return subprocess.run(["bash", "-c", f'source "{TOOLS}"\n{script}'], env=env,
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_a_tool_built_on_first_use_is_captured_as_its_path_alone(tmp_path: Path) -> None:
+    """On a fresh machine the first `oldest=$(go_tool ...)` builds the tool: its note must
+    not land in the captured path (it did, and steps 1 and 2 ran a two-line "path")."""
+    done = _bash('TOOL=promtool; export TOOL\n'
+                 'p=$(go_tool promtool v0.316.0 example.org/cmd/promtool -trimpath -tags=a,b)\n'
+                 'printf "%s" "$p" >"$bin/first"; "$p" || exit 9\n'
+                 'q=$(go_tool promtool v0.316.0 example.org/cmd/promtool -trimpath -tags=a,b)\n'
+                 'printf "%s" "$q" >"$bin/second"', tmp_path)
+    assert done.returncode == 0, done.stderr
+    target = str(tmp_path / "bin" / "promtool-v0.316.0")
+    assert (tmp_path / "bin" / "first").read_text() == target
+    assert (tmp_path / "bin" / "second").read_text() == target
+    assert "building promtool v0.316.0" in done.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls == ["install -trimpath -tags=a,b example.org/cmd/promtool@v0.316.0"], \
+        "built once, with its build flags before the package"
+
+
+def test_a_failed_build_leaves_no_tool_and_fails(tmp_path: Path) -> None:
+    done = _bash('TOOL=other; export TOOL\np=$(go_tool promtool v1 example.org/x) && exit 3\n'
+                 'exit 0', tmp_path)
+    assert done.returncode == 0, "a build that installs no binary named like the tool fails"
+    assert not (tmp_path / "bin" / "promtool-v1").exists()
+
+
+def test_the_summary_counts_failures_and_keeps_every_step(tmp_path: Path) -> None:
+    done = _bash('row 1 ok "rendered"; row 5 FAIL "promtool"; row 9 skip "why not"\n'
+                 'printf "%s\\n" "${rows[@]}"; echo "failures=$failures"', tmp_path)
+    lines = done.stdout.splitlines()
+    assert lines[-4:] == ["1   ok     rendered", "5   FAIL   promtool", "9   skip   why not",
+                          "failures=1"]
+
+
+_grafana = importlib.util.spec_from_file_location(
+    "grafana_rules", support.ROOT / "scripts" / "deploy_proof" / "grafana_rules.py")
+assert _grafana and _grafana.loader
+grafana_rules = importlib.util.module_from_spec(_grafana)
+_grafana.loader.exec_module(grafana_rules)
+
+
+def test_every_grafana_query_goes_to_promtool_as_grafana_would_run_it() -> None:
+    dashboard = json.loads((support.ROOT / "deploy" / "grafana" / "paincare.json").read_text())
+    targets = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])
+               if "expr" in t]
+    found = grafana_rules.queries(dashboard)
+    assert targets and set(targets) <= set(found), "every panel's query is checked"
+    assert "paincare_http_requests_total" in found, "and the $service variable's selector"
+    rules = yaml.safe_load(grafana_rules.rules(found))["groups"][0]["rules"]
+    assert len(rules) == len(found)
+    assert not any("$" in r["expr"] for r in rules)
+    assert grafana_rules.as_query_time('rate(x{service=~"$service"}[$__rate_interval])') == \
+        'rate(x{service=~".*"}[5m])'
+    assert grafana_rules.as_query_time("rate(x[$__range])") == "rate(x[$__range])", \
+        "a variable it does not know stays, for promtool to refuse"
+
+
+def test_a_dashboard_without_queries_fails_the_check(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"panels": [{"title": "text only"}]}))
+    assert grafana_rules.main(str(empty)) == 1
