@@ -29,7 +29,7 @@ lint: bootstrap
 	.venv/bin/ruff check .
 
 test: bootstrap kafka postgres lint   ## unit, integration and e2e tests, on SQLite and PostgreSQL, real Kafka
-	@$(PY) -m pytest tests -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	@$(PY) -m pytest tests -p no:cacheprovider --durations=30 $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc = 5 ]; then echo "make test: pytest collected no tests: a failure"; fi; exit $$rc
 
 unit: bootstrap

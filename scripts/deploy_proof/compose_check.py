@@ -25,25 +25,11 @@ from pathlib import Path
 
 import requests
 import yaml
+from common import check, podman, ready, summary, until
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from shared.auth import mint_token
 
-from shared.auth import mint_token  # noqa: E402
-
-PODMAN = ["podman", "--runtime", "runc"]
 THIRD_PARTY = {"kafka", "postgres", "mailpit"}
-results: list[tuple[bool, str]] = []
-
-
-def check(ok: bool, what: str) -> bool:
-    results.append((ok, what))
-    print(f"  [{'ok' if ok else 'FAIL'}] {what}", flush=True)
-    return ok
-
-
-def podman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*PODMAN, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def containers(project: str) -> dict[str, dict]:
@@ -60,22 +46,6 @@ def containers(project: str) -> dict[str, dict]:
 
 def inspect(name: str) -> dict:
     return json.loads(podman("inspect", name).stdout)[0]
-
-
-def until(probe, seconds: float, interval: float = 2.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if probe():
-            return True
-        time.sleep(interval)
-    return False
-
-
-def ready(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=3).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def main(project: str, compose_file: str, compose_cmd: list[str]) -> int:
@@ -127,9 +97,7 @@ def main(project: str, compose_file: str, compose_cmd: list[str]) -> int:
         check(state.get("ExitCode") == 0 and state.get("Status") == "exited",
               f"{service}: stopped by SIGTERM -> exit {state.get('ExitCode')}")
 
-    failed = [w for ok, w in results if not ok]
-    print(f"compose_check: {len(results) - len(failed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
+    return summary("compose_check")
 
 
 def inspect_caps(container: str) -> str:

@@ -19,17 +19,14 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import requests
+from common import ROOT, check, podman, ready, summary, until
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from shared.config import Settings  # noqa: E402
-from shared.launcher import PORTS, available_services, has_worker  # noqa: E402
-from tests.support import infra  # noqa: E402
-from tests.support.clinic import bearer  # noqa: E402
+from shared.config import Settings
+from shared.launcher import PORTS, available_services, has_worker
+from tests.support import infra
+from tests.support.clinic import bearer
 
 # From the one list of services, so a service added or renamed cannot drop out of the proof
 WITH_WORKER = tuple(s for s in available_services() if has_worker(s))
@@ -40,24 +37,10 @@ HARDENED = ["--read-only", "--tmpfs", "/tmp:rw,size=64m,mode=1777", "--cap-drop"
             "--network", "host", "--ulimit", "nproc=1000",
             # podman's default open-files limit is above this machine's hard limit
             "--ulimit", "nofile={0}:{0}".format(resource.getrlimit(resource.RLIMIT_NOFILE)[1])]
-PODMAN = ["podman", "--runtime", "runc"]
 KEYCLOAK = ROOT / "scripts" / "keycloak.sh"
 ISSUER = "http://127.0.0.1:8180/realms/paincare"   # deploy/keycloak/paincare-realm.json
 SERVICES_CLIENT = "paincare-services"
 SERVICES_SECRET = "paincare-services-development-secret"  # that development realm's
-
-results: list[tuple[bool, str]] = []
-
-
-def check(ok: bool, what: str) -> bool:
-    results.append((ok, what))
-    print(f"  [{'ok' if ok else 'FAIL'}] {what}", flush=True)
-    return ok
-
-
-def podman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*PODMAN, *args], capture_output=True, text=True, timeout=timeout)
-
 
 def web_port(service: str) -> int:
     return 10000 + PORTS[service]
@@ -71,15 +54,7 @@ def run(image: str, name: str, env: dict[str, str], command: list[str]) -> None:
 
 
 def wait_ready(url: str, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return True
-        except requests.RequestException:
-            pass
-        time.sleep(1)
-    return False
+    return until(lambda: ready(url), seconds, interval=1)
 
 
 def start_keycloak() -> tuple[bool, bool, str]:
@@ -212,9 +187,7 @@ def main(image: str) -> int:
             print(f"  (could not delete topics {prefix}*: {exc})")
         if keycloak_started:
             subprocess.run([str(KEYCLOAK), "stop"], capture_output=True, timeout=120)
-    failed = [w for ok, w in results if not ok]
-    print(f"run_image: {len(results) - len(failed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
+    return summary("run_image")
 
 
 def skeleton(production: bool) -> None:
