@@ -25,8 +25,9 @@ kafka:
 postgres:
 	scripts/postgres.sh start
 
-lint: bootstrap
+lint: bootstrap              ## ruff; the architecture rules (import-linter, pyproject's [tool.importlinter])
 	.venv/bin/ruff check .
+	PYTHONPATH=$(CURDIR) .venv/bin/lint-imports --no-cache
 
 test: bootstrap kafka postgres lint   ## unit, integration and e2e tests, on SQLite and PostgreSQL, real Kafka
 	@$(PY) -m pytest tests -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
