@@ -40,7 +40,7 @@ class ServiceProcesses:
     env: dict[str, str]
     log_dir: Path
     web_workers: int = 2
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:

@@ -106,7 +106,8 @@ def _runtime_for(service: str, database_url: str | None = None) -> Runtime:
         from dataclasses import replace
 
         settings = replace(settings, database_url=database_url)
-    return module.build_runtime(settings)
+    runtime: Runtime = module.build_runtime(settings)
+    return runtime
 
 
 def wait_for_database(runtime: Runtime, seconds: float, *,
