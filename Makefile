@@ -25,8 +25,10 @@ kafka:
 postgres:
 	scripts/postgres.sh start
 
-lint: bootstrap
+lint: bootstrap              ## ruff; architecture rules (lint-imports) and types (mypy), pyproject's config
 	.venv/bin/ruff check .
+	PYTHONPATH=$(CURDIR) .venv/bin/lint-imports --no-cache
+	.venv/bin/mypy
 
 test: bootstrap kafka postgres lint   ## unit, integration and e2e tests, on SQLite and PostgreSQL, real Kafka
 	@$(PY) -m pytest tests -p no:cacheprovider --durations=30 $(PYTEST_ARGS); rc=$$?; \

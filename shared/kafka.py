@@ -20,9 +20,10 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
-from sqlalchemy import Column, DateTime, MetaData, String, Table, select, update
+from sqlalchemy import Column, DateTime, MetaData, Row, String, Table, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
@@ -187,7 +188,7 @@ class OutboxRelay:
                       .values(holder=self.holder, expires_at=until))
             return True
 
-    def pending(self) -> list:
+    def pending(self) -> list[Row[Any]]:
         with self.db.transaction() as s:
             return list(s.execute(
                 select(self.outbox.c.seq, self.outbox.c.event_id, self.outbox.c.event_type,
@@ -195,7 +196,7 @@ class OutboxRelay:
                 .where(self.outbox.c.published_at.is_(None))
                 .order_by(self.outbox.c.seq).limit(self.settings.outbox_batch)))
 
-    def send(self, rows: list) -> None:
+    def send(self, rows: list[Row[Any]]) -> None:
         """Send and wait for every acknowledgement (acks=all); raise if any failed."""
         futures = [
             self.producer.send(
@@ -210,7 +211,7 @@ class OutboxRelay:
         for row in rows:
             metrics.EVENTS_PRODUCED.labels(self.settings.service, row.event_type).inc()
 
-    def mark(self, rows: list) -> None:
+    def mark(self, rows: list[Row[Any]]) -> None:
         with self.db.transaction() as s:
             s.execute(update(self.outbox)
                       .where(self.outbox.c.seq.in_([r.seq for r in rows]))
@@ -369,7 +370,7 @@ class EventConsumer:
             self.consumer.commit(offsets)
         return handled
 
-    def handle_record(self, record) -> None:  # type: ignore[no-untyped-def]
+    def handle_record(self, record: ConsumerRecord) -> None:
         value = record.value
         try:
             event_type = self._peek_type(value)
@@ -421,9 +422,10 @@ class EventConsumer:
             raise InvalidEvent(f"not JSON: {exc}") from exc
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
             raise InvalidEvent("envelope has no type")
-        return data["type"]
+        event_type: str = data["type"]
+        return event_type
 
-    def dead_letter(self, record, reason: str, *, attempts: int) -> None:  # type: ignore[no-untyped-def]
+    def dead_letter(self, record: ConsumerRecord, reason: str, *, attempts: int) -> None:
         """Park the message, with why, where it came from and when, and go on."""
         headers = dead_letter_headers(
             reason, consumer=self.group, source_topic=record.topic, attempts=attempts,
@@ -472,11 +474,11 @@ class DeadLetter:
     event_id: str | None
 
 
-def _headers(record) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _headers(record: ConsumerRecord) -> dict[str, str]:
     return {k: (v or b"").decode(errors="replace") for k, v in (record.headers or [])}
 
 
-def _describe(record) -> DeadLetter:  # type: ignore[no-untyped-def]
+def _describe(record: ConsumerRecord) -> DeadLetter:
     h = _headers(record)
     event_type = event_id = None
     try:

@@ -13,20 +13,22 @@ from pathlib import Path
 
 import requests
 
+from shared import services as registry
 from shared.config import ROOT
 
-PORTS = {"referrals": 8001, "scheduling": 8002, "notes": 8003, "notifier": 8004,
-         "dashboard": 8005, "console": 8006, "fhir": 8007}
+PORTS = registry.PORTS
 PYTHON = str(ROOT / ".venv/bin/python") if (ROOT / ".venv/bin/python").exists() \
     else sys.executable
 
 
 def available_services() -> list[str]:
-    return [s for s in PORTS if (ROOT / "services" / s / "app.py").exists()]
+    """Every registered service (shared/services.py); raises when one has no package in
+    this checkout, so that what iterates it fails rather than shrinking."""
+    return list(registry.require_packages())
 
 
 def has_worker(service: str) -> bool:
-    return (ROOT / "services" / service / "worker.py").exists()
+    return registry.service(service).worker
 
 
 @dataclass
@@ -38,7 +40,7 @@ class ServiceProcesses:
     env: dict[str, str]
     log_dir: Path
     web_workers: int = 2
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:

@@ -33,5 +33,6 @@ def configure(service: str, level: str = "INFO") -> None:
     handler.addFilter(_Ids())
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # marks the root logger as set up for this service: configure() again is a no-op
     root._paincare_service = service  # type: ignore[attr-defined]
     logging.getLogger("kafka").setLevel(logging.WARNING)

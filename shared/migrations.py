@@ -1,12 +1,15 @@
 """Per-service schema migrations with Alembic.
 
 Each service keeps its revisions in `services/<name>/migrations/`; one shared env.py
-runs them on the service's own connection. Make a new revision from the models with
-`python -m shared.migrations revision SERVICE "what changed"`.
+runs them on the service's own connection. The messaging tables every service holds
+(outbox, inbox, audit log, relay lease) come from one shared revision,
+`shared/migrations_messaging/`, that each service's first revision revises. Make a new
+revision from the models with `python -m shared.migrations revision SERVICE "what changed"`.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -24,12 +27,15 @@ if TYPE_CHECKING:
     from shared.runtime import Runtime
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent / "alembic"
+MESSAGING_MIGRATIONS = Path(__file__).resolve().parent / "migrations_messaging"
+MESSAGING_REVISION = "messaging_1"  # the base of every service's history
 
 
 def _config(runtime: Runtime) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(SCRIPT_LOCATION))
-    cfg.set_main_option("version_locations", str(runtime.migrations))
+    cfg.set_main_option("version_locations",
+                        os.pathsep.join((str(MESSAGING_MIGRATIONS), str(runtime.migrations))))
     cfg.set_main_option("path_separator", "os")
     cfg.attributes["target_metadata"] = runtime.metadata
     return cfg
@@ -82,8 +88,9 @@ def revision(runtime: Runtime, message: str) -> None:
     cfg = _config(runtime)
     with runtime.db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        if _has_revisions(runtime):
-            command.upgrade(cfg, "head")
+        # to head first, the shared messaging revision included: a new service's first
+        # revision then revises it and leaves the messaging tables to it
+        command.upgrade(cfg, "head")
         command.revision(cfg, message=message, autogenerate=True,
                          version_path=str(runtime.migrations))
 
@@ -99,7 +106,8 @@ def _runtime_for(service: str, database_url: str | None = None) -> Runtime:
         from dataclasses import replace
 
         settings = replace(settings, database_url=database_url)
-    return module.build_runtime(settings)
+    runtime: Runtime = module.build_runtime(settings)
+    return runtime
 
 
 def wait_for_database(runtime: Runtime, seconds: float, *,

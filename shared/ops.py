@@ -3,6 +3,8 @@ backlog, and whether this service has handled a given event."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from flask import current_app
 from flask_smorest import Blueprint
@@ -40,14 +42,15 @@ class BacklogOut(ma.Schema):
 
 
 def _runtime() -> Runtime:
-    return current_app.extensions["paincare.runtime"]
+    runtime: Runtime = current_app.extensions["paincare.runtime"]
+    return runtime
 
 
 @blp.post("/pings")
 @blp.arguments(PingIn)
 @blp.response(202, PingOut)
 @roles("admin", "service")
-def send_ping(body: dict) -> dict:
+def send_ping(body: dict[str, Any]) -> dict[str, str]:
     """Stage a system.ping in the outbox; every service's worker records it on arrival."""
     from shared.correlation import new_id
 
@@ -62,7 +65,7 @@ def send_ping(body: dict) -> dict:
 @blp.get("/handled/<event_id>")
 @blp.response(200, HandledOut(many=True))
 @roles("admin", "service")
-def handled(event_id: str) -> list:
+def handled(event_id: str) -> list[dict[str, Any]]:
     runtime = _runtime()
     inbox = runtime.tables.inbox
     with runtime.db.transaction() as s:
@@ -75,7 +78,7 @@ def handled(event_id: str) -> list:
 @blp.get("/outbox")
 @blp.response(200, BacklogOut)
 @roles("admin", "service")
-def outbox() -> dict:
+def outbox() -> dict[str, Any]:
     runtime = _runtime()
     with runtime.db.transaction() as s:
         return {"service": runtime.settings.service, "outbox_backlog": runtime.outbox.backlog(s)}

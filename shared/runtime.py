@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import MetaData
 from sqlalchemy.orm import Session
@@ -42,7 +43,7 @@ class Runtime:
         self.audit = AuditTrail(self.tables)
         self._schema_at_head = False
 
-    def emit(self, session: Session, event_type: str, payload: dict, *, key: str,
+    def emit(self, session: Session, event_type: str, payload: dict[str, Any], *, key: str,
              version: int = 1, topic: str | None = None) -> Envelope:
         """Validate, wrap and stage an event in the caller's transaction. It goes to the
         service's own topic unless another is named (system events)."""

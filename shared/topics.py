@@ -1,15 +1,27 @@
 """Topic names, by producing domain. Keys are the aggregate's id (referral, patient)
-so that one patient's events stay in order."""
+so that one patient's events stay in order. The names and which service produces and
+reads each live in the service registry (`shared/services.py`); this module names them
+for the code."""
 
-REFERRALS = "referrals.events"
-SCHEDULING = "scheduling.events"
-NOTES = "notes.events"
-NOTIFICATIONS = "notifier.events"
-SYSTEM = "system.events"
+from shared.services import (
+    NOTES_TOPIC,
+    NOTIFICATIONS_TOPIC,
+    REFERRALS_TOPIC,
+    SCHEDULING_TOPIC,
+    SYSTEM_TOPIC,
+    WITH_WORKER,
+)
+
+REFERRALS = REFERRALS_TOPIC
+SCHEDULING = SCHEDULING_TOPIC
+NOTES = NOTES_TOPIC
+NOTIFICATIONS = NOTIFICATIONS_TOPIC
+SYSTEM = SYSTEM_TOPIC
 
 EVENT_TOPICS = (REFERRALS, SCHEDULING, NOTES, NOTIFICATIONS, SYSTEM)
 
-SERVICES = ("referrals", "scheduling", "notes", "notifier", "dashboard", "fhir")
+# The services with consumers, so each with a dead-letter topic (the console has none).
+SERVICES = WITH_WORKER
 
 
 def dead_letter(service: str) -> str:

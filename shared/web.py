@@ -68,7 +68,7 @@ def problem(status: int, title: str, detail: str, *,
 class ClinicApi(Api):
     """flask-smorest's Api answering every HTTP error as application/problem+json."""
 
-    def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
+    def handle_http_exception(self, error: HTTPException) -> Response:
         data = getattr(error, "data", None) or {}
         errors = data.get("errors") or data.get("messages")
         status = error.code or 500
@@ -83,7 +83,7 @@ class ClinicApi(Api):
 
 
 def current_principal() -> Principal:
-    principal = getattr(g, "principal", None)
+    principal: Principal | None = getattr(g, "principal", None)
     if principal is None:
         raise Unauthorized("a bearer token is required")
     return principal
@@ -100,6 +100,8 @@ def roles(*allowed: str) -> Callable[[F], F]:
             current_principal().require(*allowed_set)
             return view(*args, **kwargs)
 
+        # the roles ride on the view for the OpenAPI document and the security matrix;
+        # functools.wraps keeps the view's signature, which F cannot say to mypy
         wrapper._paincare_roles = sorted(allowed_set)  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
@@ -379,4 +381,5 @@ def serve_page(app: Flask, name: str, static_dir: Path) -> None:
         return response
 
     app.add_url_rule(base + "/<path:filename>", f"{name}_page_asset", asset)
+    # the WSGI middleware pattern Flask documents: wrap the app's wsgi_app in place
     app.wsgi_app = _PageAtRoot(app.wsgi_app, base + "/index.html")  # type: ignore[method-assign]

@@ -103,6 +103,7 @@ def run_worker(runtime: Runtime, subscriptions: Iterable[Subscription], **kw: ob
     # as it takes (a timeout would only crash-loop the pod)
     if not ensure_topics(settings, topics.ALL_TOPICS, timeout=None, stop=stop):
         return
+    # kw passes Worker's own keywords through (extra_loops=...); Worker checks their types
     worker = Worker(runtime, subscriptions, **kw)  # type: ignore[arg-type]
     worker.stop_event = stop
     worker.start()

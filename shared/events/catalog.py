@@ -2,14 +2,20 @@
 
 Each domain keeps its payload schemas in its own module here (`referrals.py`,
 `scheduling.py`, `notes.py`, `notifications.py`, `system.py`), so producer and consumer
-share one definition.
+share one definition. A missing module is an error, never a skip: a consumer that could
+not validate a domain's events would dead-letter every one of them.
 """
 
 from importlib import import_module
 
-for _module in ("system", "referrals", "scheduling", "notes", "notifications"):
-    try:
-        import_module(f"shared.events.{_module}")
-    except ModuleNotFoundError as exc:  # a domain not written yet
-        if exc.name != f"shared.events.{_module}":
-            raise
+DOMAINS = ("system", "referrals", "scheduling", "notes", "notifications")
+
+
+def load(domains: tuple[str, ...] = DOMAINS) -> None:
+    """Import each domain's schema module (registering its schemas); raises
+    ModuleNotFoundError naming the first one that is missing."""
+    for module in domains:
+        import_module(f"shared.events.{module}")
+
+
+load()

@@ -25,22 +25,7 @@ from tests.support.processes import running_services
 
 pytestmark = pytest.mark.kafka
 
-NOTE_ROUTE = "/patients/<patient_id>/notes"
 
-
-def _notes_has_note_routes() -> bool:
-    if "notes" not in available_services():
-        return False
-    from services.notes.app import create_app
-
-    app = create_app(Settings.for_service("notes", database_url="sqlite://",
-                                          kafka_enabled=False))
-    return any(r.rule == NOTE_ROUTE and "POST" in (r.methods or ())
-               for r in app.url_map.iter_rules())
-
-
-@pytest.mark.skipif(not _notes_has_note_routes(),
-                    reason="waits for the notes API: no POST /patients/<patient_id>/notes yet")
 def test_note_text_appears_in_no_log_line_and_no_event(new_database_url, topic_prefix,
                                                        kafka_bootstrap, tmp_path,
                                                        backend) -> None:

@@ -12,8 +12,7 @@ from typing import Any
 
 import yaml
 
-from shared import topics
-from shared.launcher import PORTS, available_services
+from shared import services as registry
 from tests.unit.deploy.envscan import EnvReads, scan_files
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -48,33 +47,27 @@ DEV_FILES = {"shared/launcher.py"}
 
 
 def services() -> list[str]:
-    """Every service the deployment must run: the planned ones (shared/topics.py) and any
-    other whose package exists (a new service must be deployed too)."""
-    return sorted(set(topics.SERVICES) | set(available_services()))
-
-
-def service_exists(service: str) -> bool:
-    return (ROOT / "services" / service / "app.py").exists()
+    """Every service the deployment must run: the registry's (shared/services.py), each
+    checked to have its package, and no unregistered package beside them."""
+    return sorted(registry.require_packages())
 
 
 def roles(service: str) -> tuple[str, ...]:
-    """A service's roles: web and worker, or web alone for a service with no worker.py
+    """A service's roles: web and worker, or web alone for a service with no worker
     (the clinic console: pages over the other services' APIs, no consumers, no outbox)."""
-    if service_exists(service) and not (ROOT / "services" / service / "worker.py").exists():
-        return ("web",)
-    return ROLES
+    return ROLES if registry.service(service).worker else ("web",)
 
 
 def has_database(service: str) -> bool:
-    """A service owns a database when it wires a runtime (wiring.py); the console has none."""
-    return not service_exists(service) or (ROOT / "services" / service / "wiring.py").exists()
+    """Whether the service owns a database (the registry says; the console has none)."""
+    return registry.service(service).database
 
 
 # Services that read other services' web APIs (and so may reach their web ports), and
 # whose: the dashboard probes every service; the console works over the clinic's four
 # APIs; the FHIR gateway hands referrals to the referrals API.
 API_READS: dict[str, tuple[str, ...]] = {
-    "dashboard": tuple(s for s in topics.SERVICES if s != "dashboard"),
+    "dashboard": tuple(s for s in registry.WITH_WORKER if s != "dashboard"),
     "console": ("referrals", "scheduling", "notes", "notifier"),
     "fhir": ("referrals",),
 }
@@ -163,4 +156,4 @@ def worker_command(service: str) -> list[str]:
 
 
 def port(service: str) -> int:
-    return PORTS[service]
+    return registry.service(service).port

@@ -41,8 +41,6 @@ def test_each_container_runs_its_own_service_and_role(service: str, role: str) -
     expected = support.web_command(service) if role == "web" else support.worker_command(service)
     assert c["command"] == expected
     assert c["build"] == "." and c["image"] == _svc("migrate")["image"], "one image for all"
-    if not support.service_exists(service):
-        pytest.skip(f"services/{service} is not in this checkout yet")
     package = support.ROOT / "services" / service
     if role == "web":
         assert "def create_app(" in (package / "app.py").read_text()

@@ -10,6 +10,7 @@ import pytest
 from services.referrals import domain
 from services.referrals.domain import IntakeFacts, Referral, StepRequest
 from shared.errors import InvalidInput
+from shared.events.vocabulary import CONDITIONS
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 TODAY = NOW.date()
@@ -75,8 +76,21 @@ def facts(**changes: object) -> IntakeFacts:
     return IntakeFacts(**base)  # type: ignore[arg-type]
 
 
-def test_a_sound_intake_passes():
-    domain.check_intake(facts(), today=TODAY)
+@pytest.mark.parametrize("changes", [
+    {},
+    {"date_of_birth": TODAY},                              # born today: not in the future
+    {"date_of_birth": date(TODAY.year - 125, 1, 1)},       # the oldest date accepted
+    {"condition": "other", "condition_detail": "meralgia paraesthetica"},
+    {"preferred_channel": "sms", "email": None, "phone": "+44 7700 900123"},
+    *({"condition": c} for c in CONDITIONS if c != "other"),
+], ids=repr)
+def test_a_sound_intake_passes_even_at_the_edges_of_each_rule(changes):
+    """Each case sits on the accepting side of a refusal tested below: a rule that
+    tightens by one day or one field refuses it and fails here."""
+    try:
+        domain.check_intake(facts(**changes), today=TODAY)
+    except InvalidInput as refused:
+        pytest.fail(f"a sound intake was refused: {refused.errors}")
 
 
 @pytest.mark.parametrize(("changes", "field"), [
