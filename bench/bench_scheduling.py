@@ -28,9 +28,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from services.scheduling import availability as av  # noqa: E402
 from services.scheduling.desk import Desk  # noqa: E402
 from services.scheduling.wiring import build_runtime  # noqa: E402
+from shared import availability as av  # noqa: E402
 from shared.config import Settings  # noqa: E402
 from shared.launcher import ServiceProcesses  # noqa: E402
 from tests.support.clinic import bearer  # noqa: E402

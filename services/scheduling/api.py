@@ -15,9 +15,9 @@ from flask import current_app
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
-from services.scheduling import availability as av
 from services.scheduling import domain
 from services.scheduling.desk import Desk
+from shared import availability as av
 from shared.auth import Principal
 from shared.errors import Forbidden
 from shared.events.vocabulary import DISCIPLINES, PRIORITIES

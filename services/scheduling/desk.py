@@ -24,7 +24,6 @@ from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from services.scheduling import availability as av
 from services.scheduling import domain
 from services.scheduling.db import (
     EXCLUSIONS,
@@ -36,6 +35,7 @@ from services.scheduling.db import (
     template_blocks,
     waitlist,
 )
+from shared import availability as av
 from shared.auth import Principal
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.runtime import Runtime

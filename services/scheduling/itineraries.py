@@ -29,7 +29,6 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from services.scheduling import availability as av
 from services.scheduling import domain
 from services.scheduling.db import appointments, exceptions
 from services.scheduling.desk import Desk, new_id
@@ -52,6 +51,7 @@ from services.scheduling.itinerary import (
     search_itineraries,
 )
 from services.scheduling.itinerary_db import itineraries, itinerary_visits
+from shared import availability as av
 from shared.auth import Principal
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.events.vocabulary import DISCIPLINES

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.scheduling import domain
-from services.scheduling.availability import Interval
+from shared.availability import Interval
 from shared.errors import Conflict, InvalidInput
 
 LONDON = ZoneInfo("Europe/London")

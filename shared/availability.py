@@ -17,7 +17,7 @@ in UTC; `tz` is the clinic's `zoneinfo.ZoneInfo`):
     local_days(first_day, last_day, tz) -> Interval   the UTC span of those local days
     local_to_utc(day, wall_time, tz) -> datetime      a local wall time as UTC
 
-Loading the inputs and holding slots (not pure; `services/scheduling/desk.py`, inside one
+Loading the inputs and holding slots (not pure; scheduling's `desk.py`, inside one
 `runtime.db.transaction()`): `Desk.blocks(s, provider_ids)`, `Desk.closed(s, ids, span)`,
 `Desk.busy(s, ids, span, now)` give the WeeklyBlocks, leave/closures and taken time per
 provider; `Desk.book(s, who, now, {..., "status": "proposed", "hold_minutes": n,
