@@ -433,10 +433,8 @@ def _refused(who: Principal, exc: Forbidden, *, resource_id: str | None = None,
              patient_id: str | None = None) -> Forbidden:
     """A refused look at a diary is audited in a transaction of its own (the request's
     own transaction rolls back)."""
-    d = desk()
-    with d.runtime.db.transaction() as s:
-        d.runtime.audit.record(s, who, "read", "appointment", resource_id=resource_id,
-                               patient_id=patient_id, outcome="denied", reason=exc.detail)
+    desk().units.refused(who, "read", "appointment", exc.detail, resource_id=resource_id,
+                         patient_id=patient_id)
     return exc
 
 

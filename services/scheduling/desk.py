@@ -11,9 +11,6 @@ refuse it (translated to the same 409).
 
 from __future__ import annotations
 
-import logging
-import random
-import time as _time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -21,7 +18,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, delete, insert, or_, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.scheduling import domain
@@ -39,12 +36,11 @@ from shared import availability as av
 from shared.auth import Principal
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.runtime import Runtime
+from shared.unit_of_work import UnitsOfWork
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
 SYSTEM = Principal(subject="scheduling", role="service", name="scheduling service")
 Row = dict[str, Any]
-RETRYABLE_SQLSTATES = ("40P01", "40001")  # deadlock detected, serialization failure
 # Exceptions ended longer ago than this leave provider.capacity_changed: a consumer's
 # window (the dashboard's week) starts at most a week before the event is read.
 CAPACITY_HISTORY = timedelta(days=14)
@@ -62,30 +58,17 @@ class Desk:
         self.runtime = runtime
         self.tz = ZoneInfo(runtime.settings.clinic_timezone)
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.units = UnitsOfWork(runtime, clock=self.clock)
         self.offer_hours = float(runtime.settings.setting("SCHEDULING_OFFER_HOURS", "24"))
         self.check_in_opens = domain.check_in_window(float(runtime.settings.setting(
             "SCHEDULING_CHECK_IN_HOURS", str(domain.DEFAULT_CHECK_IN_HOURS))))
 
     # --- transactions ------------------------------------------------------------------
 
-    def run(self, work: Callable[[Session, datetime], T], *, attempts: int = 8) -> T:
-        """One transaction with a fixed `now`; retried when PostgreSQL picks it as a
-        deadlock victim (two bookings waiting on each other's constraint checks). Fifty
-        clients racing for one slot can make the same transaction a victim several
-        times, so the waits grow and are jittered (four quick fixed retries ran out in
-        CI and answered 503)."""
-        for attempt in range(attempts):
-            try:
-                with self.runtime.db.transaction() as session:
-                    return work(session, self.clock())
-            except DBAPIError as exc:
-                code = getattr(getattr(exc, "orig", None), "sqlstate", None)
-                if code not in RETRYABLE_SQLSTATES or attempt == attempts - 1:
-                    raise
-                log.info("transaction retried", extra={"sqlstate": code,
-                                                       "attempt": attempt + 1})
-                _time.sleep(random.uniform(0.005, min(0.5, 0.01 * 2 ** attempt)))
-        raise AssertionError("unreachable")
+    def run(self, work: Callable[[Session, datetime], T]) -> T:
+        """One transaction with a fixed `now`, retried on a deadlock or serialization
+        failure: the shared unit of work (`shared.unit_of_work`) owns both."""
+        return self.units.run(lambda uow: work(uow.session, uow.now))
 
     def _emit(self, s: Session, event_type: str, payload: Row, key: str) -> None:
         self.runtime.emit(s, event_type, payload, key=key)

@@ -80,7 +80,5 @@ def read(desk: Desk, s: Session, now: datetime, token: str) -> str:
 def refused(desk: Desk) -> None:
     """An unknown or revoked token, audited in a transaction of its own (the request's
     rolls back); the token itself is never written down."""
-    with desk.runtime.db.transaction() as s:
-        desk.runtime.audit.record(s, Principal("anonymous", "calendar_feed"), "read",
-                                  "calendar_feed", outcome="denied",
-                                  reason="unknown or revoked calendar feed token")
+    desk.units.refused(Principal("anonymous", "calendar_feed"), "read", "calendar_feed",
+                       "unknown or revoked calendar feed token")
