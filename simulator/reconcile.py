@@ -346,7 +346,7 @@ def check_referrals(ledger: Ledger, engine: Engine, seen: Topics) -> Check:
 
 
 def _appointment_rows(engine: Engine) -> dict[str, Any]:
-    from services.scheduling.db import appointments as a
+    from services.scheduling.diary.db import appointments as a
     return {r.id: r for r in _rows(engine, select(
         a.c.id, a.c.patient_id, a.c.provider_id, a.c.status, a.c.start_at, a.c.end_at,
         a.c.hold_expires_at, a.c.itinerary_id, a.c.referral_id))}

@@ -29,9 +29,9 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from services.scheduling import domain
-from services.scheduling.db import appointments, exceptions
-from services.scheduling.desk import Desk, new_id
+from services.scheduling.diary import booking, domain, roster, templates, wishes
+from services.scheduling.diary.context import Diary, new_id
+from services.scheduling.diary.db import appointments, exceptions
 from services.scheduling.itinerary import (
     WIDENED_NOTE,
     BusyTime,
@@ -127,7 +127,7 @@ def _minute(moment: datetime) -> int:
 class Itineraries:
     """The itinerary use cases over the desk (which owns booking and its checks)."""
 
-    def __init__(self, desk: Desk) -> None:
+    def __init__(self, desk: Diary) -> None:
         self.desk = desk
         self.runtime = desk.runtime
         setting = self.runtime.settings.setting
@@ -188,19 +188,19 @@ class Itineraries:
         first = earliest.astimezone(self.tz).date()
         last = (latest - timedelta(microseconds=1)).astimezone(self.tz).date()
         span = av.local_days(first, last, self.tz)
-        chosen = [p for p in self.desk.list_providers(s) if p["discipline"] in disciplines]
+        chosen = [p for p in roster.list_providers(self.desk, s) if p["discipline"] in disciplines]
         ids = [p["id"] for p in chosen]
         free: list[FreeInterval] = []
         if ids:
-            blocks = self.desk.blocks(s, ids)
-            closed = self.desk.closed(s, ids, span)
-            busy = self.desk.busy(s, ids, span, now)
+            blocks = templates.blocks(self.desk, s, ids)
+            closed = templates.closed(self.desk, s, ids, span)
+            busy = templates.busy(self.desk, s, ids, span, now)
             for p in chosen:
                 for iv in av.free_time(blocks.get(p["id"], []), first, last, self.tz,
                                        closed=closed[p["id"]], busy=busy[p["id"]],
                                        not_before=now):
                     free.append(FreeInterval(p["id"], p["discipline"], iv.start, iv.end))
-        room_rows = [r for r in self.desk.list_rooms(s) if r["active"]]
+        room_rows = [r for r in roster.list_rooms(self.desk, s) if r["active"]]
         room_list = [Room(r["id"], frozenset(d for d in (r["fit_for"] or DISCIPLINES)
                                              if d in DISCIPLINES)) for r in room_rows]
         room_free: list[RoomFreeInterval] = []
@@ -300,7 +300,7 @@ class Itineraries:
         try:
             with s.begin_nested():
                 for visit in chosen.visits:
-                    rows.append((visit, self.desk.book(s, who, now, {
+                    rows.append((visit, booking.book(self.desk, s, who, now, {
                         "patient_id": ask.patient_id, "provider_id": visit.provider_id,
                         "room_id": visit.room_id, "start": visit.start,
                         "minutes": int((visit.end - visit.start).total_seconds() // 60),
@@ -368,8 +368,8 @@ class Itineraries:
         return out
 
     def _names(self, s: Session) -> dict[str, str]:
-        names = {p["id"]: p["name"] for p in self.desk.list_providers(s, active=None)}
-        names.update({r["id"]: r["name"] for r in self.desk.list_rooms(s)})
+        names = {p["id"]: p["name"] for p in roster.list_providers(self.desk, s, active=None)}
+        names.update({r["id"]: r["name"] for r in roster.list_rooms(self.desk, s)})
         return names
 
     def view(self, s: Session, now: datetime, itinerary_id: str) -> Row:
@@ -447,7 +447,7 @@ class Itineraries:
             appointments.c.id.in_(secured), appointments.c.status.in_(domain.HOLD_STATUSES))
             .values(hold_expires_at=now + timedelta(minutes=1)))  # confirmed now: not lapsed
         for appt_id in secured:
-            self.desk.change_status(s, who, now, appt_id, "booked")
+            booking.change_status(self.desk, s, who, now, appt_id, "booked")
         s.execute(update(itineraries).where(itineraries.c.id == itinerary_id).values(
             status="booked", hold_expires_at=None, updated_at=now))
         view = self.view(s, now, itinerary_id)
@@ -469,7 +469,7 @@ class Itineraries:
             return None, f"it is {appt['status']}"
         try:
             with s.begin_nested():
-                again = self.desk.book(s, who, now, {
+                again = booking.book(self.desk, s, who, now, {
                     "patient_id": appt["patient_id"], "provider_id": appt["provider_id"],
                     "room_id": appt["room_id"], "start": appt["start_at"],
                     "minutes": int((appt["end_at"] - appt["start_at"]).total_seconds() // 60),
@@ -532,7 +532,7 @@ class Itineraries:
             raise Conflict(f"this itinerary is already {row['status']}")
         for _visit, appt in self._visits(s, itinerary_id):
             if appt["status"] in domain.ACTIVE_STATUSES:
-                self.desk.cancel(s, who, now, appt["id"], reason)
+                booking.cancel(self.desk, s, who, now, appt["id"], reason)
         s.execute(update(itineraries).where(itineraries.c.id == itinerary_id).values(
             status="cancelled", hold_expires_at=None, updated_at=now))
         self.runtime.emit(s, "itinerary.cancelled", {
@@ -564,7 +564,7 @@ class Itineraries:
             "referral_id": ask.referral_id, "patient_id": ask.patient_id, "reasons": reasons},
             key=ask.patient_id)
         for step in ask.pathway:
-            self.desk.add_wish(s, who, now, {
+            wishes.add_wish(self.desk, s, who, now, {
                 "patient_id": ask.patient_id, "discipline": step["discipline"],
                 "visit_minutes": step["visit_minutes"], "priority": ask.priority,
                 "earliest": max(ask.earliest, now).astimezone(self.tz).date(),
@@ -627,7 +627,7 @@ class Itineraries:
         if problems:
             raise Conflict("the move breaks the itinerary's constraints: " + " ".join(problems),
                            errors={"start": problems})
-        self.desk.reschedule(s, who, now, appointment_id, {
+        booking.reschedule(self.desk, s, who, now, appointment_id, {
             "start": moved.start, "provider_id": moved.provider_id, "room_id": moved.room_id})
         s.execute(update(itineraries).where(itineraries.c.id == itinerary_id).values(
             updated_at=now))
@@ -649,7 +649,7 @@ class Itineraries:
         old = ctx.visit
         provider = provider_id or old.provider_id
         if provider != old.provider_id and not any(
-                p["id"] == provider for p in self.desk.list_providers(
+                p["id"] == provider for p in roster.list_providers(self.desk,
                     s, discipline=old.discipline)):
             raise InvalidInput(f"{provider} is not an active {_label(old.discipline)} "
                                "provider", field="query.provider_id")

@@ -12,7 +12,7 @@ from flask import current_app
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
-from services.scheduling.desk import Desk
+from services.scheduling.diary.context import Diary
 from services.scheduling.itineraries import Itineraries
 from shared.errors import Conflict
 from shared.events.referrals import PathwayStep
@@ -38,7 +38,7 @@ def itineraries() -> Itineraries:
     """One per app, over the app's desk (and so its clock)."""
     ext = current_app.extensions
     if "scheduling.itineraries" not in ext:
-        desk: Desk = ext["scheduling.desk"]
+        desk: Diary = ext["scheduling.diary"]
         ext["scheduling.itineraries"] = Itineraries(desk)
     return ext["scheduling.itineraries"]
 

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from services.scheduling.desk import Desk
+from services.scheduling.diary import wishes
+from services.scheduling.diary.context import Diary
 from services.scheduling.itineraries import Itineraries
 from shared import topics
 from shared.events import Envelope
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def handlers(runtime: Runtime, *, clock: Callable[[], datetime] | None = None
              ) -> dict[str, Handler]:
-    desk = Desk(runtime, clock=clock)
+    desk = Diary(runtime, clock=clock)
     itineraries = Itineraries(desk)
 
     def on_referral_accepted(session: Session, envelope: Envelope) -> None:
@@ -51,7 +52,7 @@ def expiry_loop(runtime: Runtime, *, clock: Callable[[], datetime] | None = None
     whole itineraries (so they read `expired`), then any other hold, such as an
     unanswered waitlist offer, whose slot goes on to the next patient waiting. (The
     booking path also releases a lapsed hold it runs into, so the slot is never lost.)"""
-    desk = Desk(runtime, clock=clock)
+    desk = Diary(runtime, clock=clock)
     itineraries = Itineraries(desk)
     if every is None:
         every = float(runtime.settings.setting("ITINERARY_EXPIRY_SECONDS", "30"))
@@ -63,7 +64,7 @@ def expiry_loop(runtime: Runtime, *, clock: Callable[[], datetime] | None = None
                 with runtime.db.transaction() as s:
                     released = itineraries.expire_holds(s, now)
                 with runtime.db.transaction() as s:
-                    released += desk.expire_holds(s, now)
+                    released += wishes.expire_holds(desk, s, now)
                 if released:
                     log.info("holds expired", extra={"count": released})
             except Exception:

@@ -15,7 +15,7 @@ from datetime import date
 import pytest
 from sqlalchemy import select, update
 
-from services.scheduling.db import appointments, waitlist
+from services.scheduling.diary.db import appointments, waitlist
 from services.scheduling.itineraries import Itineraries
 from services.scheduling.itinerary import WIDENED_NOTE
 from services.scheduling.itinerary_db import itineraries
@@ -280,7 +280,7 @@ def test_a_lapsed_hold_nobody_took_still_confirms(clinic):
     it = propose(clinic)
     clinic.clock.advance(minutes=30)
     runtime = clinic.app.extensions["paincare.runtime"]
-    itins = Itineraries(clinic.app.extensions["scheduling.desk"])
+    itins = Itineraries(clinic.app.extensions["scheduling.diary"])
     with runtime.db.transaction() as s:
         assert itins.expire_holds(s, clinic.clock.now) == 1
     expired = clinic.get(f"/itineraries/{it['id']}").json

@@ -13,7 +13,7 @@ from itertools import combinations
 
 from sqlalchemy import select
 
-from services.scheduling.db import appointments
+from services.scheduling.diary.db import appointments
 from services.scheduling.itineraries import taking_time
 from tests.integration.scheduling.test_itineraries import ask, propose
 

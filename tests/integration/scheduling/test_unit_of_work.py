@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from services.scheduling.db import providers
+from services.scheduling.diary.db import providers
 from services.scheduling.wiring import build_runtime
 from shared.auth import Principal
 from shared.unit_of_work import UnitOfWork, UnitsOfWork

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.scheduling import domain
+from services.scheduling.diary import domain
 from shared.availability import Interval
 from shared.errors import Conflict, InvalidInput
 
