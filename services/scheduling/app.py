@@ -5,9 +5,9 @@ from datetime import datetime
 
 from flask import Flask
 
-from services.scheduling import itinerary_api
 from services.scheduling.diary import api, feed_api
 from services.scheduling.diary.context import Diary
+from services.scheduling.itineraries import api as itinerary_api
 from services.scheduling.wiring import build_runtime
 from shared import ops
 from shared.config import Settings

@@ -21,7 +21,7 @@ from services.notifier.db import Notification
 from services.referrals.db import HistoryRow
 from services.scheduling import demo as scheduling_demo
 from services.scheduling.diary.db import appointments
-from services.scheduling.itinerary_db import itineraries
+from services.scheduling.itineraries.db import itineraries
 from shared.config import Settings
 from shared.launcher import ServiceProcesses
 from shared.messaging import add_messaging_tables

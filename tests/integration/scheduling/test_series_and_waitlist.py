@@ -2,7 +2,7 @@
 reported) and the waitlist (a cancelled slot goes to the best match first)."""
 
 from services.scheduling.diary import wishes
-from services.scheduling.itinerary_handlers import expiry_loop
+from services.scheduling.itineraries.handlers import expiry_loop
 from shared.worker import Worker
 from tests.support.clinic import wait_for
 
