@@ -24,10 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.scheduling.itinerary import (
+from services.scheduling.itineraries.baseline import baseline_earliest_each
+from services.scheduling.itineraries.calendar import ClinicCalendar
+from services.scheduling.itineraries.model import (
     BusyTime,
     CarePathway,
-    ClinicCalendar,
     ClinicHours,
     FreeInterval,
     Itinerary,
@@ -36,9 +37,8 @@ from services.scheduling.itinerary import (
     RoomFreeInterval,
     SearchRules,
     Unplaceable,
-    baseline_earliest_each,
-    search_itineraries,
 )
+from services.scheduling.itineraries.search import search_itineraries
 
 DISCIPLINES = ("pain_medicine", "physical_therapy", "psychology", "acupuncture")
 TZ = "Europe/London"

@@ -28,9 +28,10 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from services.scheduling import availability as av  # noqa: E402
-from services.scheduling.desk import Desk  # noqa: E402
+from services.scheduling.diary import templates  # noqa: E402
+from services.scheduling.diary.context import Diary  # noqa: E402
 from services.scheduling.wiring import build_runtime  # noqa: E402
+from shared import availability as av  # noqa: E402
 from shared.config import Settings  # noqa: E402
 from shared.launcher import ServiceProcesses  # noqa: E402
 from tests.support.clinic import bearer  # noqa: E402
@@ -206,12 +207,13 @@ def main() -> int:
             assert r.status_code == 200, r.text[:300]
 
         runtime = build_runtime(settings)
-        desk = Desk(runtime)
+        desk = Diary(runtime)
         now = datetime.now(UTC)
         span = av.local_days(first_day, last_day, TZ)
         with runtime.db.transaction() as s:
-            blocks, closed, busy = (desk.blocks(s, ids), desk.closed(s, ids, span),
-                                    desk.busy(s, ids, span, now))
+            blocks, closed, busy = (templates.blocks(desk, s, ids),
+                                    templates.closed(desk, s, ids, span),
+                                    templates.busy(desk, s, ids, span, now))
 
         def ours() -> list[list[av.Interval]]:
             return [av.slots(av.free_time(blocks[p], first_day, last_day, TZ, closed=closed[p],

@@ -346,7 +346,7 @@ def check_referrals(ledger: Ledger, engine: Engine, seen: Topics) -> Check:
 
 
 def _appointment_rows(engine: Engine) -> dict[str, Any]:
-    from services.scheduling.db import appointments as a
+    from services.scheduling.diary.db import appointments as a
     return {r.id: r for r in _rows(engine, select(
         a.c.id, a.c.patient_id, a.c.provider_id, a.c.status, a.c.start_at, a.c.end_at,
         a.c.hold_expires_at, a.c.itinerary_id, a.c.referral_id))}
@@ -396,7 +396,7 @@ def check_appointment_events(appts: dict[str, Any], seen: Topics) -> Check:
 
 
 def check_itineraries(ledger: Ledger, engine: Engine, seen: Topics) -> Check:
-    from services.scheduling.itinerary_db import itineraries as it
+    from services.scheduling.itineraries.db import itineraries as it
 
     t = _Tally("itineraries: status as answered, one itinerary.booked per booking")
     rows = {r.id: r for r in _rows(engine, select(it.c.id, it.c.status, it.c.referral_id))}
@@ -471,7 +471,7 @@ def check_referral_effects(ref_engine: Engine, sched_engine: Engine | None, seen
     status = {row.id: row.status for row in _rows(ref_engine, select(r.c.id, r.c.status))}
     booked_for: set[str] = set()
     if sched_engine is not None:
-        from services.scheduling.itinerary_db import itineraries as it
+        from services.scheduling.itineraries.db import itineraries as it
         booked_for = {row.referral_id for row in _rows(sched_engine, select(
             it.c.referral_id).where(it.c.status == "booked", it.c.referral_id.is_not(None)))}
     completed_for = set(seen.by(topics.SCHEDULING, "appointment.completed", "referral_id"))

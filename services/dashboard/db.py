@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from services.dashboard import domain
-from services.scheduling import availability as av
+from shared import availability as av
 
 
 class Base(DeclarativeBase):

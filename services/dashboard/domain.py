@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from services.scheduling import availability as av
+from shared import availability as av
 from shared.errors import InvalidInput
 from shared.events.vocabulary import CHANNELS, DISCIPLINES, PRIORITIES, REFERRAL_STATUSES
 

@@ -5,8 +5,9 @@ from datetime import datetime
 
 from flask import Flask
 
-from services.scheduling import api, feed_api, itinerary_api
-from services.scheduling.desk import Desk
+from services.scheduling.diary import api, feed_api
+from services.scheduling.diary.context import Diary
+from services.scheduling.itineraries import api as itinerary_api
 from services.scheduling.wiring import build_runtime
 from shared import ops
 from shared.config import Settings
@@ -26,6 +27,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         blueprints=[api.blp, itinerary_api.blp, feed_api.blp, ops.blp],
         ready_checks=runtime.ready_checks(),
         extensions={"paincare.runtime": runtime,
-                    "scheduling.desk": Desk(runtime, clock=clock)},
+                    "scheduling.diary": Diary(runtime, clock=clock)},
         secret_url_paths=("/calendar/",),  # providers' iCal feeds: the URL is the credential
     )

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from services.scheduling import itinerary_db  # noqa: F401  (its tables join Base.metadata)
-from services.scheduling.db import Base
+from services.scheduling.diary.db import Base
+from services.scheduling.itineraries import db as itinerary_db  # noqa: F401  (its tables join Base.metadata)
 from shared.config import Settings
 from shared.runtime import Runtime
 from shared.topics import SCHEDULING

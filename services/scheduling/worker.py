@@ -1,6 +1,6 @@
 """The scheduling worker: its outbox relay and its event consumers, in their own process."""
 
-from services.scheduling import itinerary_handlers
+from services.scheduling.itineraries import handlers as itinerary_handlers
 from services.scheduling.wiring import build_runtime
 from shared import ops
 from shared.kafka import Subscription

@@ -20,8 +20,8 @@ from services.notes.db import care_team, notes
 from services.notifier.db import Notification
 from services.referrals.db import HistoryRow
 from services.scheduling import demo as scheduling_demo
-from services.scheduling.db import appointments
-from services.scheduling.itinerary_db import itineraries
+from services.scheduling.diary.db import appointments
+from services.scheduling.itineraries.db import itineraries
 from shared.config import Settings
 from shared.launcher import ServiceProcesses
 from shared.messaging import add_messaging_tables

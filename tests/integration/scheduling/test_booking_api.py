@@ -143,8 +143,9 @@ def test_exclusion_constraints_refuse_an_overlap_the_check_missed(clinic, backen
     application's overlap check were fooled (as it can be under concurrency)."""
     if backend != "postgres":
         pytest.skip("SQLite relies on BEGIN IMMEDIATE; the race test proves it")
-    desk = clinic.app.extensions["scheduling.desk"]
-    monkeypatch.setattr(desk, "_clash", lambda *a, **kw: None)
+    from services.scheduling.diary import booking
+
+    monkeypatch.setattr(booking, "_clash", lambda *a, **kw: None)
     assert clinic.book("pain", MON_10, patient="p-1", room_id=clinic.ids["room1"]
                        ).status_code == 201
     for provider, patient, room in (("pain", "p-2", None), ("psych", "p-3", "room1"),
@@ -154,7 +155,7 @@ def test_exclusion_constraints_refuse_an_overlap_the_check_missed(clinic, backen
         assert refused.status_code == 409, refused.json
         assert "overlapping" in refused.json["detail"]
     runtime = clinic.app.extensions["paincare.runtime"]
-    from services.scheduling.db import appointments
+    from services.scheduling.diary.db import appointments
 
     with runtime.db.transaction() as s:
         assert s.execute(select(func.count()).select_from(appointments)).scalar_one() == 1

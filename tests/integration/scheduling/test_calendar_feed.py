@@ -9,7 +9,7 @@ from datetime import timedelta
 from icalendar import Calendar
 from sqlalchemy import select
 
-from services.scheduling.db import calendar_feeds
+from services.scheduling.diary.db import calendar_feeds
 from tests.support.clinic import bearer
 
 MON_10 = "2026-03-23T10:00:00+00:00"

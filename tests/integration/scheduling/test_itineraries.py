@@ -15,11 +15,12 @@ from datetime import date
 import pytest
 from sqlalchemy import select, update
 
-from services.scheduling.db import appointments, waitlist
-from services.scheduling.itineraries import Itineraries
-from services.scheduling.itinerary import WIDENED_NOTE
-from services.scheduling.itinerary_db import itineraries
-from services.scheduling.itinerary_handlers import expiry_loop, handlers
+from services.scheduling.diary.db import appointments, waitlist
+from services.scheduling.itineraries.db import itineraries
+from services.scheduling.itineraries.handlers import expiry_loop, handlers
+from services.scheduling.itineraries.model import WIDENED_NOTE
+from services.scheduling.itineraries.planner import Planner
+from services.scheduling.itineraries.use_cases import releasing
 from shared.events import new_event
 from shared.worker import Worker
 from tests.support.clinic import bearer, wait_for
@@ -280,9 +281,9 @@ def test_a_lapsed_hold_nobody_took_still_confirms(clinic):
     it = propose(clinic)
     clinic.clock.advance(minutes=30)
     runtime = clinic.app.extensions["paincare.runtime"]
-    itins = Itineraries(clinic.app.extensions["scheduling.desk"])
+    itins = Planner(clinic.app.extensions["scheduling.diary"])
     with runtime.db.transaction() as s:
-        assert itins.expire_holds(s, clinic.clock.now) == 1
+        assert releasing.expire_holds(itins, s, clinic.clock.now) == 1
     expired = clinic.get(f"/itineraries/{it['id']}").json
     assert expired["status"] == "expired"
     assert {v["status"] for v in expired["visits"]} == {"cancelled"}

@@ -10,7 +10,7 @@ import pytest
 from kafka import KafkaProducer
 
 from services.scheduling.app import create_app
-from services.scheduling.itinerary_handlers import subscription
+from services.scheduling.itineraries.handlers import subscription
 from shared import topics
 from shared.events import new_event
 from shared.worker import Worker

@@ -13,8 +13,8 @@ from itertools import combinations
 
 from sqlalchemy import select
 
-from services.scheduling.db import appointments
-from services.scheduling.itineraries import taking_time
+from services.scheduling.diary.db import appointments
+from services.scheduling.itineraries.planner import taking_time
 from tests.integration.scheduling.test_itineraries import ask, propose
 
 

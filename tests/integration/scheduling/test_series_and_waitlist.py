@@ -1,7 +1,8 @@
 """Recurring series (booked together, each occurrence movable, the unplaceable ones
 reported) and the waitlist (a cancelled slot goes to the best match first)."""
 
-from services.scheduling.itinerary_handlers import expiry_loop
+from services.scheduling.diary import wishes
+from services.scheduling.itineraries.handlers import expiry_loop
 from shared.worker import Worker
 from tests.support.clinic import wait_for
 
@@ -132,10 +133,10 @@ def test_an_unanswered_offer_expires_and_goes_to_the_next_in_line(clinic):
     [offer] = clinic.events("waitlist.offered")
     assert offer["payload"]["offer_expires_at"] == "2026-03-21T08:00:00+00:00"  # a day
 
-    desk = clinic.app.extensions["scheduling.desk"]
-    assert desk.run(lambda s, now: desk.expire_holds(s, now)) == 0
+    desk = clinic.app.extensions["scheduling.diary"]
+    assert desk.run(lambda s, now: wishes.expire_holds(desk, s, now)) == 0
     clinic.clock.advance(hours=25)
-    assert desk.run(lambda s, now: desk.expire_holds(s, now)) == 1
+    assert desk.run(lambda s, now: wishes.expire_holds(desk, s, now)) == 1
     assert clinic.get(f"/waitlist/{first['id']}").json["status"] == "waiting"
     assert [o["payload"]["patient_id"] for o in clinic.events("waitlist.offered")] == [
         "w-first", "w-second"]

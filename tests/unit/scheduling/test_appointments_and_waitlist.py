@@ -6,8 +6,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.scheduling import domain
-from services.scheduling.availability import Interval
+from services.scheduling.diary import domain
+from shared.availability import Interval
 from shared.errors import Conflict, InvalidInput
 
 LONDON = ZoneInfo("Europe/London")

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.scheduling.availability import (
+from shared.availability import (
     Interval,
     WeeklyBlock,
     fits,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from icalendar import Calendar
 
-from services.scheduling import calendar_feed
+from services.scheduling.diary import calendar_feed
 
 NOW = datetime(2026, 3, 20, 8, tzinfo=UTC)
 START = datetime(2026, 3, 23, 10, tzinfo=UTC)

@@ -9,10 +9,11 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
-from services.scheduling.itinerary import (
+from services.scheduling.itineraries.baseline import baseline_earliest_each
+from services.scheduling.itineraries.calendar import ClinicCalendar
+from services.scheduling.itineraries.model import (
     BusyTime,
     CarePathway,
-    ClinicCalendar,
     ClinicHours,
     FreeInterval,
     Itinerary,
@@ -23,10 +24,9 @@ from services.scheduling.itinerary import (
     SearchRules,
     Unplaceable,
     Visit,
-    baseline_earliest_each,
-    check_move,
-    search_itineraries,
 )
+from services.scheduling.itineraries.moves import check_move
+from services.scheduling.itineraries.search import search_itineraries
 
 MONDAY = date(2026, 3, 2)
 HOURS = ClinicHours("UTC", time(8, 0), time(17, 0))

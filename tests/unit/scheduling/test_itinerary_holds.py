@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.scheduling.itineraries import Itineraries
+from services.scheduling.itineraries.planner import Planner
+from services.scheduling.itineraries.use_cases import searching
 from shared.config import Settings
 from shared.errors import InvalidInput
 
@@ -21,15 +22,15 @@ NOW = datetime(2026, 3, 20, 8, tzinfo=UTC)
 PAIN = {"discipline": "pain_medicine", "visit_minutes": 60, "sessions": 1, "interval_days": 0}
 
 
-def itineraries(**extra: str) -> Itineraries:
+def itineraries(**extra: str) -> Planner:
     settings = Settings.for_service("scheduling", database_url="sqlite://", extra=extra)
     desk = SimpleNamespace(runtime=SimpleNamespace(settings=settings),
                            tz=ZoneInfo(settings.clinic_timezone))
-    return Itineraries(desk)  # type: ignore[arg-type]
+    return Planner(desk)  # type: ignore[arg-type]
 
 
 def ask(**data: object):  # type: ignore[no-untyped-def]
-    return itineraries().ask(NOW, {"patient_id": "p-1", "pathway": [PAIN], **data})
+    return searching.ask(itineraries(), NOW, {"patient_id": "p-1", "pathway": [PAIN], **data})
 
 
 def test_without_dates_the_window_runs_six_weeks_from_now_to_local_midnight() -> None:
@@ -79,7 +80,7 @@ def test_only_known_rules_and_weights_are_kept() -> None:
     assert a.weights == {"trips": 2.0}
     assert a.patient_busy == [(datetime(2026, 3, 23, 10, tzinfo=UTC),
                                datetime(2026, 3, 23, 11, tzinfo=UTC))]
-    assert itineraries()._rules(a).slot_minutes == 15
+    assert searching.rules_of(itineraries(), a).slot_minutes == 15
 
 
 def test_hold_time_and_clinic_hours_come_from_the_settings() -> None:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.scheduling import domain
+from services.scheduling.diary import domain
 from shared.errors import Conflict
 
 LONDON = ZoneInfo("Europe/London")

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from services.scheduling.availability import Interval, local_to_utc
+from shared.availability import Interval, local_to_utc
 from shared.errors import Conflict, InvalidInput
 from shared.events.vocabulary import DISCIPLINES, PRIORITIES
 

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from services.scheduling import calendar_feed
-from services.scheduling.db import appointments, calendar_feeds, rooms
-from services.scheduling.desk import Desk, new_id
+from services.scheduling.diary import calendar_feed, roster
+from services.scheduling.diary.context import Diary, new_id
+from services.scheduling.diary.db import appointments, calendar_feeds, rooms
 from shared.auth import Principal
 from shared.errors import NotFound
 
@@ -23,11 +23,11 @@ def _active(s: Session, provider_id: str) -> Any:
     return select(calendar_feeds).where(f.provider_id == provider_id, f.revoked_at.is_(None))
 
 
-def create(desk: Desk, s: Session, who: Principal, now: datetime,
+def create(desk: Diary, s: Session, who: Principal, now: datetime,
            provider_id: str) -> dict[str, Any]:
     """A new secret URL for the provider; one they had before stops working (a
     provider who fears theirs leaked makes a new one)."""
-    provider = desk.provider(s, provider_id)
+    provider = roster.provider(desk, s, provider_id)
     _revoke_all(s, who, now, provider_id)
     token = calendar_feed.new_token()
     feed_id = new_id()
@@ -39,8 +39,8 @@ def create(desk: Desk, s: Session, who: Principal, now: datetime,
             "path": f"{FEED_PATH}{token}.ics", "created_at": now}
 
 
-def revoke(desk: Desk, s: Session, who: Principal, now: datetime, provider_id: str) -> None:
-    desk.provider(s, provider_id)
+def revoke(desk: Diary, s: Session, who: Principal, now: datetime, provider_id: str) -> None:
+    roster.provider(desk, s, provider_id)
     if not _revoke_all(s, who, now, provider_id):
         raise NotFound(f"provider {provider_id} has no calendar feed")
     desk.runtime.audit.record(s, who, "revoke", "calendar_feed", resource_id=provider_id)
@@ -54,7 +54,7 @@ def _revoke_all(s: Session, who: Principal, now: datetime, provider_id: str) -> 
     return done.rowcount or 0
 
 
-def read(desk: Desk, s: Session, now: datetime, token: str) -> str:
+def read(desk: Diary, s: Session, now: datetime, token: str) -> str:
     """The diary for a live token; an unknown or revoked one is a 404 (as if there were
     no such URL), audited either way."""
     f = calendar_feeds.c
@@ -63,7 +63,7 @@ def read(desk: Desk, s: Session, now: datetime, token: str) -> str:
     ).mappings().first()
     if feed is None:
         raise NotFound("no such calendar feed")
-    provider = desk.provider(s, feed["provider_id"])
+    provider = roster.provider(desk, s, feed["provider_id"])
     reader = Principal(subject=f"calendar-feed:{feed['id']}", role="calendar_feed",
                        provider_id=provider["id"])
     start, end = calendar_feed.window(now)
@@ -77,10 +77,8 @@ def read(desk: Desk, s: Session, now: datetime, token: str) -> str:
     return calendar_feed.diary(provider["name"], visits, room_names, now)
 
 
-def refused(desk: Desk) -> None:
+def refused(desk: Diary) -> None:
     """An unknown or revoked token, audited in a transaction of its own (the request's
     rolls back); the token itself is never written down."""
-    with desk.runtime.db.transaction() as s:
-        desk.runtime.audit.record(s, Principal("anonymous", "calendar_feed"), "read",
-                                  "calendar_feed", outcome="denied",
-                                  reason="unknown or revoked calendar feed token")
+    desk.units.refused(Principal("anonymous", "calendar_feed"), "read", "calendar_feed",
+                       "unknown or revoked calendar feed token")

@@ -6,7 +6,7 @@ Double booking is refused by the database itself:
   They live in the Alembic migration (PostgreSQL-only DDL), so the schema must always be
   made by migrations, never by `create_all`.
 - SQLite: every transaction starts with BEGIN IMMEDIATE (shared.db), so the overlap check
-  and the insert in `desk.py` run with the write lock held, across processes.
+  and the insert in `booking.py` run with the write lock held, across processes.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The itinerary API for schedulers: search, propose (and hold), confirm, cancel the whole
 itinerary, move one visit and list the moves it would accept. Thin routes: validate,
-check the role, hand the work to `Itineraries` inside one transaction of the desk."""
+check the role, hand the work to the itinerary use cases inside one unit of work."""
 
 from __future__ import annotations
 
@@ -12,8 +12,16 @@ from flask import current_app
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
-from services.scheduling.desk import Desk
-from services.scheduling.itineraries import Itineraries
+from services.scheduling.diary.context import Diary
+from services.scheduling.itineraries.planner import Planner
+from services.scheduling.itineraries.use_cases import (
+    confirming,
+    moving,
+    proposing,
+    reading,
+    releasing,
+    searching,
+)
 from shared.errors import Conflict
 from shared.events.referrals import PathwayStep
 from shared.events.vocabulary import PRIORITIES
@@ -34,12 +42,12 @@ _moments = validate.Range(min=datetime(2000, 1, 1, tzinfo=UTC),
                           max=datetime(2100, 12, 31, tzinfo=UTC))
 
 
-def itineraries() -> Itineraries:
-    """One per app, over the app's desk (and so its clock)."""
+def itineraries() -> Planner:
+    """One per app, over the app's diary (and so its clock)."""
     ext = current_app.extensions
     if "scheduling.itineraries" not in ext:
-        desk: Desk = ext["scheduling.desk"]
-        ext["scheduling.itineraries"] = Itineraries(desk)
+        diary: Diary = ext["scheduling.diary"]
+        ext["scheduling.itineraries"] = Planner(diary)
     return ext["scheduling.itineraries"]
 
 
@@ -199,9 +207,9 @@ def search(body: dict) -> dict:
 
     def work(s: Any, now: Any) -> dict:
         its.runtime.audit.record(s, who, "search", "itinerary", patient_id=body["patient_id"])
-        return its.search(s, now, its.ask(now, body), body["top_k"])
+        return searching.search(its, s, now, searching.ask(its, now, body), body["top_k"])
 
-    return its.desk.run(work)
+    return its.diary.run(work)
 
 
 @blp.post("")
@@ -213,8 +221,8 @@ def propose(body: dict) -> dict:
     """Search and hold the chosen itinerary's slots for ITINERARY_HOLD_MINUTES (emits
     itinerary.proposed). Held slots are refused to every other booking."""
     who, its = current_principal(), itineraries()
-    return its.desk.run(lambda s, now: its.propose(s, who, now, its.ask(now, body),
-                                                   choice=body["choice"]))
+    return its.diary.run(lambda s, now: proposing.propose(
+        its, s, who, now, searching.ask(its, now, body), choice=body["choice"]))
 
 
 @blp.get("")
@@ -226,11 +234,11 @@ def list_itineraries(args: dict) -> list:
 
     def work(s: Any, now: Any) -> list:
         its.runtime.audit.record(s, who, "list", "itinerary", patient_id=args.get("patient_id"))
-        return its.find(s, now, patient_id=args.get("patient_id"),
+        return reading.find(its, s, now, patient_id=args.get("patient_id"),
                         referral_id=args.get("referral_id"), limit=args["limit"],
                         offset=args["offset"])
 
-    return its.desk.run(work)
+    return its.diary.run(work)
 
 
 @blp.get("/<itinerary_id>")
@@ -240,12 +248,12 @@ def get_itinerary(itinerary_id: str) -> dict:
     who, its = current_principal(), itineraries()
 
     def work(s: Any, now: Any) -> dict:
-        view = its.view(s, now, itinerary_id)
+        view = reading.view(its, s, now, itinerary_id)
         its.runtime.audit.record(s, who, "read", "itinerary", resource_id=itinerary_id,
                                  patient_id=view["patient_id"])
         return view
 
-    return its.desk.run(work)
+    return its.diary.run(work)
 
 
 @blp.post("/<itinerary_id>/confirm")
@@ -257,7 +265,7 @@ def confirm(itinerary_id: str) -> dict:
     """Book every visit in one transaction, or none (emits itinerary.booked and
     appointment.booked for each visit)."""
     who, its = current_principal(), itineraries()
-    outcome = its.desk.run(lambda s, now: its.confirm(s, who, now, itinerary_id))
+    outcome = its.diary.run(lambda s, now: confirming.confirm(its, s, who, now, itinerary_id))
     if not outcome.booked:
         # The new proposal is committed; the caller must look at it and confirm again.
         raise Conflict("a slot of this itinerary was taken after its hold lapsed; it was "
@@ -275,7 +283,8 @@ def cancel(body: dict, itinerary_id: str) -> dict:
     """Cancel the whole itinerary: holds released, booked visits cancelled (emits
     itinerary.cancelled, appointment.cancelled for each booked visit)."""
     who, its = current_principal(), itineraries()
-    return its.desk.run(lambda s, now: its.cancel(s, who, now, itinerary_id, body["reason"]))
+    return its.diary.run(lambda s, now: releasing.cancel(its, s, who, now, itinerary_id,
+                                                         body["reason"]))
 
 
 @blp.post("/<itinerary_id>/visits/<appointment_id>/move")
@@ -287,7 +296,7 @@ def move(body: dict, itinerary_id: str, appointment_id: str) -> dict:
     """Move one visit to another time (provider, room) if order, gaps, intervals,
     continuity, room fitness and the patient's time all still hold."""
     who, its = current_principal(), itineraries()
-    return its.desk.run(lambda s, now: its.move(s, who, now, itinerary_id, appointment_id,
+    return its.diary.run(lambda s, now: moving.move(its, s, who, now, itinerary_id, appointment_id,
                                                 body))
 
 
@@ -301,6 +310,6 @@ def moves(args: dict, itinerary_id: str, appointment_id: str) -> list:
     within `days` of its day: what the console offers. The same roles as the move, which
     is the only use of the answer (and every itinerary read is the schedulers' too)."""
     who, its = current_principal(), itineraries()
-    return its.desk.run(lambda s, now: its.moves(
+    return its.diary.run(lambda s, now: moving.moves(its,
         s, who, now, itinerary_id, appointment_id, provider_id=args["provider_id"],
         days=args["days"], step_minutes=args["step_minutes"]))

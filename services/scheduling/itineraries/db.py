@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Column, Date, ForeignKey, Index, Integer, String, Table
 
-from services.scheduling.db import UtcDateTime, metadata
+from services.scheduling.diary.db import UtcDateTime, metadata
 
 _id = String(36)
 

@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from services.scheduling.desk import Desk
-from services.scheduling.itineraries import Itineraries
+from services.scheduling.diary import wishes
+from services.scheduling.diary.context import Diary
+from services.scheduling.itineraries.planner import Planner
+from services.scheduling.itineraries.use_cases import intake, releasing
 from shared import topics
 from shared.events import Envelope
 from shared.kafka import Handler, Subscription
@@ -27,12 +29,12 @@ log = logging.getLogger(__name__)
 
 def handlers(runtime: Runtime, *, clock: Callable[[], datetime] | None = None
              ) -> dict[str, Handler]:
-    desk = Desk(runtime, clock=clock)
-    itineraries = Itineraries(desk)
+    diary = Diary(runtime, clock=clock)
+    planner = Planner(diary)
 
     def on_referral_accepted(session: Session, envelope: Envelope) -> None:
         """Propose and hold the referral's itinerary (emits itinerary.proposed)."""
-        view = itineraries.on_referral_accepted(session, desk.clock(), envelope.payload)
+        view = intake.on_referral_accepted(planner, session, diary.clock(), envelope.payload)
         log.info("itinerary for accepted referral", extra={
             "itinerary_id": view["id"], "referral_id": view["referral_id"],
             "status": view["status"]})
@@ -51,8 +53,8 @@ def expiry_loop(runtime: Runtime, *, clock: Callable[[], datetime] | None = None
     whole itineraries (so they read `expired`), then any other hold, such as an
     unanswered waitlist offer, whose slot goes on to the next patient waiting. (The
     booking path also releases a lapsed hold it runs into, so the slot is never lost.)"""
-    desk = Desk(runtime, clock=clock)
-    itineraries = Itineraries(desk)
+    diary = Diary(runtime, clock=clock)
+    planner = Planner(diary)
     if every is None:
         every = float(runtime.settings.setting("ITINERARY_EXPIRY_SECONDS", "30"))
 
@@ -61,9 +63,9 @@ def expiry_loop(runtime: Runtime, *, clock: Callable[[], datetime] | None = None
             try:
                 now = (clock or _utcnow)()
                 with runtime.db.transaction() as s:
-                    released = itineraries.expire_holds(s, now)
+                    released = releasing.expire_holds(planner, s, now)
                 with runtime.db.transaction() as s:
-                    released += desk.expire_holds(s, now)
+                    released += wishes.expire_holds(diary, s, now)
                 if released:
                     log.info("holds expired", extra={"count": released})
             except Exception:

@@ -15,8 +15,8 @@ from flask import Response, current_app, request
 from flask_smorest import Blueprint
 from marshmallow import fields
 
-from services.scheduling import feeds
-from services.scheduling.desk import Desk
+from services.scheduling.diary import feeds
+from services.scheduling.diary.context import Diary
 from shared.auth import Principal
 from shared.errors import Forbidden, NotFound
 from shared.web import current_principal, roles
@@ -25,8 +25,8 @@ blp = Blueprint("calendar_feeds", __name__, description="Providers' private iCal
 TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
-def desk() -> Desk:
-    return current_app.extensions["scheduling.desk"]
+def desk() -> Diary:
+    return current_app.extensions["scheduling.diary"]
 
 
 class FeedOut(ma.Schema):

@@ -17,12 +17,12 @@ in UTC; `tz` is the clinic's `zoneinfo.ZoneInfo`):
     local_days(first_day, last_day, tz) -> Interval   the UTC span of those local days
     local_to_utc(day, wall_time, tz) -> datetime      a local wall time as UTC
 
-Loading the inputs and holding slots (not pure; `services/scheduling/desk.py`, inside one
-`runtime.db.transaction()`): `Desk.blocks(s, provider_ids)`, `Desk.closed(s, ids, span)`,
-`Desk.busy(s, ids, span, now)` give the WeeklyBlocks, leave/closures and taken time per
-provider; `Desk.book(s, who, now, {..., "status": "proposed", "hold_minutes": n,
-"itinerary_id": ...})` holds a slot (it blocks like a booking until it expires) and
-`Desk.change_status(s, who, now, appointment_id, "booked")` confirms it.
+Loading the inputs and holding slots (not pure; scheduling's `diary/` use cases, inside
+one unit of work): `templates.blocks(d, s, provider_ids)`, `templates.closed(d, s, ids,
+span)`, `templates.busy(d, s, ids, span, now)` give the WeeklyBlocks, leave/closures and
+taken time per provider; `booking.book(d, s, who, now, {..., "status": "proposed",
+"hold_minutes": n, "itinerary_id": ...})` holds a slot (it blocks like a booking until it
+expires) and `booking.change_status(d, s, who, now, appointment_id, "booked")` confirms it.
 
 Templates are computed in the clinic's time zone, so 09:00 stays 09:00 on the clock on
 both sides of a daylight-saving change even though its UTC instant moves by an hour.

@@ -1,0 +1,2 @@
+"""Scheduling's itineraries wing: multi-specialty itineraries (search, hold, confirm,
+move, cancel) over the diary wing."""

@@ -1,0 +1,1 @@
+"""The itinerary use cases, one module per step; each takes the `Planner` first."""
