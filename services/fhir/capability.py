@@ -29,7 +29,6 @@ SEARCH_PARAMS: dict[str, dict[str, tuple[str, str]]] = {
                     "code": ("token", "code")},
 }
 # Patient's own id is its patient; these types reach a patient through a column.
-CLINICAL = ("Observation", "Encounter")
 COMMON = {"_id": "token", "_lastUpdated": "date"}
 
 _DOCS = {

@@ -91,6 +91,9 @@ class Search:
     last_updated: list[tuple[str, datetime]] = field(default_factory=list)
     count: int = 20
     offset: int = 0
+    # the reader's scope (services.fhir.access): None is no limit
+    only_patients: list[str] | None = None
+    only_sources: list[str] | None = None
 
 
 _OPS = {"ge": "__ge__", "gt": "__gt__", "le": "__le__", "lt": "__lt__"}
@@ -140,6 +143,10 @@ class Resources:
             where.append(ResourceRow.id.in_(q.ids))
         if q.patient is not None:
             where.append(ResourceRow.patient_id == q.patient)
+        if q.only_patients is not None:
+            where.append(ResourceRow.patient_id.in_(q.only_patients))
+        if q.only_sources is not None and q.resource_type != "Patient":
+            where.append(ResourceRow.source_id.in_(q.only_sources))
         if q.statuses:
             where.append(ResourceRow.status.in_(q.statuses))
         if q.codes:

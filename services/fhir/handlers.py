@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from services.fhir import access
 from services.fhir import mapping as fm
 from services.fhir.db import Resources
 from shared.events import Envelope
@@ -65,6 +66,22 @@ def on_referral_received(repo: Resources, p: dict[str, Any], at: datetime) -> No
         referral["due_by"] = p["due_by"]
     repo.save_fact("referral", p["referral_id"], referral)
     referral_resources(repo, referral, at)
+    _sent_through_fhir(repo, p["referral_id"], contact, at)
+
+
+def _sent_through_fhir(repo: Resources, referral_id: str, contact: dict[str, Any],
+                       at: datetime) -> None:
+    """A referral a referring system sent here, answered before its patient was known:
+    its patient's identifiers and the system's own referrals learn the patient now."""
+    intake = repo.fact("intake", referral_id)
+    if intake is None or intake.get("patient_id"):
+        return
+    repo.save_fact("intake", referral_id, {**intake, "patient_id": contact["patient_id"]})
+    for ident in intake.get("patient_identifiers") or []:
+        repo.remember("patient", ident, contact["patient_id"], at)
+    if intake.get("created_by"):
+        access.sent(repo, referral_id, contact["patient_id"], intake["created_by"])
+    patient_resource(repo, contact, at)
 
 
 def on_status_changed(repo: Resources, p: dict[str, Any], at: datetime) -> None:
@@ -82,6 +99,16 @@ def on_status_changed(repo: Resources, p: dict[str, Any], at: datetime) -> None:
     team = repo.fact("care_team", p["referral_id"])
     if team is not None:
         _care_team(repo, p["referral_id"], team, at)
+
+
+def on_triaged(repo: Resources, p: dict[str, Any], at: datetime) -> None:
+    """The triage lead who triaged joins the patient's care team (as at the desk)."""
+    access.joined(repo, p["referral_id"], p["patient_id"], p["triaged_by"])
+
+
+def on_accepted(repo: Resources, p: dict[str, Any], at: datetime) -> None:
+    """So does the specialist who accepted."""
+    access.joined(repo, p["referral_id"], p["patient_id"], p["accepted_by"])
 
 
 def _care_team(repo: Resources, referral_id: str, team: dict[str, Any], at: datetime) -> None:
@@ -109,6 +136,7 @@ def on_visit(repo: Resources, event_type: str, p: dict[str, Any], at: datetime) 
         repo.put(enc, at=at, patient_id=patient, status="finished", date=_at(p["start"]),
                  source_id=p.get("referral_id"))
     if p.get("referral_id") and status != "cancelled":
+        access.joined(repo, p["referral_id"], p["patient_id"], p["provider_id"])
         team = repo.fact("care_team", p["referral_id"]) or {
             "patient_id": p["patient_id"], "members": {}}
         team["members"] = {**team["members"], p["provider_id"]: {
@@ -151,6 +179,8 @@ Apply = Callable[[Resources, dict[str, Any], datetime], None]
 APPLIERS: dict[str, Apply] = {
     "referral.received": on_referral_received,
     "referral.status_changed": on_status_changed,
+    "referral.triaged": on_triaged,
+    "referral.accepted": on_accepted,
     "provider.registered": on_provider,
     "note.signed": on_note_signed,
     "note.entered_in_error": on_note_entered_in_error,

@@ -227,7 +227,8 @@ def task(referral: dict[str, Any], identifiers: list[dict[str, str]]) -> dict[st
         "code": {"coding": [{"system": TASK_CODE, "code": "fulfill",
                              "display": "Fulfill the focal request"}]},
         "focus": ref("ServiceRequest", referral["id"]),
-        "for": ref("Patient", referral["patient_id"]),
+        **({"for": ref("Patient", referral["patient_id"])} if referral.get("patient_id")
+           else {}),
         "authoredOn": authored,
         "lastModified": max(authored, modified, key=lambda s: datetime.fromisoformat(s)),
     })

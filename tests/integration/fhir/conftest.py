@@ -94,7 +94,8 @@ def gateway(new_database_url, settings_for) -> Iterator[Gateway]:
     yield Gateway(app.test_client(), referrals, intake, rt, ref_rt,
                    bearer(fhir_settings, "scheduler", "sam-scheduler"),
                    bearer(fhir_settings, "specialist", "dr-okafor",
-                          discipline="pain_medicine", also=("triage_lead",)),
+                          discipline="pain_medicine", also=("triage_lead",),
+                          provider_id="prov-okafor"),
                    bearer(fhir_settings, "specialist", "pt-lee",
                           discipline="physical_therapy"))
     web_log.setLevel(level)
