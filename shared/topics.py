@@ -6,8 +6,9 @@ SCHEDULING = "scheduling.events"
 NOTES = "notes.events"
 NOTIFICATIONS = "notifier.events"
 SYSTEM = "system.events"
+FHIR = "fhir.events"  # the FHIR gateway's: a subscribed referral's Task changed
 
-EVENT_TOPICS = (REFERRALS, SCHEDULING, NOTES, NOTIFICATIONS, SYSTEM)
+EVENT_TOPICS = (REFERRALS, SCHEDULING, NOTES, NOTIFICATIONS, SYSTEM, FHIR)
 
 SERVICES = ("referrals", "scheduling", "notes", "notifier", "dashboard", "fhir")
 

@@ -42,7 +42,7 @@ CLOSED = ("discharged", "rejected", "cancelled")
 AWAITING_TRIAGE_LEAD = ("received", "triaged")
 
 
-def _key(subject: str) -> str:
+def subject_key(subject: str) -> str:
     """Fact keys are 64 characters; a token subject may be longer."""
     return hashlib.sha256(subject.encode()).hexdigest()
 
@@ -58,6 +58,10 @@ def member_ids(p: Principal) -> set[str]:
 
 def may_read_type(p: Principal, resource_type: str) -> None:
     """403 when the role may not read this resource type at all."""
+    if resource_type == "Subscription":
+        if not p.has("referrer"):
+            raise Forbidden("a Subscription is its referring system's own")
+        return
     if _clinician(p):
         return
     if p.has("referrer") and not p.has("scheduler"):
@@ -74,7 +78,7 @@ def may_read_type(p: Principal, resource_type: str) -> None:
 
 def joined(repo: Resources, referral_id: str, patient_id: str, member_id: str) -> None:
     """A clinician joins a referral's care team (triaged, accepted, booked for it)."""
-    key = _key(member_id)
+    key = subject_key(member_id)
     known = repo.fact("member", key) or {"referrals": {}}
     if known["referrals"].get(referral_id) != patient_id:
         known["referrals"] = {**known["referrals"], referral_id: patient_id}
@@ -83,7 +87,7 @@ def joined(repo: Resources, referral_id: str, patient_id: str, member_id: str) -
 
 def sent(repo: Resources, referral_id: str, patient_id: str, subject: str) -> None:
     """A referring system sent this referral (kept at intake, from its token)."""
-    key = _key(subject)
+    key = subject_key(subject)
     known = repo.fact("requester", key) or {"referrals": {}}
     if known["referrals"].get(referral_id) != patient_id:
         known["referrals"] = {**known["referrals"], referral_id: patient_id}
@@ -92,7 +96,7 @@ def sent(repo: Resources, referral_id: str, patient_id: str, subject: str) -> No
 
 def sent_by(repo: Resources, subject: str) -> dict[str, str]:
     """The referrals this system sent: referral id -> patient id."""
-    return dict((repo.fact("requester", _key(subject)) or {"referrals": {}})["referrals"])
+    return dict((repo.fact("requester", subject_key(subject)) or {"referrals": {}})["referrals"])
 
 
 # ------------------------------------------------------------------------- the scope
@@ -123,7 +127,7 @@ def _open(repo: Resources, referrals: Iterable[str]) -> set[str]:
 def _care_team_patients(repo: Resources, p: Principal) -> set[str]:
     mine: dict[str, str] = {}
     for member in member_ids(p):
-        mine.update((repo.fact("member", _key(member)) or {"referrals": {}})["referrals"])
+        mine.update((repo.fact("member", subject_key(member)) or {"referrals": {}})["referrals"])
     return {fm.fhir_id(mine[rid]) for rid in _open(repo, mine)}
 
 
@@ -137,6 +141,8 @@ def scope(repo: Resources, p: Principal, resource_type: str) -> Scope:
     """The rows of `resource_type` this reader may see (call may_read_type first)."""
     if resource_type in NO_PATIENT:
         return Scope()
+    if resource_type == "Subscription":   # a system's own (source: its subject's key)
+        return Scope(referrals=frozenset({subject_key(p.subject)}))
     if p.has("scheduler") and resource_type not in CLINICAL:
         return Scope()
     if _clinician(p):

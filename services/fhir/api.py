@@ -17,7 +17,7 @@ from flask import Response, current_app, json, request
 from flask_smorest import Blueprint
 from werkzeug.datastructures import MultiDict
 
-from services.fhir import access, capability
+from services.fhir import access, capability, subscriptions
 from services.fhir import mapping as fm
 from services.fhir.db import Resources, Search, served
 from services.fhir.referrals_client import ReferralsIntake, ReferralsUnavailable
@@ -155,7 +155,7 @@ def _receive(intake: fm.Intake) -> Response:
              "created_by": principal.subject,
              "patient_identifiers": intake.patient_identifiers}
     with runtime.db.transaction() as s:
-        repo = Resources(s)
+        repo = Resources(s, _emitter(runtime, s))
         if patient_id is None:
             patient_id = (repo.fact("referral", referral["id"]) or {}).get("patient_id")
             known["patient_id"] = patient_id
@@ -173,6 +173,10 @@ def _receive(intake: fm.Intake) -> Response:
     assert task is not None
     return fhir(task, 201 if answer.status == 201 else 200,
                 {"Location": f"{_base()}/Task/{task['id']}"})
+
+
+def _emitter(runtime: Runtime, session: Any) -> Any:
+    return lambda event_type, payload, key: runtime.emit(session, event_type, payload, key=key)
 
 
 _IDENT_FIELD = {"bundle": "Bundle.identifier", "service_request": "ServiceRequest.identifier"}
@@ -212,6 +216,23 @@ def create_service_request() -> Response:
     """A referral as one ServiceRequest with its Patient, Condition and requester
     contained; answers with the Task tracking it."""
     return _receive(fm.from_service_request(_body(), today=_now().date()))
+
+
+@blp.route("/Subscription", methods=["POST"])
+@roles("referrer")
+def create_subscription() -> Response:
+    """An R4 Subscription (rest-hook) on the Tasks of the referrals this system sent:
+    the notifier POSTs each new version of such a Task to the endpoint."""
+    principal = current_principal()
+    body = subscriptions.subscription(_body(), subscriber=principal.subject)
+    runtime = _runtime()
+    with runtime.db.transaction() as s:
+        row = Resources(s).put(body, at=_now(), status="active",
+                               source_id=subscriptions.subscriber_key(principal.subject))
+        runtime.audit.record(s, principal, "fhir.subscribe", "Subscription",
+                             resource_id=row.id)
+        answer = served(row)
+    return fhir(answer, 201, {"Location": f"{_base()}/Subscription/{answer['id']}"})
 
 
 # ------------------------------------------------------------------- read and search

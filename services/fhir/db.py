@@ -4,6 +4,7 @@ reads or writes another service's database."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -99,11 +100,16 @@ class Search:
 _OPS = {"ge": "__ge__", "gt": "__gt__", "le": "__le__", "lt": "__lt__"}
 
 
-class Resources:
-    """The read model's repository."""
+Emit = Callable[[str, dict[str, Any], str], None]   # (event type, payload, key)
 
-    def __init__(self, session: Session) -> None:
+
+class Resources:
+    """The read model's repository. `emit` stages an event in the same transaction
+    (a subscribed Task's change); without it nothing is told."""
+
+    def __init__(self, session: Session, emit: Emit | None = None) -> None:
         self.s = session
+        self.emit = emit
 
     # ------------------------------------------------------------------ resources
     def get(self, resource_type: str, rid: str) -> ResourceRow | None:

@@ -10,11 +10,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from services.fhir import access
+from services.fhir import access, subscriptions
 from services.fhir import mapping as fm
 from services.fhir.db import Resources
 from shared.events import Envelope
 from shared.kafka import Subscription
+from shared.runtime import Runtime
 from shared.topics import NOTES, REFERRALS, SCHEDULING
 
 SUBSCRIPTION = "fhir-read-model"
@@ -39,9 +40,13 @@ def referral_resources(repo: Resources, referral: dict[str, Any], at: datetime) 
     repo.put(sr, at=at, patient_id=patient, status=sr["status"],
              date=_at(referral["received_at"]), source_id=referral["id"])
     task = fm.task(referral, ids)
-    repo.put(task, at=at, patient_id=patient, status=task["status"],
-             date=_at(referral["received_at"]), source_id=referral["id"],
-             code=f"{fm.CS_REFERRAL_STATUS}|{referral['status']}")
+    before = repo.get("Task", task["id"])
+    version = before.version if before is not None else 0
+    row = repo.put(task, at=at, patient_id=patient, status=task["status"],
+                   date=_at(referral["received_at"]), source_id=referral["id"],
+                   code=f"{fm.CS_REFERRAL_STATUS}|{referral['status']}")
+    if row.version != version:
+        subscriptions.task_changed(repo, referral["id"], row)
 
 
 def patient_resource(repo: Resources, contact: dict[str, Any], at: datetime) -> None:
@@ -188,10 +193,20 @@ APPLIERS: dict[str, Apply] = {
 }
 
 
-def handle(session: Session, envelope: Envelope) -> None:
-    APPLIERS[envelope.type](Resources(session), envelope.payload, envelope.occurred_at)
+def handle(session: Session, envelope: Envelope, runtime: Runtime | None = None) -> None:
+    """Apply one event; with the runtime, a subscribed Task's change is emitted in the
+    same transaction (the inbox's)."""
+    emit = None
+    if runtime is not None:
+        def emit(event_type: str, payload: dict[str, Any], key: str) -> None:
+            runtime.emit(session, event_type, payload, key=key)
+    APPLIERS[envelope.type](Resources(session, emit), envelope.payload, envelope.occurred_at)
 
 
-def read_model_subscription() -> Subscription:
+def read_model_subscription(runtime: Runtime) -> Subscription:
     return Subscription(SUBSCRIPTION, (REFERRALS, SCHEDULING, NOTES),
-                        dict.fromkeys(APPLIERS, handle))
+                        dict.fromkeys(APPLIERS, partial(_handle_with, runtime)))
+
+
+def _handle_with(runtime: Runtime, session: Session, envelope: Envelope) -> None:
+    handle(session, envelope, runtime)

@@ -360,7 +360,8 @@ def test_production_kafka_is_tls_with_scram_and_each_service_has_its_user() -> N
     assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple"
     users = {u["metadata"]["name"]: u for u in r.of_kind("KafkaUser")}
     own_topic = {"referrals": "referrals.events", "scheduling": "scheduling.events",
-                 "notes": "notes.events", "notifier": "notifier.events"}
+                 "notes": "notes.events", "notifier": "notifier.events",
+                 "fhir": "fhir.events"}
     for service in support.services():
         if "worker" not in support.roles(service):
             continue
