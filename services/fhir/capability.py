@@ -27,6 +27,8 @@ SEARCH_PARAMS: dict[str, dict[str, tuple[str, str]]] = {
     "Encounter": {**_PATIENT, "status": ("token", "status"), "date": ("date", "date")},
     "Observation": {**_PATIENT, "status": ("token", "status"), "date": ("date", "date"),
                     "code": ("token", "code")},
+    "QuestionnaireResponse": {**_PATIENT, "status": ("token", "status"),
+                              "authored": ("date", "date")},
     "Subscription": {"status": ("token", "status")},
 }
 # Patient's own id is its patient; these types reach a patient through a column.

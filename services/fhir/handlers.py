@@ -158,9 +158,38 @@ def on_provider(repo: Resources, p: dict[str, Any], at: datetime) -> None:
              code=f"{fm.CS_DISCIPLINE}|{p['discipline']}")
 
 
+# an item's answer: withheld from FHIR readers while its note is sensitive and unshared
+ITEM_MEASURES = ("phq9_item9",)
+
+
 def on_note_signed(repo: Resources, p: dict[str, Any], at: datetime) -> None:
+    """Measures become Observations; item answers (PHQ-9's nine) a QuestionnaireResponse.
+    A sensitive note's item answers wait for its author to share it (note.shared): the
+    notes service shows them to its author and discipline only until then."""
+    withheld = bool(p.get("sensitive"))
+    if withheld:
+        repo.save_fact("withheld_note", p["note_id"], p)
+    _note_resources(repo, p, at, items=not withheld)
+
+
+def on_note_shared(repo: Resources, p: dict[str, Any], at: datetime) -> None:
+    note = repo.fact("withheld_note", p["note_id"])
+    if note is not None:
+        _note_resources(repo, note, at, items=True)
+
+
+def _note_resources(repo: Resources, p: dict[str, Any], at: datetime, *, items: bool
+                    ) -> None:
+    patient = fm.fhir_id(p["patient_id"])
+    if items:
+        for instrument, scores in sorted((p.get("items") or {}).items()):
+            if instrument in fm.QUESTIONNAIRES:
+                body = fm.questionnaire_response(p, instrument, scores)
+                repo.put(body, at=at, patient_id=patient, status="completed",
+                         date=_at(p["signed_at"]), code=fm.QUESTIONNAIRES[instrument][0],
+                         source_id=p["note_id"])
     for measure, value in sorted((p.get("measures") or {}).items()):
-        if measure not in fm.MEASURE_CODES:
+        if measure not in fm.MEASURE_CODES or (measure in ITEM_MEASURES and not items):
             continue
         body = fm.observation(p, measure, value)
         system, code, _ = fm.MEASURE_CODES[measure]
@@ -169,6 +198,11 @@ def on_note_signed(repo: Resources, p: dict[str, Any], at: datetime) -> None:
 
 
 def on_note_entered_in_error(repo: Resources, p: dict[str, Any], at: datetime) -> None:
+    for row in repo.by_source("QuestionnaireResponse", p["note_id"]):
+        body = dict(row.body)
+        body["status"] = "entered-in-error"
+        repo.put(body, at=at, patient_id=row.patient_id, status="entered-in-error",
+                 date=row.date, code=row.code, source_id=row.source_id)
     for row in repo.by_source("Observation", p["note_id"]):
         body = dict(row.body)
         body["status"] = "entered-in-error"
@@ -189,6 +223,7 @@ APPLIERS: dict[str, Apply] = {
     "provider.registered": on_provider,
     "note.signed": on_note_signed,
     "note.entered_in_error": on_note_entered_in_error,
+    "note.shared": on_note_shared,
     **{t: partial(_visit, t) for t in fm.APPOINTMENT_STATUS},
 }
 

@@ -123,6 +123,7 @@ def test_each_reader_sees_only_their_own_referrals_and_patients(gateway):
     assert _ids(gw, "/fhir/Task", gw.scheduler) == sorted([ann["id"], bob["id"]])
     assert _status(gw, "/fhir/Observation", gw.scheduler) == 403
     assert _status(gw, "/fhir/Encounter", gw.scheduler) == 403
+    assert _status(gw, "/fhir/QuestionnaireResponse", gw.scheduler) == 403
 
     # admin is operations: no FHIR resource
     before = _refusals(gw, "ops-1")
