@@ -5,9 +5,6 @@ order. A second system's Subscription hears nothing of it."""
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -17,43 +14,12 @@ from services.notifier.worker import deliverer, subscriptions
 from shared.worker import Worker
 from tests.integration.fhir.conftest import Gateway
 from tests.support.clinic import bearer, wait_for
-from tests.support.fhir import referral_bundle
+from tests.support.fhir import RestHookEndpoint as Endpoint
+from tests.support.fhir import referral_bundle, subscription
 from tests.support.fhir_validator import assert_valid
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
 FHIR_JSON = "application/fhir+json"
-
-
-class Endpoint:
-    """A referring system's rest-hook receiver on this machine."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.received: list[tuple[str, dict[str, str], bytes]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                outer.received.append((self.path, dict(self.headers), body))
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}{path}"
-
-    def tasks(self) -> list[dict[str, Any]]:
-        return [json.loads(body) for _p, _h, body in self.received if body]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.thread.join(timeout=5)
 
 
 def _subscribe(gw: Gateway, who: dict[str, str], body: dict[str, Any]) -> Any:
@@ -62,10 +28,7 @@ def _subscribe(gw: Gateway, who: dict[str, str], body: dict[str, Any]) -> Any:
 
 
 def _subscription(endpoint: str, criteria: str = "Task?requester=gp-north") -> dict[str, Any]:
-    return {"resourceType": "Subscription", "status": "requested",
-            "reason": "Tell our referral desk what happened to our referrals",
-            "criteria": criteria,
-            "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": FHIR_JSON}}
+    return subscription(endpoint, criteria)
 
 
 def test_a_referring_system_hears_of_each_change_of_its_task_in_order(
