@@ -63,6 +63,7 @@ def test_a_referring_system_hears_of_each_change_of_its_task_in_order(
             bad = _subscribe(gw, north, {**_subscription(endpoint.url("/x")), **change})
             assert bad.status_code == 422, (change, bad.get_json())
             assert bad.get_json()["issue"][0]["expression"] == [element]
+            assert_valid(fhir_validator, bad.get_json())
         # only a referring system subscribes
         assert _subscribe(gw, gw.scheduler, _subscription(
             endpoint.url("/x"))).status_code == 403
