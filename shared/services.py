@@ -21,6 +21,7 @@ SCHEDULING_TOPIC = "scheduling.events"
 NOTES_TOPIC = "notes.events"
 NOTIFICATIONS_TOPIC = "notifier.events"
 SYSTEM_TOPIC = "system.events"  # every worker's ops pings (`shared/ops.py`)
+FHIR_TOPIC = "fhir.events"  # a subscribed referral's Task changed (REST hooks)
 
 
 @dataclass(frozen=True)
@@ -49,14 +50,15 @@ REGISTRY: tuple[Service, ...] = (
     Service("scheduling", 8002, SCHEDULING_TOPIC, (REFERRALS_TOPIC,)),
     Service("notes", 8003, NOTES_TOPIC, (REFERRALS_TOPIC, SCHEDULING_TOPIC)),
     Service("notifier", 8004, NOTIFICATIONS_TOPIC,
-            (REFERRALS_TOPIC, SCHEDULING_TOPIC, NOTES_TOPIC)),
+            (REFERRALS_TOPIC, SCHEDULING_TOPIC, NOTES_TOPIC, FHIR_TOPIC)),
     # produces no clinic events: its outbox carries only ops pings
     Service("dashboard", 8005, SYSTEM_TOPIC,
             (REFERRALS_TOPIC, SCHEDULING_TOPIC, NOTIFICATIONS_TOPIC, NOTES_TOPIC)),
     # pages over the other services' APIs: no database, no consumers, no outbox
     Service("console", 8006, database=False, worker=False),
-    # produces no clinic events (referrals does, for what comes in here)
-    Service("fhir", 8007, SYSTEM_TOPIC, (REFERRALS_TOPIC, SCHEDULING_TOPIC, NOTES_TOPIC)),
+    # its own events only tell a referring system's Subscription that a Task changed
+    # (referrals produces the clinic's events for what comes in here)
+    Service("fhir", 8007, FHIR_TOPIC, (REFERRALS_TOPIC, SCHEDULING_TOPIC, NOTES_TOPIC)),
 )
 BY_NAME: dict[str, Service] = {s.name: s for s in REGISTRY}
 NAMES: tuple[str, ...] = tuple(BY_NAME)

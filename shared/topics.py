@@ -4,6 +4,7 @@ reads each live in the service registry (`shared/services.py`); this module name
 for the code."""
 
 from shared.services import (
+    FHIR_TOPIC,
     NOTES_TOPIC,
     NOTIFICATIONS_TOPIC,
     REFERRALS_TOPIC,
@@ -17,8 +18,9 @@ SCHEDULING = SCHEDULING_TOPIC
 NOTES = NOTES_TOPIC
 NOTIFICATIONS = NOTIFICATIONS_TOPIC
 SYSTEM = SYSTEM_TOPIC
+FHIR = FHIR_TOPIC  # the FHIR gateway's: a subscribed referral's Task changed
 
-EVENT_TOPICS = (REFERRALS, SCHEDULING, NOTES, NOTIFICATIONS, SYSTEM)
+EVENT_TOPICS = (REFERRALS, SCHEDULING, NOTES, NOTIFICATIONS, SYSTEM, FHIR)
 
 # The services with consumers, so each with a dead-letter topic (the console has none).
 SERVICES = WITH_WORKER

@@ -17,12 +17,12 @@ from flask import Response, current_app, json, request
 from flask_smorest import Blueprint
 from werkzeug.datastructures import MultiDict
 
-from services.fhir import capability
+from services.fhir import access, capability, subscriptions
 from services.fhir import mapping as fm
 from services.fhir.db import Resources, Search, served
 from services.fhir.referrals_client import ReferralsIntake, ReferralsUnavailable
 from shared.auth import Principal
-from shared.errors import ClinicError, Forbidden, InvalidInput, NotFound
+from shared.errors import ClinicError, Conflict, Forbidden, InvalidInput, NotFound
 from shared.runtime import Runtime
 from shared.web import current_principal, roles
 
@@ -31,7 +31,8 @@ FHIR_JSON = "application/fhir+json"
 blp = Blueprint("fhir", __name__, url_prefix="/fhir",
                 description="FHIR R4 (4.0.1): referrals in, the clinic's record out")
 
-READERS = ("scheduler", "specialist")
+READERS = access.READERS   # each reads what services.fhir.access allows
+METADATA = ("scheduler", "specialist", "triage_lead", "referrer")
 INTAKE = ("scheduler", "referrer")   # referrals checks the rest (a referrer's own only)
 MAX_COUNT = 100
 DEFAULT_COUNT = 20
@@ -71,10 +72,15 @@ def fhir(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None
 
 
 def _may_read(principal: Principal, resource_type: str) -> None:
-    if resource_type in capability.CLINICAL and principal.role != "specialist":
-        raise Forbidden(f"{resource_type} holds clinical measures and visits: "
-                        "specialists only")
-
+    """403 (audited) when the role may not read this resource type at all."""
+    try:
+        access.may_read_type(principal, resource_type)
+    except Forbidden as exc:
+        runtime = _runtime()
+        with runtime.db.transaction() as s:
+            runtime.audit.record(s, principal, "fhir.read", resource_type,
+                                 outcome="denied", reason=exc.detail)
+        raise
 
 
 # ---------------------------------------------------------------------------- intake
@@ -103,15 +109,25 @@ def _receive(intake: fm.Intake) -> Response:
     keys = ([("service_request", i) for i in intake.request_identifiers]
             + ([("bundle", intake.bundle_identifier)] if intake.bundle_identifier else []))
     patient_id = intake.body["patient"]["id"]
+    clash: Conflict | None = None
     with runtime.db.transaction() as s:
         repo = Resources(s)
         for kind, ident in keys:
             known = repo.identified(kind, ident)
             task = _task_for(repo, known) if known else None
+            if task is not None and _another_system(repo, principal, known):
+                runtime.audit.record(s, principal, "fhir.intake_repeat", "Task",
+                                     resource_id=known, outcome="refused",
+                                     reason="identifier of another system's referral")
+                clash = Conflict(f"{kind} identifier {ident['system']}|{ident['value']} is "
+                                 "already used", errors={_IDENT_FIELD[kind]: ["already used"]})
+                break
             if task is not None:
                 runtime.audit.record(s, principal, "fhir.intake_repeat", "Task",
                                      resource_id=known, patient_id=patient_id)
                 return fhir(task, 200, {"Location": f"{_base()}/Task/{task['id']}"})
+    if clash is not None:
+        raise clash
     auth = request.headers.get("Authorization", "")
     answer = _referrals().create(intake.body, idempotency_key=intake.idempotency_key,
                                  authorization=auth)
@@ -126,27 +142,51 @@ def _receive(intake: fm.Intake) -> Response:
                 messages if isinstance(messages, list) else [str(messages)])
         raise Refused(answer.status, str(answer.body.get("detail") or "refused"), mapped)
     referral = answer.body
+    # a referring system is answered with the referral's status only (no patient): the
+    # patient comes with referral.received, which the read model may already hold
+    patient_id = (referral.get("patient") or {}).get("id")
     known = {"id": referral["id"], "status": referral["status"],
-             "patient_id": referral["patient"]["id"], "received_at": referral["received_at"],
+             "patient_id": patient_id, "received_at": referral["received_at"],
              "updated_at": referral.get("updated_at") or referral["received_at"],
              "priority": referral.get("priority"), "due_by": referral.get("due_by"),
              "referrer": referral.get("referrer") or {},
              "condition": referral.get("condition", "other"),
-             "urgency_requested": referral.get("urgency_requested")}
+             "urgency_requested": referral.get("urgency_requested"),
+             "created_by": principal.subject,
+             "patient_identifiers": intake.patient_identifiers}
     with runtime.db.transaction() as s:
-        repo = Resources(s)
+        repo = Resources(s, _emitter(runtime, s))
+        if patient_id is None:
+            patient_id = (repo.fact("referral", referral["id"]) or {}).get("patient_id")
+            known["patient_id"] = patient_id
         for kind, ident in keys:
             repo.remember(kind, ident, referral["id"], now)
-        for ident in intake.patient_identifiers:
-            repo.remember("patient", ident, patient_id, now)
         repo.save_fact("intake", referral["id"], known)
-        _refresh_identifiers(repo, referral["id"], patient_id, now)
+        if patient_id is not None:
+            for ident in intake.patient_identifiers:
+                repo.remember("patient", ident, patient_id, now)
+            access.sent(repo, referral["id"], patient_id, principal.subject)
+            _refresh_identifiers(repo, referral["id"], patient_id, now)
         runtime.audit.record(s, principal, "fhir.intake", "Task", resource_id=referral["id"],
                              patient_id=patient_id)
         task = _task_for(repo, referral["id"])
     assert task is not None
     return fhir(task, 201 if answer.status == 201 else 200,
                 {"Location": f"{_base()}/Task/{task['id']}"})
+
+
+def _emitter(runtime: Runtime, session: Any) -> Any:
+    return lambda event_type, payload, key: runtime.emit(session, event_type, payload, key=key)
+
+
+_IDENT_FIELD = {"bundle": "Bundle.identifier", "service_request": "ServiceRequest.identifier"}
+
+
+def _another_system(repo: Resources, principal: Principal, referral_id: str) -> bool:
+    """A referring system repeating an identifier another system's referral carries
+    gets no answer about that referral."""
+    return (principal.has("referrer") and not principal.has("scheduler")
+            and referral_id not in access.sent_by(repo, principal.subject))
 
 
 def _refresh_identifiers(repo: Resources, referral_id: str, patient_id: str,
@@ -178,17 +218,34 @@ def create_service_request() -> Response:
     return _receive(fm.from_service_request(_body(), today=_now().date()))
 
 
+@blp.route("/Subscription", methods=["POST"])
+@roles("referrer")
+def create_subscription() -> Response:
+    """An R4 Subscription (rest-hook) on the Tasks of the referrals this system sent:
+    the notifier POSTs each new version of such a Task to the endpoint."""
+    principal = current_principal()
+    body = subscriptions.subscription(_body(), subscriber=principal.subject)
+    runtime = _runtime()
+    with runtime.db.transaction() as s:
+        row = Resources(s).put(body, at=_now(), status="active",
+                               source_id=subscriptions.subscriber_key(principal.subject))
+        runtime.audit.record(s, principal, "fhir.subscribe", "Subscription",
+                             resource_id=row.id)
+        answer = served(row)
+    return fhir(answer, 201, {"Location": f"{_base()}/Subscription/{answer['id']}"})
+
+
 # ------------------------------------------------------------------- read and search
 
 @blp.route("/metadata", methods=["GET"])
-@roles(*READERS, "service")
+@roles(*METADATA, "service")
 def metadata() -> Response:
     """The CapabilityStatement: exactly what this gateway supports."""
     return fhir(capability.capability_statement(base_url=_base(), today=_now().date()))
 
 
 @blp.route("/CodeSystem/<cid>", methods=["GET"])
-@roles(*READERS, "service")
+@roles(*METADATA, "service")
 def read_code_system(cid: str) -> Response:
     """Our own code systems (referral status, discipline, condition, measure)."""
     body = capability.code_system(cid)
@@ -211,14 +268,22 @@ def read(resource_type: str, rid: str) -> Response:
     principal = current_principal()
     _may_read(principal, resource_type)
     runtime = _runtime()
+    body: dict[str, Any] | None = None
     with runtime.db.transaction() as s:
-        row = Resources(s).get(resource_type, rid)
-        if row is None:
-            raise NotFound(f"{resource_type}/{rid} is not known",
-                           errors={f"{resource_type}.id": [rid]})
-        runtime.audit.record(s, principal, "fhir.read", resource_type, resource_id=rid,
-                             patient_id=row.patient_id)
-        body = served(row)
+        repo = Resources(s)
+        row = repo.get(resource_type, rid)
+        if row is not None and not access.scope(repo, principal, resource_type).allows(row):
+            # answered as unknown (its existence is health data), and audited as refused
+            runtime.audit.record(s, principal, "fhir.read", resource_type, resource_id=rid,
+                                 patient_id=row.patient_id, outcome="refused",
+                                 reason="not the reader's patient or referral")
+        elif row is not None:
+            runtime.audit.record(s, principal, "fhir.read", resource_type, resource_id=rid,
+                                 patient_id=row.patient_id)
+            body = served(row)
+    if body is None:
+        raise NotFound(f"{resource_type}/{rid} is not known",
+                       errors={f"{resource_type}.id": [rid]})
     return fhir(body, headers={"ETag": f'W/"{body["meta"]["versionId"]}"'})
 
 
@@ -232,7 +297,16 @@ def search(resource_type: str) -> Response:
     q = parse_search(resource_type, request.args)
     runtime = _runtime()
     with runtime.db.transaction() as s:
-        rows, total = Resources(s).search(q)
+        repo = Resources(s)
+        mine = access.scope(repo, principal, resource_type)
+        for name, value in access.limits(mine).items():
+            setattr(q, name, value)
+        rows, total = repo.search(q)
+        if q.patient is not None and mine.patients is not None \
+                and q.patient not in mine.patients:
+            runtime.audit.record(s, principal, "fhir.search", resource_type,
+                                 patient_id=q.patient, outcome="refused",
+                                 reason="not the reader's patient: an empty searchset")
         runtime.audit.record(s, principal, "fhir.search", resource_type,
                              patient_id=q.patient if resource_type != "Patient"
                              else (q.ids[0] if len(q.ids) == 1 else None))

@@ -27,9 +27,11 @@ SEARCH_PARAMS: dict[str, dict[str, tuple[str, str]]] = {
     "Encounter": {**_PATIENT, "status": ("token", "status"), "date": ("date", "date")},
     "Observation": {**_PATIENT, "status": ("token", "status"), "date": ("date", "date"),
                     "code": ("token", "code")},
+    "QuestionnaireResponse": {**_PATIENT, "status": ("token", "status"),
+                              "authored": ("date", "date")},
+    "Subscription": {"status": ("token", "status")},
 }
 # Patient's own id is its patient; these types reach a patient through a column.
-CLINICAL = ("Observation", "Encounter")
 COMMON = {"_id": "token", "_lastUpdated": "date"}
 
 _DOCS = {
@@ -57,6 +59,14 @@ def capability_statement(*, base_url: str, today: date) -> dict[str, Any]:
                 for name, kind in [*COMMON.items(), *((n, t) for n, (t, _) in params.items())]
             ],
         }
+        if rtype == "Subscription":
+            entry["interaction"].insert(0, {
+                "code": "create",
+                "documentation": "A referring system's rest-hook on the Tasks of the "
+                                 "referrals it sent: criteria Task or "
+                                 "Task?requester={the system}; each new version of such "
+                                 "a Task is POSTed to channel.endpoint (with "
+                                 "channel.payload application/fhir+json, else empty)."})
         if rtype == "ServiceRequest":
             entry["interaction"].insert(0, {
                 "code": "create",

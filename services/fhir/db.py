@@ -4,6 +4,7 @@ reads or writes another service's database."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -91,16 +92,24 @@ class Search:
     last_updated: list[tuple[str, datetime]] = field(default_factory=list)
     count: int = 20
     offset: int = 0
+    # the reader's scope (services.fhir.access): None is no limit
+    only_patients: list[str] | None = None
+    only_sources: list[str] | None = None
 
 
 _OPS = {"ge": "__ge__", "gt": "__gt__", "le": "__le__", "lt": "__lt__"}
 
 
-class Resources:
-    """The read model's repository."""
+Emit = Callable[[str, dict[str, Any], str], None]   # (event type, payload, key)
 
-    def __init__(self, session: Session) -> None:
+
+class Resources:
+    """The read model's repository. `emit` stages an event in the same transaction
+    (a subscribed Task's change); without it nothing is told."""
+
+    def __init__(self, session: Session, emit: Emit | None = None) -> None:
         self.s = session
+        self.emit = emit
 
     # ------------------------------------------------------------------ resources
     def get(self, resource_type: str, rid: str) -> ResourceRow | None:
@@ -140,6 +149,10 @@ class Resources:
             where.append(ResourceRow.id.in_(q.ids))
         if q.patient is not None:
             where.append(ResourceRow.patient_id == q.patient)
+        if q.only_patients is not None:
+            where.append(ResourceRow.patient_id.in_(q.only_patients))
+        if q.only_sources is not None and q.resource_type != "Patient":
+            where.append(ResourceRow.source_id.in_(q.only_sources))
         if q.statuses:
             where.append(ResourceRow.status.in_(q.statuses))
         if q.codes:

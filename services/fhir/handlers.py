@@ -10,10 +10,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from services.fhir import access, subscriptions
 from services.fhir import mapping as fm
 from services.fhir.db import Resources
 from shared.events import Envelope
 from shared.kafka import Subscription
+from shared.runtime import Runtime
 from shared.topics import NOTES, REFERRALS, SCHEDULING
 
 SUBSCRIPTION = "fhir-read-model"
@@ -38,9 +40,13 @@ def referral_resources(repo: Resources, referral: dict[str, Any], at: datetime) 
     repo.put(sr, at=at, patient_id=patient, status=sr["status"],
              date=_at(referral["received_at"]), source_id=referral["id"])
     task = fm.task(referral, ids)
-    repo.put(task, at=at, patient_id=patient, status=task["status"],
-             date=_at(referral["received_at"]), source_id=referral["id"],
-             code=f"{fm.CS_REFERRAL_STATUS}|{referral['status']}")
+    before = repo.get("Task", task["id"])
+    version = before.version if before is not None else 0
+    row = repo.put(task, at=at, patient_id=patient, status=task["status"],
+                   date=_at(referral["received_at"]), source_id=referral["id"],
+                   code=f"{fm.CS_REFERRAL_STATUS}|{referral['status']}")
+    if row.version != version:
+        subscriptions.task_changed(repo, referral["id"], row)
 
 
 def patient_resource(repo: Resources, contact: dict[str, Any], at: datetime) -> None:
@@ -65,6 +71,22 @@ def on_referral_received(repo: Resources, p: dict[str, Any], at: datetime) -> No
         referral["due_by"] = p["due_by"]
     repo.save_fact("referral", p["referral_id"], referral)
     referral_resources(repo, referral, at)
+    _sent_through_fhir(repo, p["referral_id"], contact, at)
+
+
+def _sent_through_fhir(repo: Resources, referral_id: str, contact: dict[str, Any],
+                       at: datetime) -> None:
+    """A referral a referring system sent here, answered before its patient was known:
+    its patient's identifiers and the system's own referrals learn the patient now."""
+    intake = repo.fact("intake", referral_id)
+    if intake is None or intake.get("patient_id"):
+        return
+    repo.save_fact("intake", referral_id, {**intake, "patient_id": contact["patient_id"]})
+    for ident in intake.get("patient_identifiers") or []:
+        repo.remember("patient", ident, contact["patient_id"], at)
+    if intake.get("created_by"):
+        access.sent(repo, referral_id, contact["patient_id"], intake["created_by"])
+    patient_resource(repo, contact, at)
 
 
 def on_status_changed(repo: Resources, p: dict[str, Any], at: datetime) -> None:
@@ -82,6 +104,16 @@ def on_status_changed(repo: Resources, p: dict[str, Any], at: datetime) -> None:
     team = repo.fact("care_team", p["referral_id"])
     if team is not None:
         _care_team(repo, p["referral_id"], team, at)
+
+
+def on_triaged(repo: Resources, p: dict[str, Any], at: datetime) -> None:
+    """The triage lead who triaged joins the patient's care team (as at the desk)."""
+    access.joined(repo, p["referral_id"], p["patient_id"], p["triaged_by"])
+
+
+def on_accepted(repo: Resources, p: dict[str, Any], at: datetime) -> None:
+    """So does the specialist who accepted."""
+    access.joined(repo, p["referral_id"], p["patient_id"], p["accepted_by"])
 
 
 def _care_team(repo: Resources, referral_id: str, team: dict[str, Any], at: datetime) -> None:
@@ -109,6 +141,7 @@ def on_visit(repo: Resources, event_type: str, p: dict[str, Any], at: datetime) 
         repo.put(enc, at=at, patient_id=patient, status="finished", date=_at(p["start"]),
                  source_id=p.get("referral_id"))
     if p.get("referral_id") and status != "cancelled":
+        access.joined(repo, p["referral_id"], p["patient_id"], p["provider_id"])
         team = repo.fact("care_team", p["referral_id"]) or {
             "patient_id": p["patient_id"], "members": {}}
         team["members"] = {**team["members"], p["provider_id"]: {
@@ -125,9 +158,38 @@ def on_provider(repo: Resources, p: dict[str, Any], at: datetime) -> None:
              code=f"{fm.CS_DISCIPLINE}|{p['discipline']}")
 
 
+# an item's answer: withheld from FHIR readers while its note is sensitive and unshared
+ITEM_MEASURES = ("phq9_item9",)
+
+
 def on_note_signed(repo: Resources, p: dict[str, Any], at: datetime) -> None:
+    """Measures become Observations; item answers (PHQ-9's nine) a QuestionnaireResponse.
+    A sensitive note's item answers wait for its author to share it (note.shared): the
+    notes service shows them to its author and discipline only until then."""
+    withheld = bool(p.get("sensitive"))
+    if withheld:
+        repo.save_fact("withheld_note", p["note_id"], p)
+    _note_resources(repo, p, at, items=not withheld)
+
+
+def on_note_shared(repo: Resources, p: dict[str, Any], at: datetime) -> None:
+    note = repo.fact("withheld_note", p["note_id"])
+    if note is not None:
+        _note_resources(repo, note, at, items=True)
+
+
+def _note_resources(repo: Resources, p: dict[str, Any], at: datetime, *, items: bool
+                    ) -> None:
+    patient = fm.fhir_id(p["patient_id"])
+    if items:
+        for instrument, scores in sorted((p.get("items") or {}).items()):
+            if instrument in fm.QUESTIONNAIRES:
+                body = fm.questionnaire_response(p, instrument, scores)
+                repo.put(body, at=at, patient_id=patient, status="completed",
+                         date=_at(p["signed_at"]), code=fm.QUESTIONNAIRES[instrument][0],
+                         source_id=p["note_id"])
     for measure, value in sorted((p.get("measures") or {}).items()):
-        if measure not in fm.MEASURE_CODES:
+        if measure not in fm.MEASURE_CODES or (measure in ITEM_MEASURES and not items):
             continue
         body = fm.observation(p, measure, value)
         system, code, _ = fm.MEASURE_CODES[measure]
@@ -136,6 +198,11 @@ def on_note_signed(repo: Resources, p: dict[str, Any], at: datetime) -> None:
 
 
 def on_note_entered_in_error(repo: Resources, p: dict[str, Any], at: datetime) -> None:
+    for row in repo.by_source("QuestionnaireResponse", p["note_id"]):
+        body = dict(row.body)
+        body["status"] = "entered-in-error"
+        repo.put(body, at=at, patient_id=row.patient_id, status="entered-in-error",
+                 date=row.date, code=row.code, source_id=row.source_id)
     for row in repo.by_source("Observation", p["note_id"]):
         body = dict(row.body)
         body["status"] = "entered-in-error"
@@ -151,17 +218,30 @@ Apply = Callable[[Resources, dict[str, Any], datetime], None]
 APPLIERS: dict[str, Apply] = {
     "referral.received": on_referral_received,
     "referral.status_changed": on_status_changed,
+    "referral.triaged": on_triaged,
+    "referral.accepted": on_accepted,
     "provider.registered": on_provider,
     "note.signed": on_note_signed,
     "note.entered_in_error": on_note_entered_in_error,
+    "note.shared": on_note_shared,
     **{t: partial(_visit, t) for t in fm.APPOINTMENT_STATUS},
 }
 
 
-def handle(session: Session, envelope: Envelope) -> None:
-    APPLIERS[envelope.type](Resources(session), envelope.payload, envelope.occurred_at)
+def handle(session: Session, envelope: Envelope, runtime: Runtime | None = None) -> None:
+    """Apply one event; with the runtime, a subscribed Task's change is emitted in the
+    same transaction (the inbox's)."""
+    emit = None
+    if runtime is not None:
+        def emit(event_type: str, payload: dict[str, Any], key: str) -> None:
+            runtime.emit(session, event_type, payload, key=key)
+    APPLIERS[envelope.type](Resources(session, emit), envelope.payload, envelope.occurred_at)
 
 
-def read_model_subscription() -> Subscription:
+def read_model_subscription(runtime: Runtime) -> Subscription:
     return Subscription(SUBSCRIPTION, (REFERRALS, SCHEDULING, NOTES),
-                        dict.fromkeys(APPLIERS, handle))
+                        dict.fromkeys(APPLIERS, partial(_handle_with, runtime)))
+
+
+def _handle_with(runtime: Runtime, session: Session, envelope: Envelope) -> None:
+    handle(session, envelope, runtime)

@@ -227,7 +227,8 @@ def task(referral: dict[str, Any], identifiers: list[dict[str, str]]) -> dict[st
         "code": {"coding": [{"system": TASK_CODE, "code": "fulfill",
                              "display": "Fulfill the focal request"}]},
         "focus": ref("ServiceRequest", referral["id"]),
-        "for": ref("Patient", referral["patient_id"]),
+        **({"for": ref("Patient", referral["patient_id"])} if referral.get("patient_id")
+           else {}),
         "authoredOn": authored,
         "lastModified": max(authored, modified, key=lambda s: datetime.fromisoformat(s)),
     })
@@ -305,6 +306,53 @@ def observation(note: dict[str, Any], measure: str, value: float) -> dict[str, A
         out["valueQuantity"] = {"value": value, "unit": "score",
                                 "system": "http://unitsofmeasure.org", "code": "{score}"}
     return out
+
+
+# PHQ-9 as LOINC publishes it: the panel 44249-1, its nine questions and its answer list
+# (LL358-3). The item's linkId is its LOINC code.
+PHQ9_PANEL = ("44249-1", "PHQ-9 quick depression assessment panel")
+PHQ9_QUESTIONS = (
+    ("44250-9", "Little interest or pleasure in doing things"),
+    ("44255-8", "Feeling down, depressed, or hopeless"),
+    ("44259-0", "Trouble falling or staying asleep, or sleeping too much"),
+    ("44254-1", "Feeling tired or having little energy"),
+    ("44251-7", "Poor appetite or overeating"),
+    ("44258-2", "Feeling bad about yourself-or that you are a failure or have let "
+                "yourself or your family down"),
+    ("44252-5", "Trouble concentrating on things, such as reading the newspaper or "
+                "watching television"),
+    ("44253-3", "Moving or speaking so slowly that other people could have noticed. Or "
+                "the opposite-being so fidgety or restless that you have been moving "
+                "around a lot more than usual"),
+    ("44260-8", "Thoughts that you would be better off dead, or of hurting yourself in "
+                "some way"),
+)
+PHQ9_ANSWERS = (("LA6568-5", "Not at all"), ("LA6569-3", "Several days"),
+                ("LA6570-1", "More than half the days"), ("LA6571-9", "Nearly every day"))
+QUESTIONNAIRES = {"phq9": ("http://loinc.org/q/44249-1", PHQ9_QUESTIONS, PHQ9_ANSWERS)}
+
+
+def questionnaire_response_id(note_id: str, instrument: str) -> str:
+    return fhir_id(f"{note_id}.{instrument}-answers")
+
+
+def questionnaire_response(note: dict[str, Any], instrument: str,
+                           scores: list[int]) -> dict[str, Any]:
+    """The item-level answers of one instrument in a signed note, LOINC-coded: each item
+    its question's code as linkId and the answer as LOINC's answer code."""
+    canonical, questions, answers = QUESTIONNAIRES[instrument]
+    items = []
+    for (code, text), score in zip(questions, scores, strict=True):
+        answer_code, answer_text = answers[score]
+        items.append({"linkId": code, "text": text, "answer": [{"valueCoding": {
+            "system": LOINC, "code": answer_code, "display": answer_text}}]})
+    return {"resourceType": "QuestionnaireResponse",
+            "id": questionnaire_response_id(note["note_id"], instrument),
+            "questionnaire": canonical, "status": "completed",
+            "subject": ref("Patient", note["patient_id"]),
+            "authored": instant(note["signed_at"]),
+            "author": ref("Practitioner", note["author_id"]),
+            "item": items}
 
 
 def practitioner(provider: dict[str, Any]) -> dict[str, Any]:

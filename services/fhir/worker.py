@@ -12,7 +12,7 @@ from shared.worker import run_worker
 
 
 def subscriptions(runtime: Runtime) -> list[Subscription]:
-    return [read_model_subscription(), ops.ping_subscription()]
+    return [read_model_subscription(runtime), ops.ping_subscription()]
 
 
 def main() -> None:

@@ -176,8 +176,16 @@ def sign_note(runtime: Runtime, principal: Principal, note_id: str, now: datetim
                 "note_id": after.id, "patient_id": after.patient_id,
                 "author_id": after.author_id, "discipline": after.discipline,
                 "kind": after.kind, "signed_at": now, "measures": after.scores,
+                "items": _item_scores(after.measures),
+                "sensitive": after.discipline in sensitive_disciplines(runtime),
                 "notify": notify}, key=after.patient_id)
     return after
+
+
+def _item_scores(measures: dict[str, Any]) -> dict[str, list[int]]:
+    """The item scores an event may carry (numbers only): PHQ-9's nine."""
+    items = (measures.get("phq9") or {}).get("items")
+    return {"phq9": [int(i) for i in items]} if items else {}
 
 
 def share_note(runtime: Runtime, principal: Principal, note_id: str,

@@ -143,3 +143,30 @@ class InAppFeed:
 
     def close(self) -> None:
         pass
+
+
+class RestHook:
+    """A referring system's FHIR R4 Subscription endpoint: POST the Task (or nothing,
+    when the Subscription asked for no payload); any 2xx is accepted. The notification's
+    id goes as Idempotency-Key so the receiver can drop a repeat."""
+
+    def __init__(self, timeout: float = 10.0) -> None:
+        self.timeout = timeout
+        self._http = requests.Session()
+
+    def send(self, message: Outgoing) -> None:
+        headers = {"Idempotency-Key": message.notification_id}
+        if message.body:
+            headers["Content-Type"] = "application/fhir+json"
+        try:
+            resp = self._http.post(message.address, data=message.body.encode("utf-8"),
+                                   headers=headers, timeout=self.timeout,
+                                   allow_redirects=False)
+        except requests.RequestException as exc:
+            raise ChannelError(f"rest-hook endpoint unreachable: {type(exc).__name__}"
+                               ) from exc
+        if resp.status_code // 100 != 2:
+            raise ChannelError(f"rest-hook endpoint answered {resp.status_code}")
+
+    def close(self) -> None:
+        pass

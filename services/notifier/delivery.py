@@ -229,14 +229,14 @@ class Deliverer:
 
 
 def default_channels(config: NotifierConfig) -> dict[str, Channel]:
-    from services.notifier.channels import InAppFeed, SmsGateway, SmtpMailer
+    from services.notifier.channels import InAppFeed, RestHook, SmsGateway, SmtpMailer
 
     return {"email": SmtpMailer(config.smtp_host, config.smtp_port, config.email_from,
                                 config.smtp_timeout, starttls=config.smtp_starttls,
                                 username=config.smtp_username, password=config.smtp_password,
                                 ca_file=config.smtp_ca_file),
             "sms": SmsGateway(config.sms_gateway_url, config.sms_timeout),
-            "in_app": InAppFeed()}
+            "in_app": InAppFeed(), "rest_hook": RestHook(config.rest_hook_timeout)}
 
 
 def wait_idle(deliverer: Deliverer, timeout: float = 30.0) -> None:

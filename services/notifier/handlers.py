@@ -4,6 +4,7 @@ sent from here (delivery is the delivery loop's job)."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from services.notifier import db
@@ -12,6 +13,7 @@ from services.notifier.domain import (
     SAFETY_EVENTS,
     AlertHistory,
     Contact,
+    Planned,
     Rules,
     plan,
 )
@@ -21,7 +23,8 @@ from shared.events import Envelope, parse_event
 from shared.kafka import Subscription
 from shared.runtime import Runtime
 
-SOURCE_TOPICS = {"referral": topics.REFERRALS, "note": topics.NOTES, "patient": topics.NOTES}
+SOURCE_TOPICS = {"referral": topics.REFERRALS, "note": topics.NOTES, "patient": topics.NOTES,
+                 "fhir": topics.FHIR}
 
 
 def source_topic(event_type: str) -> str:
@@ -96,9 +99,34 @@ class NotificationPlanner:
         return None
 
 
+class RestHookPlanner:
+    """A referring system's FHIR Subscription: each `fhir.task_changed` is one POST to
+    its endpoint, planned here and delivered (retried, dead-lettered) like any other
+    notification. Planned in arrival order, which is the Task's order (one referral's
+    events share a key), and due at once, so they leave in that order."""
+
+    def __init__(self, now: Clock) -> None:
+        self.now = now
+
+    def handle(self, session, event: Envelope) -> None:  # type: ignore[no-untyped-def]
+        p = event.payload
+        now = self.now()
+        body = json.dumps(p["task"]) if p["payload"] != "none" else ""
+        planned = Planned(
+            dedupe_key=event.id, recipient_id=p["subscription_id"], channel="rest_hook",
+            template="fhir_task_changed", language="en", address=p["endpoint"],
+            subject=f"Task/{p['task_id']} version {p['version']}: {p['business_status']}",
+            body=body, due_at=now)
+        db.remember_event(session, event.id, event.type, topics.FHIR, p["referral_id"],
+                          event.to_bytes())
+        db.add_planned(session, event.id, event.type, [planned], now)
+
+
 def subscription(runtime: Runtime, rules: Rules, now: Clock) -> Subscription:
     planner = NotificationPlanner(rules, now)
     handled = (*HANDLED_EVENTS, "provider.registered")
+    hooks = RestHookPlanner(now)
     return Subscription("notifications",
-                        (topics.REFERRALS, topics.SCHEDULING, topics.NOTES),
-                        dict.fromkeys(handled, planner.handle))
+                        (topics.REFERRALS, topics.SCHEDULING, topics.NOTES, topics.FHIR),
+                        {**dict.fromkeys(handled, planner.handle),
+                         "fhir.task_changed": hooks.handle})

@@ -46,6 +46,7 @@ class NotifierConfig:
     email_from: str = "PainCare <no-reply@paincare.local>"
     sms_gateway_url: str = "http://127.0.0.1:8099/sms"
     sms_timeout: float = 5.0
+    rest_hook_timeout: float = 10.0   # a referring system's FHIR Subscription endpoint
     max_attempts: int = 5
     retry_backoff_seconds: float = 2.0
     lease_seconds: float = 60.0
@@ -80,6 +81,7 @@ class NotifierConfig:
             email_from=get("NOTIFIER_EMAIL_FROM", d.email_from),
             sms_gateway_url=get("SMS_GATEWAY_URL", d.sms_gateway_url),
             sms_timeout=float(get("SMS_TIMEOUT", d.sms_timeout)),
+            rest_hook_timeout=float(get("REST_HOOK_TIMEOUT", d.rest_hook_timeout)),
             max_attempts=int(get("NOTIFIER_MAX_ATTEMPTS", d.max_attempts)),
             retry_backoff_seconds=float(get("NOTIFIER_RETRY_BACKOFF_SECONDS",
                                             d.retry_backoff_seconds)),

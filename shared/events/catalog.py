@@ -1,14 +1,14 @@
 """Loads every domain's event schemas into the registry.
 
 Each domain keeps its payload schemas in its own module here (`referrals.py`,
-`scheduling.py`, `notes.py`, `notifications.py`, `system.py`), so producer and consumer
-share one definition. A missing module is an error, never a skip: a consumer that could
-not validate a domain's events would dead-letter every one of them.
+`scheduling.py`, `notes.py`, `notifications.py`, `system.py`, `fhir.py`), so producer
+and consumer share one definition. A missing module is an error, never a skip: a consumer
+that could not validate a domain's events would dead-letter every one of them.
 """
 
 from importlib import import_module
 
-DOMAINS = ("system", "referrals", "scheduling", "notes", "notifications")
+DOMAINS = ("system", "referrals", "scheduling", "notes", "notifications", "fhir")
 
 
 def load(domains: tuple[str, ...] = DOMAINS) -> None:

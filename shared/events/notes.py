@@ -25,6 +25,15 @@ class NoteSignedV1(Schema):
     measures = fields.Dict(keys=fields.String(validate=validate.Length(max=40)),
                            values=fields.Float(), load_default=dict)
     notify = fields.List(fields.String(validate=validate.Length(max=64)), load_default=list)
+    # Added later, optional (older events have neither): the item scores of instruments
+    # answered item by item (today PHQ-9: nine integers 0-3), numbers only, never text;
+    # and whether the note is of a sensitive discipline (NOTES_SENSITIVE_DISCIPLINES), so
+    # a reader shows its item answers only once the author shared it (note.shared).
+    items = fields.Dict(keys=fields.String(validate=validate.OneOf(("phq9",))),
+                        values=fields.List(fields.Integer(validate=validate.Range(0, 3)),
+                                           validate=validate.Length(equal=9)),
+                        load_default=dict)
+    sensitive = fields.Boolean(load_default=False)
 
 
 @register("note.amended", 1)

@@ -3,7 +3,7 @@
 from marshmallow import Schema, fields, validate
 
 from shared.events.envelope import register
-from shared.events.vocabulary import CHANNELS
+from shared.events.vocabulary import DELIVERY_CHANNELS
 
 _id = fields.String(required=True, validate=validate.Length(min=1, max=64))
 
@@ -14,7 +14,7 @@ class NotificationSentV1(Schema):
     event_id = _id
     event_type = fields.String(required=True, validate=validate.Length(max=80))
     recipient_id = _id
-    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    channel = fields.String(required=True, validate=validate.OneOf(DELIVERY_CHANNELS))
     sent_at = fields.AwareDateTime(required=True)
 
 
@@ -24,6 +24,6 @@ class NotificationFailedV1(Schema):
     event_id = _id
     event_type = fields.String(required=True, validate=validate.Length(max=80))
     recipient_id = _id
-    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    channel = fields.String(required=True, validate=validate.OneOf(DELIVERY_CHANNELS))
     reason = fields.String(required=True, validate=validate.Length(max=1000))
     attempts = fields.Integer(required=True)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
@@ -108,3 +111,44 @@ def bare_service_request(request_value: str = "sr-2001") -> dict[str, Any]:
     sr = relink(sr)
     sr["contained"] = contained
     return sr
+
+
+def subscription(endpoint: str, criteria: str) -> dict[str, Any]:
+    """A referring system's R4 Subscription: rest-hook, the Task as the payload."""
+    return {"resourceType": "Subscription", "status": "requested",
+            "reason": "Tell our referral desk what happened to our referrals",
+            "criteria": criteria,
+            "channel": {"type": "rest-hook", "endpoint": endpoint,
+                        "payload": "application/fhir+json"}}
+
+
+class RestHookEndpoint:
+    """A referring system's rest-hook receiver on this machine."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.received: list[tuple[str, dict[str, str], bytes]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.received.append((self.path, dict(self.headers), body))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}{path}"
+
+    def tasks(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for _p, _h, body in self.received if body]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=5)

@@ -1,7 +1,9 @@
-"""The FHIR gateway across processes on the real broker: a referral Bundle in; triage
-and acceptance through referrals' API; the itinerary scheduling proposes is booked;
-the patient's visits are FHIR Appointments; a signed PHQ-9 is a LOINC Observation. Each
-FHIR answer is checked by the HAPI reference validator."""
+"""The FHIR gateway across processes on the real broker: a referring system subscribes
+and sends a referral Bundle in; triage and acceptance through referrals' API; the
+itinerary scheduling proposes is booked; the referring system's endpoint hears each
+change of its Task in order (the notifier's rest-hook); the patient's visits are FHIR
+Appointments; a signed PHQ-9 is a LOINC Observation. Each FHIR answer is checked by the
+HAPI reference validator."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import requests
 from services.scheduling import demo as scheduling_demo
 from shared.config import Settings
 from tests.support.clinic import bearer, wait_for
-from tests.support.fhir import referral_bundle
+from tests.support.fhir import RestHookEndpoint, referral_bundle, subscription
 from tests.support.fhir_validator import assert_valid
 from tests.support.processes import running_services
 
@@ -31,7 +33,10 @@ def test_a_fhir_referral_is_triaged_booked_and_read_back_as_fhir(
     scheduler = bearer(settings, "scheduler", "sam-scheduler")
     lead = bearer(settings, "specialist", "dr-lead", discipline="pain_medicine",
                   also=("triage_lead",))
-    with running_services(["referrals", "scheduling", "notes"], database_url=new_database_url,
+    gp = bearer(settings, "referrer", "gp-north")
+    endpoint = RestHookEndpoint()
+    with running_services(["referrals", "scheduling", "notes", "notifier"],
+                          database_url=new_database_url,
                           topic_prefix=topic_prefix, log_dir=tmp_path / "logs",
                           web_workers=1) as clinic, \
             running_services(["fhir"], database_url=new_database_url,
@@ -42,13 +47,24 @@ def test_a_fhir_referral_is_triaged_booked_and_read_back_as_fhir(
         referrals, scheduling = clinic["referrals"].url, clinic["scheduling"].url
         scheduling_demo.seed(scheduling, bearer(settings, "admin"))
 
-        # 1. a FHIR Bundle in: the answer is the Task tracking the referral
+        # 1. the referring system subscribes to its Tasks, then sends a FHIR Bundle in:
+        # the answer is the Task tracking the referral
+        subscribed = requests.post(f"{fhir}/Subscription", timeout=30, headers={
+            **gp, "Content-Type": "application/fhir+json"}, json=subscription(
+                endpoint.url("/paincare-hooks"), "Task?requester=gp-north"))
+        assert subscribed.status_code == 201, subscribed.text
+        assert_valid(fhir_validator, subscribed.json())
         sent = requests.post(fhir, json=referral_bundle(), timeout=30, headers={
-            **scheduler, "Content-Type": "application/fhir+json"})
+            **gp, "Content-Type": "application/fhir+json"})
         assert sent.status_code == 201, sent.text
         task = sent.json()
         assert_valid(fhir_validator, task)
-        referral_id, patient = task["id"], task["for"]["reference"]
+        referral_id = task["id"]
+        # the referring system reads its Task back; it names the patient once the
+        # referral's events reached the gateway
+        patient = wait_for(lambda: requests.get(
+            f"{fhir}/Task/{referral_id}", headers=gp, timeout=10).json().get(
+            "for", {}).get("reference"), timeout=60, what="the Task to name the patient")
 
         # 2. triage and accept through the referrals API
         triaged = requests.post(f"{referrals}/referrals/{referral_id}/triage", timeout=30,
@@ -71,6 +87,19 @@ def test_a_fhir_referral_is_triaged_booked_and_read_back_as_fhir(
                                headers=scheduler, timeout=30)
         assert booked.status_code == 200, booked.text
         visits = {v["appointment_id"] for v in booked.json()["visits"]}
+
+        # 4. the referring system's endpoint hears each change of its Task, in order
+        def heard() -> list[str] | None:
+            codes = [t["businessStatus"]["coding"][0]["code"] for t in endpoint.tasks()]
+            return codes if "scheduled" in codes else None
+
+        codes = wait_for(heard, timeout=120, what="the Task updates at the referrer")
+        assert codes[:4] == ["received", "triaged", "accepted", "scheduled"], codes
+        versions = [int(t["meta"]["versionId"]) for t in endpoint.tasks()]
+        assert versions == sorted(versions) and len(set(versions)) == len(versions)
+        assert {t["id"] for t in endpoint.tasks()} == {referral_id}
+        assert all(path == "/paincare-hooks" for path, _h, _b in endpoint.received)
+        assert_valid(fhir_validator, endpoint.tasks()[-1])
 
         # 5. the visits, as FHIR Appointments of the patient
         def appointments() -> dict | None:
@@ -120,3 +149,4 @@ def test_a_fhir_referral_is_triaged_booked_and_read_back_as_fhir(
         assert phq9["valueInteger"] == 11 and phq9["status"] == "final"
         assert phq9["code"]["coding"][0]["code"] == "44261-6"
         assert_valid(fhir_validator, found)
+    endpoint.close()

@@ -70,7 +70,7 @@ class Gateway:
             return
         with self.fhir_rt.db.transaction() as s:
             if self.fhir_rt.inbox.first_time(s, f"fhir.{SUBSCRIPTION}", envelope):
-                handle(s, envelope)
+                handle(s, envelope, self.fhir_rt)
 
     def get(self, path: str, who: dict[str, str] | None = None) -> Any:
         resp = self.fhir.get(path, headers=who or self.scheduler)
@@ -81,11 +81,24 @@ class Gateway:
 
 @pytest.fixture
 def gateway(new_database_url, settings_for) -> Iterator[Gateway]:
+    yield from _gateway(new_database_url, settings_for)
+
+
+@pytest.fixture
+def kafka_gateway(new_database_url, settings_for, topic_prefix, kafka_bootstrap
+                  ) -> Iterator[Gateway]:
+    """The gateway whose outbox goes to the real broker (its worker's relay sends it)."""
+    yield from _gateway(new_database_url, settings_for, topic_prefix=topic_prefix,
+                        kafka_enabled=True, kafka_bootstrap=kafka_bootstrap)
+
+
+def _gateway(new_database_url, settings_for, **fhir_options: Any) -> Iterator[Gateway]:
     ref_settings = settings_for("referrals", database_url=new_database_url("referrals"))
     ref_rt = referrals_runtime(ref_settings)
     referrals = create_referrals(runtime=ref_rt).test_client()
     intake = InProcessReferrals(referrals)
-    fhir_settings = settings_for("fhir", database_url=new_database_url("fhir"))
+    fhir_settings = settings_for("fhir", database_url=new_database_url("fhir"),
+                                 **fhir_options)
     rt = fhir_runtime(fhir_settings)
     app = create_fhir(runtime=rt, referrals=intake)
     web_log = logging.getLogger("shared.web")
@@ -94,7 +107,8 @@ def gateway(new_database_url, settings_for) -> Iterator[Gateway]:
     yield Gateway(app.test_client(), referrals, intake, rt, ref_rt,
                    bearer(fhir_settings, "scheduler", "sam-scheduler"),
                    bearer(fhir_settings, "specialist", "dr-okafor",
-                          discipline="pain_medicine", also=("triage_lead",)),
+                          discipline="pain_medicine", also=("triage_lead",),
+                          provider_id="prov-okafor"),
                    bearer(fhir_settings, "specialist", "pt-lee",
                           discipline="physical_therapy"))
     web_log.setLevel(level)

@@ -209,7 +209,8 @@ def test_visits_measures_and_the_diary_are_served_searched_and_paged(gateway, fh
         "discipline": "psychology", "kind": "intake_assessment",
         "signed_at": START.isoformat(),
         "measures": {"phq9": 14, "phq9_item9": 1, "gad7": 9, "nrs_current": 7,
-                     "dn4": 6, "bpi_severity": 5.5}}, producer="notes"))
+                     "dn4": 6, "bpi_severity": 5.5},
+        "items": {"phq9": [2, 2, 2, 2, 2, 1, 1, 1, 1]}}, producer="notes"))
 
     visits = gw.get(f"/fhir/Appointment?patient=Patient/{patient_id}")
     assert visits["total"] == 3
@@ -240,6 +241,32 @@ def test_visits_measures_and_the_diary_are_served_searched_and_paged(gateway, fh
              for e in everything["entry"]}
     assert {"44261-6", "44260-8", "70274-6", "72514-3", "dn4", "bpi_severity"} == set(codes)
     assert codes["bpi_severity"]["valueQuantity"]["value"] == 5.5
+    answers = gw.get(f"/fhir/QuestionnaireResponse?patient={patient_id}", gw.lead)
+    assert answers["total"] == 1
+    qr = answers["entry"][0]["resource"]
+    assert qr["questionnaire"] == "http://loinc.org/q/44249-1"
+    assert [i["linkId"] for i in qr["item"]][::8] == ["44250-9", "44260-8"]
+    assert [i["answer"][0]["valueCoding"]["code"] for i in qr["item"]] == [
+        "LA6570-1"] * 5 + ["LA6569-3"] * 4
+
+    # a sensitive note's item answers wait for its author to share it
+    gw.feed(new_event("note.signed", {
+        "note_id": "note-2", "patient_id": patient_id, "author_id": "psy-ng",
+        "discipline": "psychology", "kind": "progress", "sensitive": True,
+        "signed_at": (START + timedelta(days=1)).isoformat(),
+        "measures": {"phq9": 9, "phq9_item9": 1},
+        "items": {"phq9": [1, 1, 1, 1, 1, 1, 1, 1, 1]}}, producer="notes"))
+    held = gw.get(f"/fhir/Observation?patient={patient_id}&_count=100", gw.lead)
+    assert sorted(e["resource"]["id"] for e in held["entry"]
+                  if e["resource"]["id"].startswith("note-2")) == ["note-2.phq9"]
+    assert gw.get(f"/fhir/QuestionnaireResponse?patient={patient_id}",
+                  gw.lead)["total"] == 1
+    gw.feed(new_event("note.shared", {"note_id": "note-2", "patient_id": patient_id,
+                                      "by": "psy-ng", "at": START.isoformat()},
+                      producer="notes"))
+    shared = gw.get(f"/fhir/QuestionnaireResponse?patient={patient_id}", gw.lead)
+    assert shared["total"] == 2
+    assert gw.get("/fhir/Observation/note-2.phq9-item9", gw.lead)["valueInteger"] == 1
 
     schedule = gw.get("/fhir/Schedule/prov-okafor")
     slots = gw.get("/fhir/Slot?schedule=Schedule/prov-okafor")
@@ -260,7 +287,7 @@ def test_visits_measures_and_the_diary_are_served_searched_and_paged(gateway, fh
     assert gw.get(f"/fhir/Observation/{obs['id']}", gw.lead)["status"] == "entered-in-error"
 
     for resource in (visits, page, rest, week2, encounters, phq9, everything, schedule,
-                     slots, team, practitioner, later):
+                     slots, team, practitioner, later, answers, shared):
         assert_valid(fhir_validator, resource)
     _read_with_fhirclient(gw, patient_id)
 
@@ -293,7 +320,8 @@ def _read_with_fhirclient(gw: Gateway, patient_id: str) -> None:
         assert {v.serviceType[0].coding[0].code for v in visits} == {"pain_medicine"}
         measures = list(Observation.where(struct={"patient": patient_id, "code": "44261-6"})
                         .perform_resources_iter(smart.server))
-        assert [(o.code.coding[0].system, o.valueInteger) for o in measures] == [(LOINC, 14)]
+        assert [(o.code.coding[0].system, o.valueInteger) for o in measures] == [
+            (LOINC, 14), (LOINC, 9)]
     finally:
         server.shutdown()
         thread.join(timeout=5)

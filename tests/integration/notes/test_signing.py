@@ -115,7 +115,10 @@ def test_note_signed_tells_the_care_team_but_the_author_with_ids_and_measures_on
     assert p["measures"]["nrs_current"] == 6 and p["measures"]["phq9"] == 7
     assert sorted(p["notify"]) == ["prov-acu", "prov-psych"]
     assert set(p) == {"note_id", "patient_id", "author_id", "discipline", "kind", "signed_at",
-                      "measures", "notify"}
+                      "measures", "notify", "items", "sensitive"}
+    # item answers are numbers only (PHQ-9's nine scores); a pain doctor's note is not
+    # of a sensitive discipline
+    assert sum(p["items"]["phq9"]) == p["measures"]["phq9"] and p["sensitive"] is False
 
 
 def test_a_note_entered_in_error_stays_readable_to_its_author_and_break_glass_admins(clinic):

@@ -262,8 +262,9 @@ ROUTE_ONLY: dict[tuple[str, str, str], str] = {
 }
 
 
-_FHIR = ("the FHIR gateway: route x role in test_route_matrix and tests/integration/fhir; "
-         "its reads are not yet scoped to the care team (a known gap, issue 17/18)")
+_FHIR = ("the FHIR gateway: route x role in test_route_matrix; role x resource x patient "
+         "(two referring systems, two patients, two care teams, refusals audited) in "
+         "tests/integration/fhir/test_access.py, its own read model being built from events")
 
 
 def _route_only(service: str, method: str, rule: str) -> str | None:
