@@ -31,6 +31,7 @@ CATALOGUE = {
        ("patient.safety_alert_escalated", 1), ("patient.safety_alert_acknowledged", 1),
        ("patient.safety_alert_closed", 1), ("patient.break_glass", 1)},
     "notifications": {("notification.sent", 1), ("notification.failed", 1)},
+    "fhir": {("fhir.task_changed", 1)},
 }
 
 
