@@ -6,8 +6,12 @@ SCHEDULING = "scheduling.events"
 NOTES = "notes.events"
 NOTIFICATIONS = "notifier.events"
 SYSTEM = "system.events"
+# The patient registry: links (ids only), and contacts (personal data, a protected topic
+# that only the notifier and the FHIR gateway may read in production).
+PATIENTS = "patients.events"
+PATIENT_CONTACTS = "patients.contacts"
 
-EVENT_TOPICS = (REFERRALS, SCHEDULING, NOTES, NOTIFICATIONS, SYSTEM)
+EVENT_TOPICS = (REFERRALS, SCHEDULING, NOTES, NOTIFICATIONS, SYSTEM, PATIENTS, PATIENT_CONTACTS)
 
 SERVICES = ("referrals", "scheduling", "notes", "notifier", "dashboard", "fhir")
 

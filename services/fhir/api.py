@@ -126,6 +126,7 @@ def _receive(intake: fm.Intake) -> Response:
                 messages if isinstance(messages, list) else [str(messages)])
         raise Refused(answer.status, str(answer.body.get("detail") or "refused"), mapped)
     referral = answer.body
+    patient_id = referral["patient"]["id"]  # PainCare's own id, from the registry
     known = {"id": referral["id"], "status": referral["status"],
              "patient_id": referral["patient"]["id"], "received_at": referral["received_at"],
              "updated_at": referral.get("updated_at") or referral["received_at"],

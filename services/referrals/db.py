@@ -63,7 +63,10 @@ class ReferralRow(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
+    # PainCare's own patient id (the registry's); what the referrer called them is in
+    # patient_identifiers, each with its system.
     patient_id: Mapped[str] = mapped_column(String(64), index=True)
+    patient_identifiers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     patient_name: Mapped[str] = mapped_column(String(200))
     patient_date_of_birth: Mapped[date] = mapped_column(Date)
     patient_email: Mapped[str | None] = mapped_column(String(254))
