@@ -50,6 +50,21 @@ def group(session: Session, table: Table, patient_id: str) -> list[str]:
     return [root, *linked]
 
 
+def linked_with(session: Session, table: Table, patient_ids: set[str]) -> set[str]:
+    """Everyone in the groups of these patients (for "my patients" lists)."""
+    if not patient_ids:
+        return set()
+    ids = sorted(patient_ids)
+    rows = session.execute(select(table.c.patient_id, table.c.linked_patient_id).where(
+        table.c.patient_id.in_(ids) | table.c.linked_patient_id.in_(ids)))
+    roots = {r.patient_id for r in rows}
+    if not roots:
+        return set()
+    more = session.scalars(select(table.c.linked_patient_id).where(
+        table.c.patient_id.in_(sorted(roots))))
+    return roots | set(more)
+
+
 def handlers(table: Table) -> dict[str, Handler]:
     """Apply links and unlinks; a redelivered or repeated one changes nothing."""
 

@@ -30,12 +30,14 @@ from services.scheduling.db import (
     EXCLUSIONS,
     appointments,
     exceptions,
+    patient_links,
     providers,
     rooms,
     series,
     template_blocks,
     waitlist,
 )
+from shared import patient_links as links
 from shared.auth import Principal
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.runtime import Runtime
@@ -595,8 +597,8 @@ class Desk:
         q = select(appointments).order_by(a.start_at, a.id)
         if provider_id:
             q = q.where(a.provider_id == provider_id)
-        if patient_id:
-            q = q.where(a.patient_id == patient_id)
+        if patient_id:  # with those of everyone linked with the patient
+            q = q.where(a.patient_id.in_(links.group(s, patient_links, patient_id)))
         if status:
             q = q.where(a.status == status)
         if start:

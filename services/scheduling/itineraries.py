@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from services.scheduling import availability as av
 from services.scheduling import domain
-from services.scheduling.db import appointments, exceptions
+from services.scheduling.db import appointments, exceptions, patient_links
 from services.scheduling.desk import Desk, new_id
 from services.scheduling.itinerary import (
     WIDENED_NOTE,
@@ -52,6 +52,7 @@ from services.scheduling.itinerary import (
     search_itineraries,
 )
 from services.scheduling.itinerary_db import itineraries, itinerary_visits
+from shared import patient_links as links
 from shared.auth import Principal
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.events.vocabulary import DISCIPLINES
@@ -393,7 +394,7 @@ class Itineraries:
              referral_id: str | None = None, limit: int = 50, offset: int = 0) -> list[Row]:
         q = select(itineraries.c.id).order_by(itineraries.c.created_at, itineraries.c.id)
         if patient_id:
-            q = q.where(itineraries.c.patient_id == patient_id)
+            q = q.where(itineraries.c.patient_id.in_(links.group(s, patient_links, patient_id)))
         if referral_id:
             q = q.where(itineraries.c.referral_id == referral_id)
         ids = s.execute(q.limit(limit).offset(offset)).scalars().all()
