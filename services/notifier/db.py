@@ -173,16 +173,26 @@ def lookup(session: Session, recipient_id: str) -> Contact | None:
     """A recipient's contact. A patient linked with others is reached at the group's
     current details (the newest change of any of them), under the id asked for."""
     row = session.get(Recipient, recipient_id)
-    if row is None or row.kind != "patient":
-        return row.contact() if row else None
-    ids = links.group(session, patient_links, recipient_id)
-    if len(ids) == 1:
+    if row is None:
+        return None
+    newest = current_details(session, row)
+    if newest is row:
         return row.contact()
-    rows = list(session.scalars(select(Recipient).where(Recipient.recipient_id.in_(ids))))
-    newest = max(rows, key=lambda r: (aware(r.contacts_as_of) or datetime.min.replace(
-        tzinfo=UTC), r.recipient_id == recipient_id))
     return replace(newest.contact(), recipient_id=recipient_id,
                    opted_out=row.contact().opted_out)
+
+
+def current_details(session: Session, row: Recipient) -> Recipient:
+    """Whose details reach this recipient: their own, or for a patient linked with
+    others the group's newest change (contacts_as_of)."""
+    if row.kind != "patient":
+        return row
+    ids = links.group(session, patient_links, row.recipient_id)
+    if len(ids) == 1:
+        return row
+    rows = list(session.scalars(select(Recipient).where(Recipient.recipient_id.in_(ids))))
+    return max(rows, key=lambda r: (aware(r.contacts_as_of) or datetime.min.replace(
+        tzinfo=UTC), r.recipient_id == row.recipient_id))
 
 
 def keep_patient_contact(session: Session, contact: Contact, as_of: datetime,
