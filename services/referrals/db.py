@@ -365,8 +365,11 @@ class Referrals:
             conds.append(ReferralRow.priority == f.priority)
         if f.condition:
             conds.append(ReferralRow.condition == f.condition)
-        if f.patient_id:
-            conds.append(ReferralRow.patient_id == f.patient_id)
+        if f.patient_id:  # PainCare's id, or an identifier's value (a search, not a match)
+            idents = Base.metadata.tables["patient_identifiers"]
+            conds.append(or_(ReferralRow.patient_id == f.patient_id,
+                             ReferralRow.patient_id.in_(select(idents.c.patient_id).where(
+                                 idents.c.value == f.patient_id))))
         if f.referrer:
             like = f"%{f.referrer.casefold()}%"
             conds.append(or_(func.lower(ReferralRow.referrer_name).like(like),

@@ -139,3 +139,12 @@ def test_the_registry_is_for_schedulers(desk: Desk, settings_for: Any) -> None:
         assert desk.client.get(f"/patients/{pid}", headers=headers).status_code == 403
     referrer = bearer(desk.runtime.settings, "referrer", "emis-elm")
     assert desk.client.get("/patients/possible-same", headers=referrer).status_code == 403
+
+
+def test_referrals_are_found_by_paincare_id_or_by_an_identifier(desk: Desk) -> None:
+    made = refer(desk, "Elm Street Surgery")
+    for key in (made["patient"]["id"], "123"):
+        found = desk.client.get(f"/referrals?patient_id={key}", headers=desk.scheduler)
+        assert [r["id"] for r in found.get_json()["items"]] == [made["id"]]
+    none = desk.client.get("/referrals?patient_id=124", headers=desk.scheduler)
+    assert none.get_json()["items"] == []
