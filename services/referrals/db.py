@@ -290,10 +290,21 @@ class Referrals:
                 CareTeamRow.referral_id == referral_id, CareTeamRow.left_at.is_(None))):
             member.left_at = at
 
+    def linked_group(self, patient_id: str) -> list[str]:
+        """The patient and everyone the registry links with them (patients.linked_to)."""
+        patients = Base.metadata.tables["patients"]
+        root = self.session.execute(select(patients.c.linked_to).where(
+            patients.c.id == patient_id)).scalar_one_or_none() or patient_id
+        linked = self.session.scalars(select(patients.c.id).where(
+            patients.c.linked_to == root).order_by(patients.c.id))
+        return [root, *linked]
+
     def team_of(self, patient_id: str) -> list[domain.Member]:
-        """The patient's active care team, over all their referrals."""
+        """The patient's active care team, over all their referrals (and those of the
+        patients linked with them)."""
         rows = self.session.execute(select(CareTeamRow.member_id, CareTeamRow.discipline)
-                                    .where(CareTeamRow.patient_id == patient_id,
+                                    .where(CareTeamRow.patient_id.in_(
+                                        self.linked_group(patient_id)),
                                            CareTeamRow.left_at.is_(None)))
         return [domain.Member(m, d) for m, d in rows]
 

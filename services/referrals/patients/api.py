@@ -18,6 +18,7 @@ from flask import current_app
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
+from services.referrals.api import Text
 from services.referrals.db import aware
 from services.referrals.patients import domain, use_cases
 from services.referrals.patients.db import PatientRow, Patients, PossibleSameRow
@@ -33,17 +34,17 @@ KEEPERS = ("scheduler",)
 
 
 class ContactsIn(ma.Schema):
-    name = fields.String(validate=validate.Length(min=1, max=200))
+    name = Text(validate=validate.Length(min=1, max=200))
     date_of_birth = fields.Date()
     email = fields.Email(allow_none=True, validate=validate.Length(max=254))
-    phone = fields.String(allow_none=True, validate=_PHONE)
-    postcode = fields.String(allow_none=True, validate=validate.Length(max=12))
-    preferred_channel = fields.String(validate=validate.OneOf(CHANNELS))
-    language = fields.String(validate=validate.Length(min=2, max=10))
+    phone = Text(allow_none=True, validate=_PHONE)
+    postcode = Text(allow_none=True, validate=validate.Length(max=12))
+    preferred_channel = Text(validate=validate.OneOf(CHANNELS))
+    language = Text(validate=validate.Length(min=2, max=10))
 
 
 class UnlinkIn(ma.Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=1000))
+    reason = Text(required=True, validate=validate.Length(min=1, max=1000))
 
 
 class TaskArgs(PageArgs):

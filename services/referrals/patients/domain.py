@@ -139,6 +139,14 @@ def changed(current: Contacts | None, incoming: Contacts) -> bool:
     return any(getattr(current, k) != getattr(incoming, k) for k in keys)
 
 
+def check_reachable(c: Contacts) -> None:
+    """The channel the patient prefers must have its address (422 naming it)."""
+    if c.preferred_channel == "email" and not c.email:
+        raise InvalidInput("the patient prefers email but has no email address", field="email")
+    if c.preferred_channel == "sms" and not c.phone:
+        raise InvalidInput("the patient prefers SMS but has no phone number", field="phone")
+
+
 def settle(status: str, decision: str) -> str:
     """A possible-same task is settled once: link or keep apart."""
     if status != OPEN:

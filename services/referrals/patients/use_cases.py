@@ -100,6 +100,9 @@ def change_contacts(runtime: Runtime, session: Session, patient_id: str,
     incoming = Contacts(**merged, postcode=domain.postcode(body.get("postcode",
                                                                     current.postcode)),
                         as_of=now, source=f"user:{principal.subject}"[:200])
+    domain.check_reachable(incoming)
+    if incoming.date_of_birth > now.date():
+        raise InvalidInput("a date of birth cannot be in the future", field="date_of_birth")
     if domain.changed(current, incoming):
         set_contacts(row, incoming)
         _contact_changed(runtime, session, row)

@@ -148,3 +148,18 @@ def test_referrals_are_found_by_paincare_id_or_by_an_identifier(desk: Desk) -> N
         assert [r["id"] for r in found.get_json()["items"]] == [made["id"]]
     none = desk.client.get("/referrals?patient_id=124", headers=desk.scheduler)
     assert none.get_json()["items"] == []
+
+
+def test_a_contact_change_is_checked_and_nothing_is_half_written(desk: Desk) -> None:
+    pid = refer(desk, "Elm Street Surgery")["patient"]["id"]
+    for body, field in (({"email": None}, "email"), ({"phone": "nope"}, "phone"),
+                        ({"name": "Ann\x00"}, "name"),
+                        ({"date_of_birth": "2999-01-01"}, "date_of_birth")):
+        resp = desk.client.patch(f"/patients/{pid}/contacts", json=body, headers=desk.scheduler)
+        assert resp.status_code == 422, (body, resp.get_json())
+        assert field in resp.get_json()["errors"]
+    assert [e["email"] for _t, e in outbox(desk, "patient.contact_changed")] == [
+        "ann@example.org"]
+    missing = desk.client.patch("/patients/nobody/contacts", json={"language": "fr"},
+                                headers=desk.scheduler)
+    assert missing.status_code == 404
