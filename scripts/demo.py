@@ -127,7 +127,14 @@ def notes() -> None:
     their appointment.booked has made them the patient's care team in the notes service."""
     from services.notes import demo as notes_demo
 
-    patient = notes_demo.DEMO_PATIENT
+    # the referral desk registered the demo patient under PainCare's own id; the demo's
+    # "demo-pat-001" is the referrer's id, found as an identifier
+    found = requests.get(f"{URL['referrals']}/referrals", headers=SCHEDULER, timeout=10,
+                         params={"patient_id": notes_demo.DEMO_PATIENT}).json()["items"]
+    if not found:
+        say("care notes skipped: the first patient's referral is not there")
+        return
+    patient = found[0]["patient"]["id"]
     booked = requests.get(f"{URL['scheduling']}/appointments", headers=SCHEDULER, timeout=10,
                           params={"patient_id": patient, "limit": 200}).json()
     by_discipline: dict[str, str] = {}

@@ -22,6 +22,10 @@ NOTES_TOPIC = "notes.events"
 NOTIFICATIONS_TOPIC = "notifier.events"
 SYSTEM_TOPIC = "system.events"  # every worker's ops pings (`shared/ops.py`)
 FHIR_TOPIC = "fhir.events"  # a subscribed referral's Task changed (REST hooks)
+# The patient registry's (referrals): links, ids only; and contacts, personal data on a
+# protected topic that only the notifier and the FHIR gateway may read in production.
+PATIENTS_TOPIC = "patients.events"
+PATIENT_CONTACTS_TOPIC = "patients.contacts"
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class Service:
     subscribes: tuple[str, ...] = ()  # the topics its worker reads (pings aside)
     database: bool = True             # owns a database (`<NAME>_DATABASE_URL`)
     worker: bool = True               # runs a worker: consumers, outbox relay, a DLQ
+    also_produces: tuple[str, ...] = ()  # further topics its outbox publishes to
 
     @property
     def database_env(self) -> str | None:
@@ -46,11 +51,13 @@ class Service:
 
 
 REGISTRY: tuple[Service, ...] = (
-    Service("referrals", 8001, REFERRALS_TOPIC, (SCHEDULING_TOPIC,)),
-    Service("scheduling", 8002, SCHEDULING_TOPIC, (REFERRALS_TOPIC,)),
-    Service("notes", 8003, NOTES_TOPIC, (REFERRALS_TOPIC, SCHEDULING_TOPIC)),
+    Service("referrals", 8001, REFERRALS_TOPIC, (SCHEDULING_TOPIC,),
+            also_produces=(PATIENTS_TOPIC, PATIENT_CONTACTS_TOPIC)),
+    Service("scheduling", 8002, SCHEDULING_TOPIC, (REFERRALS_TOPIC, PATIENTS_TOPIC)),
+    Service("notes", 8003, NOTES_TOPIC, (REFERRALS_TOPIC, SCHEDULING_TOPIC, PATIENTS_TOPIC)),
     Service("notifier", 8004, NOTIFICATIONS_TOPIC,
-            (REFERRALS_TOPIC, SCHEDULING_TOPIC, NOTES_TOPIC, FHIR_TOPIC)),
+            (REFERRALS_TOPIC, SCHEDULING_TOPIC, NOTES_TOPIC, FHIR_TOPIC, PATIENTS_TOPIC,
+             PATIENT_CONTACTS_TOPIC)),
     # produces no clinic events: its outbox carries only ops pings
     Service("dashboard", 8005, SYSTEM_TOPIC,
             (REFERRALS_TOPIC, SCHEDULING_TOPIC, NOTIFICATIONS_TOPIC, NOTES_TOPIC)),
@@ -58,7 +65,8 @@ REGISTRY: tuple[Service, ...] = (
     Service("console", 8006, database=False, worker=False),
     # its own events only tell a referring system's Subscription that a Task changed
     # (referrals produces the clinic's events for what comes in here)
-    Service("fhir", 8007, FHIR_TOPIC, (REFERRALS_TOPIC, SCHEDULING_TOPIC, NOTES_TOPIC)),
+    Service("fhir", 8007, FHIR_TOPIC, (REFERRALS_TOPIC, SCHEDULING_TOPIC, NOTES_TOPIC,
+                                       PATIENTS_TOPIC, PATIENT_CONTACTS_TOPIC)),
 )
 BY_NAME: dict[str, Service] = {s.name: s for s in REGISTRY}
 NAMES: tuple[str, ...] = tuple(BY_NAME)

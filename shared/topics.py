@@ -7,6 +7,8 @@ from shared.services import (
     FHIR_TOPIC,
     NOTES_TOPIC,
     NOTIFICATIONS_TOPIC,
+    PATIENT_CONTACTS_TOPIC,
+    PATIENTS_TOPIC,
     REFERRALS_TOPIC,
     SCHEDULING_TOPIC,
     SYSTEM_TOPIC,
@@ -19,8 +21,13 @@ NOTES = NOTES_TOPIC
 NOTIFICATIONS = NOTIFICATIONS_TOPIC
 SYSTEM = SYSTEM_TOPIC
 FHIR = FHIR_TOPIC  # the FHIR gateway's: a subscribed referral's Task changed
+# The patient registry: links (ids only), and contacts (personal data, a protected topic
+# that only the notifier and the FHIR gateway may read in production).
+PATIENTS = PATIENTS_TOPIC
+PATIENT_CONTACTS = PATIENT_CONTACTS_TOPIC
 
-EVENT_TOPICS = (REFERRALS, SCHEDULING, NOTES, NOTIFICATIONS, SYSTEM, FHIR)
+EVENT_TOPICS = (REFERRALS, SCHEDULING, NOTES, NOTIFICATIONS, SYSTEM, FHIR, PATIENTS,
+                PATIENT_CONTACTS)
 
 # The services with consumers, so each with a dead-letter topic (the console has none).
 SERVICES = WITH_WORKER

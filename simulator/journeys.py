@@ -16,7 +16,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -119,7 +119,6 @@ class PatientJourney:
     # ---------------------------------------------------------------- referrals
     def refer(self) -> ReferralRecord | None:
         p = self.patient
-        self.ledger.add(PatientRecord(p.patient_id, p.name, p.email, p.phone, p.channel))
         key = f"sim-{uuid.uuid4()}"
         body = p.referral(self.rng)
         headers = {"Idempotency-Key": key}
@@ -142,6 +141,11 @@ class PatientJourney:
         except Unanswered as exc:
             self.ledger.fail(f"referral for {p.patient_id} never answered: {exc}")
             return None
+        # from here on the patient is PainCare's (the registry's id); the referrer's id
+        # is only an identifier of theirs
+        self.patient = replace(p, patient_id=resp.json()["patient"]["id"])
+        p = self.patient
+        self.ledger.add(PatientRecord(p.patient_id, p.name, p.email, p.phone, p.channel))
         record = ReferralRecord(resp.json()["id"], p.patient_id, key)
         self.ledger.add(record)
         self.ledger.count("referral received")

@@ -22,9 +22,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from shared import patient_links as links
+from shared.patient_links import add_patient_links_table
+
 
 class Base(DeclarativeBase):
     pass
+
+
+# patients linked by the registry (patient.linked / patient.unlinked): a search by
+# patient finds the linked patients' resources too; nothing is moved
+patient_links = add_patient_links_table(Base.metadata)
 
 
 class ResourceRow(Base):
@@ -147,8 +155,9 @@ class Resources:
         where = [ResourceRow.resource_type == q.resource_type]
         if q.ids:
             where.append(ResourceRow.id.in_(q.ids))
-        if q.patient is not None:
-            where.append(ResourceRow.patient_id == q.patient)
+        if q.patient is not None:  # with the patients the registry links with them
+            where.append(ResourceRow.patient_id.in_(
+                links.group(self.s, patient_links, q.patient)))
         if q.only_patients is not None:
             where.append(ResourceRow.patient_id.in_(q.only_patients))
         if q.only_sources is not None and q.resource_type != "Patient":

@@ -16,7 +16,7 @@ from services.fhir.db import Resources
 from shared.events import Envelope
 from shared.kafka import Subscription
 from shared.runtime import Runtime
-from shared.topics import NOTES, REFERRALS, SCHEDULING
+from shared.topics import NOTES, PATIENT_CONTACTS, REFERRALS, SCHEDULING
 
 SUBSCRIPTION = "fhir-read-model"
 
@@ -55,13 +55,29 @@ def patient_resource(repo: Resources, contact: dict[str, Any], at: datetime) -> 
     repo.put(body, at=at, patient_id=body["id"], date=_day(contact.get("date_of_birth")))
 
 
+def on_contact_changed(repo: Resources, p: dict[str, Any], at: datetime) -> None:
+    """The registry's current details of a patient (patients.contacts); an older change,
+    arriving late, leaves newer ones be."""
+    known = repo.fact("patient", p["patient_id"]) or {}
+    if known.get("as_of") and _at(known["as_of"]) > _at(p["as_of"]):
+        return
+    repo.save_fact("patient", p["patient_id"], p)
+    patient_resource(repo, p, at)
+
+
 def on_referral_received(repo: Resources, p: dict[str, Any], at: datetime) -> None:
-    contact = p["patient"]
-    repo.save_fact("patient", contact["patient_id"], contact)
-    patient_resource(repo, contact, at)
+    """v2 names the patient by id only (their details come as patient.contact_changed);
+    v1, from older messages, still carries them."""
+    if "patient" in p:
+        contact = p["patient"]
+        repo.save_fact("patient", contact["patient_id"], contact)
+        patient_resource(repo, contact, at)
+        patient_id = contact["patient_id"]
+    else:
+        patient_id = p["patient_id"]
     referral = repo.fact("referral", p["referral_id"]) or {}
     referral.update({
-        "id": p["referral_id"], "patient_id": contact["patient_id"],
+        "id": p["referral_id"], "patient_id": patient_id,
         "referrer": p["referrer"], "condition": p["condition"],
         "received_at": p["received_at"], "urgency_requested": p.get("urgency_requested"),
     })
@@ -217,6 +233,7 @@ def _visit(event_type: str, repo: Resources, p: dict[str, Any], at: datetime) ->
 Apply = Callable[[Resources, dict[str, Any], datetime], None]
 APPLIERS: dict[str, Apply] = {
     "referral.received": on_referral_received,
+    "patient.contact_changed": on_contact_changed,
     "referral.status_changed": on_status_changed,
     "referral.triaged": on_triaged,
     "referral.accepted": on_accepted,
@@ -239,7 +256,8 @@ def handle(session: Session, envelope: Envelope, runtime: Runtime | None = None)
 
 
 def read_model_subscription(runtime: Runtime) -> Subscription:
-    return Subscription(SUBSCRIPTION, (REFERRALS, SCHEDULING, NOTES),
+    return Subscription(SUBSCRIPTION, (REFERRALS, SCHEDULING, NOTES,
+                                       PATIENT_CONTACTS),
                         dict.fromkeys(APPLIERS, partial(_handle_with, runtime)))
 
 

@@ -37,7 +37,9 @@ from sqlalchemy.orm import DeclarativeBase, Session
 
 from services.notes import domain as d
 from services.notes import safety
+from shared import patient_links as links
 from shared.errors import Conflict
+from shared.patient_links import add_patient_links_table
 
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
 _At = DateTime(timezone=True)
@@ -86,6 +88,10 @@ note_versions = Table(
     Column("treatment", JSON, nullable=False),
     PrimaryKeyConstraint("note_id", "version", name="pk_note_versions"),
 )
+
+# patients linked by the registry (patient.linked / patient.unlinked): their notes and
+# care teams are read together, nothing moved
+patient_links = add_patient_links_table(Base.metadata)
 
 care_team = Table(
     "care_team_members", Base.metadata,
@@ -281,7 +287,9 @@ class NotesRepository:
             else:
                 shown.append(and_(notes.c.status == d.ENTERED_IN_ERROR,
                                   notes.c.author_subject == reader.subject))
-        stmt = select(notes).where(notes.c.patient_id == patient_id, or_(*shown))
+        # a linked patient's notes are read together (nothing moved: an unlink parts them)
+        stmt = select(notes).where(notes.c.patient_id.in_(
+            links.group(self.s, patient_links, patient_id)), or_(*shown))
         if flt.disciplines:
             stmt = stmt.where(notes.c.discipline.in_(flt.disciplines))
         if flt.kinds:
@@ -302,15 +310,19 @@ class CareTeamRepository:
     def __init__(self, session: Session) -> None:
         self.s = session
 
+    def group(self, patient_id: str) -> list[str]:
+        """The patient and everyone linked with them (shared.patient_links)."""
+        return links.group(self.s, patient_links, patient_id)
+
     def active_ids(self, patient_id: str) -> set[str]:
         rows = self.s.execute(select(care_team.c.member_id).where(
-            care_team.c.patient_id == patient_id, care_team.c.left_at.is_(None)))
+            care_team.c.patient_id.in_(self.group(patient_id)), care_team.c.left_at.is_(None)))
         return {r[0] for r in rows}
 
     def active_members(self, patient_id: str) -> list[safety.Member]:
         """Active memberships with discipline and joining time (a safety alert's routing)."""
         rows = self.s.execute(select(care_team).where(
-            care_team.c.patient_id == patient_id, care_team.c.left_at.is_(None)))
+            care_team.c.patient_id.in_(self.group(patient_id)), care_team.c.left_at.is_(None)))
         return [safety.Member(r.member_id, r.discipline, aware(r.joined_at), r.source)
                 for r in rows]
 
@@ -321,11 +333,13 @@ class CareTeamRepository:
             return set()
         rows = self.s.execute(select(care_team.c.patient_id).where(
             care_team.c.member_id.in_(ids), care_team.c.left_at.is_(None)).distinct())
-        return {r[0] for r in rows}
+        mine = {r[0] for r in rows}
+        return mine | links.linked_with(self.s, patient_links, mine)
 
     def members(self, patient_id: str) -> list[dict[str, Any]]:
-        rows = self.s.execute(select(care_team).where(care_team.c.patient_id == patient_id)
-                              .order_by(care_team.c.joined_at, care_team.c.id)).mappings()
+        rows = self.s.execute(select(care_team).where(
+            care_team.c.patient_id.in_(self.group(patient_id)))
+            .order_by(care_team.c.joined_at, care_team.c.id)).mappings()
         return [{**r, "referral_id": r["referral_key"] or None,
                  "joined_at": aware(r["joined_at"]), "left_at": aware(r["left_at"]),
                  "active": r["left_at"] is None} for r in rows]

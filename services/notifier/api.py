@@ -11,7 +11,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import and_, case, func, select
 
 from services.notifier import db
-from services.notifier.db import Notification, Recipient
+from services.notifier.db import Notification, Recipient, aware, current_details
 from services.notifier.domain import (
     CHANNELS,
     PRIORITIES,
@@ -98,6 +98,11 @@ class RecipientOut(ma.Schema):
     opted_out = ma.fields.List(ma.fields.String())
     has_email = ma.fields.Boolean()
     has_phone = ma.fields.Boolean()
+    contacts_of = ma.fields.String(metadata={
+        "description": "whose details are used: the recipient's own, or for a linked "
+                       "patient the one with the newest change (no contact itself shown)"})
+    contacts_as_of = ma.fields.DateTime(allow_none=True, metadata={
+        "description": "when the registry last changed the details used"})
 
 
 def _audit(session, action: str, resource: str, resource_id: str | None = None,  # type: ignore[no-untyped-def]
@@ -211,7 +216,9 @@ def recipient(recipient_id: str) -> dict:
         if row is None:
             raise NotFound(f"no recipient {recipient_id}")
         _audit(s, "read", "recipient", recipient_id, recipient_id)
-        return _recipient_out(row)
+        used = current_details(s, row)
+        return {**_recipient_out(row), "contacts_of": used.recipient_id,
+                "contacts_as_of": aware(used.contacts_as_of)}
 
 
 @blp.put("/recipients/<recipient_id>/preferences")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -41,6 +42,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from services.notifier.domain import DUTY_PHONE, AlertHistory, AlertSettled, Contact, Planned
+from shared import patient_links as links
+from shared.patient_links import add_patient_links_table
 
 
 class UtcDateTime(TypeDecorator):
@@ -75,6 +78,9 @@ class Recipient(Base):
     language: Mapped[str] = mapped_column(String(10), default="en")
     opted_out: Mapped[str] = mapped_column(String(60), default="")  # "sms,email"
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # when the registry last changed these details (patient.contact_changed's as_of): an
+    # older change, arriving late, never overwrites a newer one
+    contacts_as_of: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
     def contact(self) -> Contact:
         return Contact(self.recipient_id, self.kind, self.name, self.email, self.phone,
@@ -160,9 +166,45 @@ def _insert(session: Session, table):  # type: ignore[no-untyped-def]
 
 # --------------------------------------------------------------------------- directory
 
+patient_links = add_patient_links_table(Base.metadata)
+
+
 def lookup(session: Session, recipient_id: str) -> Contact | None:
+    """A recipient's contact. A patient linked with others is reached at the group's
+    current details (the newest change of any of them), under the id asked for."""
     row = session.get(Recipient, recipient_id)
-    return row.contact() if row else None
+    if row is None:
+        return None
+    newest = current_details(session, row)
+    if newest is row:
+        return row.contact()
+    return replace(newest.contact(), recipient_id=recipient_id,
+                   opted_out=row.contact().opted_out)
+
+
+def current_details(session: Session, row: Recipient) -> Recipient:
+    """Whose details reach this recipient: their own, or for a patient linked with
+    others the group's newest change (contacts_as_of)."""
+    if row.kind != "patient":
+        return row
+    ids = links.group(session, patient_links, row.recipient_id)
+    if len(ids) == 1:
+        return row
+    rows = list(session.scalars(select(Recipient).where(Recipient.recipient_id.in_(ids))))
+    return max(rows, key=lambda r: (aware(r.contacts_as_of) or datetime.min.replace(
+        tzinfo=UTC), r.recipient_id == row.recipient_id))
+
+
+def keep_patient_contact(session: Session, contact: Contact, as_of: datetime,
+                         now: datetime) -> bool:
+    """The registry's current details of a patient, unless newer ones are already kept.
+    True if they were taken."""
+    row = session.get(Recipient, contact.recipient_id)
+    if row is not None and row.contacts_as_of is not None and aware(row.contacts_as_of) > as_of:
+        return False
+    upsert_recipient(session, contact, now)  # preferences changed over the API are kept
+    session.get(Recipient, contact.recipient_id).contacts_as_of = as_of  # type: ignore[union-attr]
+    return True
 
 
 def upsert_recipient(session: Session, contact: Contact, now: datetime, *,

@@ -23,6 +23,8 @@ from shared.events import Envelope, parse_event
 from shared.kafka import Subscription
 from shared.runtime import Runtime
 
+# Events that only keep the directory: nothing is planned from them.
+DIRECTORY_ONLY = ("patient.contact_changed",)
 SOURCE_TOPICS = {"referral": topics.REFERRALS, "note": topics.NOTES, "patient": topics.NOTES,
                  "fhir": topics.FHIR}
 
@@ -50,7 +52,8 @@ class NotificationPlanner:
 
     def handle(self, session, event: Envelope) -> None:  # type: ignore[no-untyped-def]
         newcomer = self._keep_directory(session, event)
-        self._plan(session, event)
+        if event.type not in DIRECTORY_ONLY:
+            self._plan(session, event)
         if newcomer:  # what beat their contact here is planned again, for real
             for body, keys in db.take_provisional(session, newcomer):
                 self._plan(session, parse_event(body), only=(newcomer, keys))
@@ -84,7 +87,13 @@ class NotificationPlanner:
     def _keep_directory(self, session, event: Envelope) -> str | None:  # type: ignore[no-untyped-def]
         """Keep contacts from events; the id of whoever was added or changed."""
         p = event.payload
-        if event.type == "referral.received":
+        if event.type == "patient.contact_changed":  # the registry's current details
+            contact = Contact(p["patient_id"], "patient", p["name"], p.get("email"),
+                              p.get("phone"), p.get("preferred_channel") or "email",
+                              p.get("language") or "en")
+            taken = db.keep_patient_contact(session, contact, _instant(p["as_of"]), self.now())
+            return p["patient_id"] if taken else None
+        if event.type == "referral.received" and event.version == 1:  # older messages
             pt = p["patient"]
             db.upsert_recipient(session, Contact(
                 pt["patient_id"], "patient", pt["name"], pt.get("email"), pt.get("phone"),
@@ -124,9 +133,10 @@ class RestHookPlanner:
 
 def subscription(runtime: Runtime, rules: Rules, now: Clock) -> Subscription:
     planner = NotificationPlanner(rules, now)
-    handled = (*HANDLED_EVENTS, "provider.registered")
+    handled = (*HANDLED_EVENTS, "provider.registered", *DIRECTORY_ONLY)
     hooks = RestHookPlanner(now)
     return Subscription("notifications",
-                        (topics.REFERRALS, topics.SCHEDULING, topics.NOTES, topics.FHIR),
+                        (topics.REFERRALS, topics.SCHEDULING, topics.NOTES, topics.FHIR,
+                         topics.PATIENT_CONTACTS),
                         {**dict.fromkeys(handled, planner.handle),
                          "fhir.task_changed": hooks.handle})

@@ -90,8 +90,26 @@ class ContactIn(ma.Schema):
     phone = Text(load_default=None, allow_none=True, validate=_PHONE)
 
 
+class IdentifierIn(ma.Schema):
+    system = Text(required=True, validate=validate.OneOf(("nhs_number", "mrn")))
+    value = Text(required=True, validate=validate.Length(min=1, max=64))
+    assigner = Text(load_default=None, allow_none=True, validate=validate.Length(max=200),
+                    metadata={"description": "the hospital that assigned an MRN (required "
+                                             "for an MRN)"})
+
+
 class PatientIn(ma.Schema):
-    id = Text(required=True, validate=validate.Length(min=1, max=64))
+    id = Text(required=True, validate=validate.Length(min=1, max=64),
+              metadata={"description": "the referrer's own id for the patient, qualified "
+                                       "by the referrer's system (never matched alone)"})
+    identifiers = fields.List(fields.Nested(IdentifierIn), load_default=list,
+                              validate=validate.Length(max=5), metadata={
+                                  "description": "NHS number (modulus-11 checked: 422 "
+                                                 "naming the field) and hospital MRNs"})
+    postcode = Text(load_default=None, allow_none=True, validate=validate.Length(max=12))
+    details_as_of = fields.AwareDateTime(load_default=None, allow_none=True, metadata={
+        "description": "when the referrer's details were true; older than the registry's "
+                       "they change nothing"})
     name = Text(required=True, validate=_text)
     date_of_birth = fields.Date(required=True)
     contact = fields.Nested(ContactIn, load_default=dict)
@@ -101,6 +119,9 @@ class PatientIn(ma.Schema):
 
 class ReferrerIn(ma.Schema):
     name = Text(required=True, validate=_text)
+    system = Text(load_default=None, allow_none=True, validate=validate.Length(max=200),
+                  metadata={"description": "whose numbering patient.id is in; omitted: "
+                                           "the organisation's"})
     organisation = Text(required=True, validate=_text)
     contact = fields.Nested(ContactIn, load_default=dict)
 
@@ -214,8 +235,16 @@ class ContactOut(ma.Schema):
     phone = fields.String(allow_none=True)
 
 
+class IdentifierOut(ma.Schema):
+    system = fields.String(metadata={"description": "nhs_number, mrn:<assigner> or "
+                                                    "local:<referrer's system>"})
+    value = fields.String()
+
+
 class PatientOut(ma.Schema):
-    id = fields.String()
+    id = fields.String(metadata={"description": "PainCare's own patient id (the "
+                                                "referrer's id is among identifiers)"})
+    identifiers = fields.List(fields.Nested(IdentifierOut))
     name = fields.String()
     date_of_birth = fields.Date()
     contact = fields.Nested(ContactOut)
@@ -381,7 +410,8 @@ def view(row: ReferralRow, *, today: date, history: list[HistoryRow] | None = No
     received = aware(row.received_at)
     out: dict[str, Any] = {
         "id": row.id, "status": row.status, "allowed_moves": domain.allowed_moves(row.status),
-        "patient": {"id": row.patient_id, "name": row.patient_name,
+        "patient": {"id": row.patient_id, "identifiers": row.patient_identifiers or [],
+                    "name": row.patient_name,
                     "date_of_birth": row.patient_date_of_birth,
                     "contact": {"email": row.patient_email, "phone": row.patient_phone},
                     "preferred_channel": row.preferred_channel, "language": row.language},

@@ -3,6 +3,7 @@
 from flask import Flask
 
 from services.referrals.api import blp, targets_blp
+from services.referrals.patients.api import patients_blp
 from services.referrals.wiring import build_runtime
 from shared import ops
 from shared.config import Settings
@@ -18,7 +19,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         runtime.settings,
         title="PainCare referrals",
         description="Referrals in, triage, care pathway and status workflow.",
-        blueprints=[blp, targets_blp, ops.blp],
+        blueprints=[blp, targets_blp, patients_blp, ops.blp],
         ready_checks=runtime.ready_checks(),
         extensions={"paincare.runtime": runtime},
     )

@@ -63,7 +63,10 @@ class ReferralRow(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
+    # PainCare's own patient id (the registry's); what the referrer called them is in
+    # patient_identifiers, each with its system.
     patient_id: Mapped[str] = mapped_column(String(64), index=True)
+    patient_identifiers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     patient_name: Mapped[str] = mapped_column(String(200))
     patient_date_of_birth: Mapped[date] = mapped_column(Date)
     patient_email: Mapped[str | None] = mapped_column(String(254))
@@ -287,10 +290,21 @@ class Referrals:
                 CareTeamRow.referral_id == referral_id, CareTeamRow.left_at.is_(None))):
             member.left_at = at
 
+    def linked_group(self, patient_id: str) -> list[str]:
+        """The patient and everyone the registry links with them (patients.linked_to)."""
+        patients = Base.metadata.tables["patients"]
+        root = self.session.execute(select(patients.c.linked_to).where(
+            patients.c.id == patient_id)).scalar_one_or_none() or patient_id
+        linked = self.session.scalars(select(patients.c.id).where(
+            patients.c.linked_to == root).order_by(patients.c.id))
+        return [root, *linked]
+
     def team_of(self, patient_id: str) -> list[domain.Member]:
-        """The patient's active care team, over all their referrals."""
+        """The patient's active care team, over all their referrals (and those of the
+        patients linked with them)."""
         rows = self.session.execute(select(CareTeamRow.member_id, CareTeamRow.discipline)
-                                    .where(CareTeamRow.patient_id == patient_id,
+                                    .where(CareTeamRow.patient_id.in_(
+                                        self.linked_group(patient_id)),
                                            CareTeamRow.left_at.is_(None)))
         return [domain.Member(m, d) for m, d in rows]
 
@@ -362,8 +376,11 @@ class Referrals:
             conds.append(ReferralRow.priority == f.priority)
         if f.condition:
             conds.append(ReferralRow.condition == f.condition)
-        if f.patient_id:
-            conds.append(ReferralRow.patient_id == f.patient_id)
+        if f.patient_id:  # PainCare's id, or an identifier's value (a search, not a match)
+            idents = Base.metadata.tables["patient_identifiers"]
+            conds.append(or_(ReferralRow.patient_id == f.patient_id,
+                             ReferralRow.patient_id.in_(select(idents.c.patient_id).where(
+                                 idents.c.value == f.patient_id))))
         if f.referrer:
             like = f"%{f.referrer.casefold()}%"
             conds.append(or_(func.lower(ReferralRow.referrer_name).like(like),

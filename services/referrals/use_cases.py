@@ -24,6 +24,8 @@ from services.referrals.db import (
     to_domain,
 )
 from services.referrals.domain import Actor, BreachRisk, Move, PriorityTargets, Referral
+from services.referrals.patients import domain as patients_domain
+from services.referrals.patients import use_cases as patients
 from shared.auth import Principal
 from shared.correlation import new_id
 from shared.errors import Conflict
@@ -92,14 +94,19 @@ def receive(runtime: Runtime, session: Session, body: dict[str, Any], *, actor: 
         preferred_channel=patient["preferred_channel"], email=contact.get("email"),
         phone=contact.get("phone")), today=now.date())
     key = domain.referrer_key(referrer["name"], referrer.get("organisation", ""))
-    repo.lock_duplicates(f"intake|{patient['id']}|{body['condition']}")
-    repeated = domain.duplicate_of(repo.open_candidates(patient["id"], body["condition"]),
+    referral_id = new_id()
+    patient_id, idents = patients.intake(
+        runtime, session, patient, referral_id=referral_id, now=now,
+        referrer_sys=patients_domain.referrer_system(referrer.get("system"),
+                                                     referrer.get("organisation", "")))
+    repo.lock_duplicates(f"intake|{patient_id}|{body['condition']}")
+    repeated = domain.duplicate_of(repo.open_candidates(patient_id, body["condition"]),
                                    referrer=key, now=now, window=duplicate_window(runtime))
     if repeated is not None:
         return repo.get(repeated), False
 
     referral, step = domain.receive(
-        new_id(), patient_id=patient["id"], condition=body["condition"],
+        referral_id, patient_id=patient_id, condition=body["condition"],
         urgency_requested=body.get("urgency_requested"), targets=targets(runtime, session),
         actor=actor, now=now)
     ref_contact = referrer.get("contact") or {}
@@ -107,7 +114,8 @@ def receive(runtime: Runtime, session: Session, body: dict[str, Any], *, actor: 
     row = ReferralRow(
         id=referral.id, status=referral.status, received_at=now, updated_at=now,
         created_by=actor.id, idempotency_key=idempotency_key, request_fingerprint=print_,
-        patient_id=patient["id"], patient_name=patient["name"],
+        patient_id=patient_id, patient_name=patient["name"],
+        patient_identifiers=[{"system": i.system, "value": i.value} for i in idents],
         patient_date_of_birth=patient["date_of_birth"], patient_email=contact.get("email"),
         patient_phone=contact.get("phone"), preferred_channel=patient["preferred_channel"],
         language=patient["language"], referrer_name=referrer["name"],
@@ -122,15 +130,13 @@ def receive(runtime: Runtime, session: Session, body: dict[str, Any], *, actor: 
     apply(row, referral, now=now)
     repo.add(row)
     repo.record(row.id, step)
+    # v2: the patient's id only; their details went to patients.contacts (intake)
     runtime.emit(session, "referral.received", {
-        "referral_id": row.id,
-        "patient": {"patient_id": row.patient_id, "name": row.patient_name,
-                    "date_of_birth": row.patient_date_of_birth, "email": row.patient_email,
-                    "phone": row.patient_phone, "preferred_channel": row.preferred_channel,
-                    "language": row.language},
+        "referral_id": row.id, "patient_id": row.patient_id,
         "referrer": {"name": row.referrer_name, "organisation": row.referrer_organisation},
         "condition": row.condition, "received_at": now,
-        "urgency_requested": row.urgency_requested, "due_by": row.due_by}, key=row.id)
+        "urgency_requested": row.urgency_requested, "due_by": row.due_by}, key=row.id,
+        version=2)
     _status_changed(runtime, session, referral, step)
     return row, True
 

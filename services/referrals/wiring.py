@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from services.referrals.db import Base
+from services.referrals.patients import db as _patients  # noqa: F401  (its tables on Base)
 from shared.config import Settings
 from shared.runtime import Runtime
 from shared.topics import REFERRALS

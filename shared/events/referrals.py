@@ -49,12 +49,30 @@ class Screening(Schema):
 
 @register("referral.received", 1)
 class ReferralReceivedV1(Schema):
+    """Superseded by v2 (it carried contact details); still read from older messages."""
+
     referral_id = _id
     patient = fields.Nested(PatientContact, required=True)
     referrer = fields.Nested(Referrer, required=True)
     condition = fields.String(required=True, validate=validate.OneOf(CONDITIONS))
     received_at = fields.AwareDateTime(required=True)
     # What the referrer asked for; triage sets the priority later.
+    urgency_requested = fields.String(load_default=None, allow_none=True,
+                                      validate=validate.OneOf(PRIORITIES))
+    due_by = fields.Date(load_default=None, allow_none=True)
+
+
+@register("referral.received", 2)
+class ReferralReceivedV2(Schema):
+    """v2 carries the patient's PainCare id only: no name, date of birth or contacts
+    (those travel once, as `patient.contact_changed` on the protected
+    `patients.contacts`). Consumers still read v1 from older messages."""
+
+    referral_id = _id
+    patient_id = _id
+    referrer = fields.Nested(Referrer, required=True)
+    condition = fields.String(required=True, validate=validate.OneOf(CONDITIONS))
+    received_at = fields.AwareDateTime(required=True)
     urgency_requested = fields.String(load_default=None, allow_none=True,
                                       validate=validate.OneOf(PRIORITIES))
     due_by = fields.Date(load_default=None, allow_none=True)

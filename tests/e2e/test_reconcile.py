@@ -109,6 +109,7 @@ def _drive(procs: dict[str, ServiceProcesses], settings: Settings, ledger: Ledge
         made = _json(requests.post(f"{url['referrals']}/referrals", json=body, timeout=10,
                                    headers={**scheduler, "Idempotency-Key": key}), 200, 201)
     rid = made["id"]
+    patient = made["patient"]["id"]  # PainCare's own id; the referrer's is an identifier
     ledger.add(ReferralRecord(rid, patient, key))
     _json(requests.post(f"{url['referrals']}/referrals/{rid}/triage", headers=lead, timeout=10,
                         json={"priority": "soon", "screening": {"tool": "dn4", "score": 6},

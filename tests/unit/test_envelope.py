@@ -20,7 +20,7 @@ CATALOGUE = {
     "system": {("system.ping", 1)},
     "referrals": {(f"referral.{t}", 1) for t in (
         "received", "triaged", "accepted", "rejected", "cancelled", "discharged",
-        "status_changed", "breach_risk")},
+        "status_changed", "breach_risk")} | {("referral.received", 2)},
     "scheduling": {("provider.registered", 1), ("provider.capacity_changed", 1),
                    ("waitlist.offered", 1)}
     | {(f"appointment.{t}", 1) for t in (
@@ -32,6 +32,8 @@ CATALOGUE = {
        ("patient.safety_alert_closed", 1), ("patient.break_glass", 1)},
     "notifications": {("notification.sent", 1), ("notification.failed", 1)},
     "fhir": {("fhir.task_changed", 1)},
+    "patients": {("patient.linked", 1), ("patient.unlinked", 1),
+                 ("patient.contact_changed", 1)},
 }
 
 

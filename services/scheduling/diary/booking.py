@@ -28,9 +28,11 @@ from services.scheduling.diary.context import (
 from services.scheduling.diary.db import (
     EXCLUSIONS,
     appointments,
+    patient_links,
     waitlist,
 )
 from shared import availability as av
+from shared import patient_links as links
 from shared.auth import Principal
 from shared.errors import Conflict, InvalidInput, NotFound
 
@@ -258,8 +260,8 @@ def list_appointments(d: Diary, s: Session, *, provider_id: str | None = None,
     q = select(appointments).order_by(a.start_at, a.id)
     if provider_id:
         q = q.where(a.provider_id == provider_id)
-    if patient_id:
-        q = q.where(a.patient_id == patient_id)
+    if patient_id:  # with those of everyone the registry links with the patient
+        q = q.where(a.patient_id.in_(links.group(s, patient_links, patient_id)))
     if status:
         q = q.where(a.status == status)
     if start:

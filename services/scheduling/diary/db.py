@@ -29,6 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
+from shared.patient_links import add_patient_links_table
+
 
 class Base(DeclarativeBase):
     pass
@@ -56,6 +58,8 @@ class UtcDateTime(TypeDecorator):
 
 
 metadata = Base.metadata
+# patients linked by the registry: their appointments are listed together (nothing moved)
+patient_links = add_patient_links_table(metadata)
 _id = String(36)
 
 providers = Table(

@@ -86,10 +86,12 @@ def test_production_kafka_is_tls_with_scram_and_each_service_has_its_user() -> N
         user = users[service]
         assert user["spec"]["authentication"]["type"] == "scram-sha-512"
         writes = {a["resource"]["name"] for a in user["spec"]["authorization"]["acls"]
-                  if "Write" in a["operations"] and a["resource"]["type"] == "topic"}
-        mine = {own_topic.get(service), "system.events", f"{service}.dlq"} - {None}
+                  if "Write" in a["operations"] and a["resource"]["type"] == "topic"
+                  and a.get("type", "allow") == "allow"}
+        mine = ({own_topic.get(service), "system.events", f"{service}.dlq"}
+                | set(registry.service(service).also_produces)) - {None}
         if service == "dashboard":   # replays dead letters to where they came from
-            mine |= set(own_topic.values())
+            mine |= set(own_topic.values()) | {registry.PATIENTS_TOPIC}
         assert writes == mine, f"{service} may write {sorted(writes)}"
         for role in support.roles(service):
             c = r.container("Deployment", f"{service}-{role}")
@@ -118,3 +120,24 @@ def test_every_deployment_knows_every_role_the_provider_may_carry(overlay: Path)
             known = r.env_value(c, "OIDC_ROLES").split(",")
             assert set(ROLES) <= set(known), \
                 f"{service}-{role} drops {sorted(set(ROLES) - set(known))}"
+
+
+def test_only_the_notifier_and_the_fhir_gateway_read_the_patients_contacts() -> None:
+    """patients.contacts carries personal data (names, dates of birth, contacts): in
+    production only the consumers that need them may read it, and the dashboard's
+    read-everything is explicitly denied it."""
+    from tests.integration.deploy.test_k8s import rendered
+
+    r = rendered(support.K8S / "overlays" / "production")
+    readers, denied = set(), set()
+    for user in r.of_kind("KafkaUser"):
+        for acl in user["spec"]["authorization"]["acls"]:
+            res = acl["resource"]
+            if res["type"] != "topic" or "Read" not in acl["operations"]:
+                continue
+            if res["name"] == "patients.contacts":
+                (denied if acl.get("type") == "deny" else readers).add(
+                    user["metadata"]["name"])
+            elif res["name"] == "*" and acl.get("type", "allow") == "allow":
+                readers.add(user["metadata"]["name"])
+    assert readers - denied == {"notifier", "fhir"}

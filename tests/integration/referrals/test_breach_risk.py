@@ -79,7 +79,8 @@ def test_a_late_first_visit_is_a_breach_risk_once_per_itinerary_until_one_is_in_
     handle(desk, itinerary("itinerary.proposed", rid, "it-late", late))  # the same again
     handle(desk, itinerary("itinerary.proposed", on_time, "it-ok", on(due, 17)))
     [risk] = events(desk, "referral.breach_risk")
-    assert risk == {"referral_id": rid, "patient_id": "pat-ann", "priority": "soon",
+    patient_id = detail(desk, rid)["patient"]["id"]  # PainCare's own id
+    assert risk == {"referral_id": rid, "patient_id": patient_id, "priority": "soon",
                     "due_by": due.isoformat(), "reason": "first_visit_after_due",
                     "first_visit_at": late.isoformat(), "detected_at": risk["detected_at"]}
 

@@ -49,7 +49,8 @@ def test_a_referral_goes_from_received_to_accepted_and_keeps_its_history(desk: D
     lead_view = desk.client.get(f"/referrals/{referral['id']}", headers=desk.lead).get_json()
     assert lead_view["history"][1]["reason"] == "DN4 6/10; sleep and mood affected"
     assert desk.outbox_types() == [
-        "referral.received", "referral.status_changed", "referral.triaged",
+        "patient.contact_changed", "referral.received", "referral.status_changed",
+        "referral.triaged",
         "referral.status_changed", "referral.accepted", "referral.status_changed"]
 
 
@@ -327,4 +328,5 @@ def test_the_same_referral_sent_at_once_from_four_desks_is_stored_once(desk: Des
     assert sorted(code for code, _id in answers) == [200, 200, 200, 201]
     assert len({rid for _code, rid in answers}) == 1
     assert desk.counts()[0] == 1
-    assert desk.outbox_types() == ["referral.received", "referral.status_changed"]
+    assert desk.outbox_types() == ["patient.contact_changed", "referral.received",
+                                   "referral.status_changed"]

@@ -230,6 +230,14 @@ ROUTE_ONLY: dict[tuple[str, str, str], str] = {
         "schedulers and referring systems record referrals (the fixture: referrer_x)",
     **{("referrals", "POST", f"/referrals/<referral_id>/{a}"): _DECISION
        for a in ("triage", "accept", "reject", "cancel", "resume", "discharge")},
+    **{("referrals", m, r): "the patient registry: schedulers only (demographics, no "
+       "clinical text); tests/integration/referrals/test_patients.py"
+       for m, r in (("GET", "/patients/<patient_id>"),
+                    ("PATCH", "/patients/<patient_id>/contacts"),
+                    ("POST", "/patients/<patient_id>/unlink"),
+                    ("GET", "/patients/possible-same"),
+                    ("POST", "/patients/possible-same/<task_id>/link"),
+                    ("POST", "/patients/possible-same/<task_id>/keep-apart"))},
     ("referrals", "GET", "/priority-targets"): _CONFIG,
     ("referrals", "PUT", "/priority-targets"): _CONFIG,
     ("notes", "GET", "/measures"): _CONFIG,

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.scheduling.diary import roster
-from services.scheduling.diary.db import appointments
+from services.scheduling.diary.db import appointments, patient_links
 from services.scheduling.itineraries.db import itineraries, itinerary_visits
 from services.scheduling.itineraries.model import (
     Itinerary,
@@ -20,6 +20,7 @@ from services.scheduling.itineraries.planner import (
     Planner,
     Row,
 )
+from shared import patient_links as links
 from shared.errors import NotFound
 
 
@@ -78,7 +79,7 @@ def find(planner: Planner, s: Session, now: datetime, *, patient_id: str | None 
          referral_id: str | None = None, limit: int = 50, offset: int = 0) -> list[Row]:
     q = select(itineraries.c.id).order_by(itineraries.c.created_at, itineraries.c.id)
     if patient_id:
-        q = q.where(itineraries.c.patient_id == patient_id)
+        q = q.where(itineraries.c.patient_id.in_(links.group(s, patient_links, patient_id)))
     if referral_id:
         q = q.where(itineraries.c.referral_id == referral_id)
     ids = s.execute(q.limit(limit).offset(offset)).scalars().all()
