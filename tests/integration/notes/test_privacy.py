@@ -27,13 +27,21 @@ class _Everything(logging.Handler):
 
 @pytest.fixture
 def every_log_line():
+    """Every record at every level: loggers that other tests quietened (e.g. the
+    referrals tests' `shared.web` at WARNING) are opened for this test and put back."""
     root = logging.getLogger()
     handler, level = _Everything(), root.level
+    quietened = {name: lg.level for name, lg in logging.root.manager.loggerDict.items()
+                 if isinstance(lg, logging.Logger) and lg.level > logging.DEBUG}
+    for name in quietened:
+        logging.getLogger(name).setLevel(logging.NOTSET)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     yield handler.lines
     root.removeHandler(handler)
     root.setLevel(level)
+    for name, was in quietened.items():
+        logging.getLogger(name).setLevel(was)
 
 
 def test_a_notes_text_appears_in_no_log_line_and_no_event(clinic, every_log_line, capfd):
