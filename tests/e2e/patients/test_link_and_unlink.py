@@ -36,7 +36,7 @@ def smtp():
     server.stop()
 
 
-@pytest.mark.journey(short="postgresql")
+@pytest.mark.journey(short="postgres")
 def test_two_registrations_linked_then_unlinked_keep_every_record(
         new_database_url, topic_prefix, kafka_bootstrap, tmp_path, smtp):
     settings = Settings.for_service("tests", topic_prefix=topic_prefix,
