@@ -87,22 +87,26 @@ def on_referral_received(repo: Resources, p: dict[str, Any], at: datetime) -> No
         referral["due_by"] = p["due_by"]
     repo.save_fact("referral", p["referral_id"], referral)
     referral_resources(repo, referral, at)
-    _sent_through_fhir(repo, p["referral_id"], contact, at)
+    _sent_through_fhir(repo, p["referral_id"], patient_id, at)
 
 
-def _sent_through_fhir(repo: Resources, referral_id: str, contact: dict[str, Any],
+def _sent_through_fhir(repo: Resources, referral_id: str, patient_id: str,
                        at: datetime) -> None:
     """A referral a referring system sent here, answered before its patient was known:
-    its patient's identifiers and the system's own referrals learn the patient now."""
+    its patient's identifiers and the system's own referrals learn the patient now. The
+    Patient resource is rebuilt with those identifiers if the registry's details have
+    come (patients.contacts); if they come later, `on_contact_changed` builds it."""
     intake = repo.fact("intake", referral_id)
     if intake is None or intake.get("patient_id"):
         return
-    repo.save_fact("intake", referral_id, {**intake, "patient_id": contact["patient_id"]})
+    repo.save_fact("intake", referral_id, {**intake, "patient_id": patient_id})
     for ident in intake.get("patient_identifiers") or []:
-        repo.remember("patient", ident, contact["patient_id"], at)
+        repo.remember("patient", ident, patient_id, at)
     if intake.get("created_by"):
-        access.sent(repo, referral_id, contact["patient_id"], intake["created_by"])
-    patient_resource(repo, contact, at)
+        access.sent(repo, referral_id, patient_id, intake["created_by"])
+    contact = repo.fact("patient", patient_id)
+    if contact:
+        patient_resource(repo, contact, at)
 
 
 def on_status_changed(repo: Resources, p: dict[str, Any], at: datetime) -> None:

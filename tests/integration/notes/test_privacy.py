@@ -27,12 +27,14 @@ class _Everything(logging.Handler):
 
 @pytest.fixture
 def every_log_line():
-    """Every record at every level: loggers that other tests quietened (e.g. the
-    referrals tests' `shared.web` at WARNING) are opened for this test and put back."""
+    """Every record of our code at every level: its loggers that other tests quietened
+    (the referrals tests' `shared.web` at WARNING) are opened for this test and put back.
+    Libraries keep their levels (SQLAlchemy's engine echo is off in every deployment)."""
     root = logging.getLogger()
     handler, level = _Everything(), root.level
     quietened = {name: lg.level for name, lg in logging.root.manager.loggerDict.items()
-                 if isinstance(lg, logging.Logger) and lg.level > logging.DEBUG}
+                 if isinstance(lg, logging.Logger) and lg.level > logging.DEBUG
+                 and name.split(".")[0] in ("shared", "services")}
     for name in quietened:
         logging.getLogger(name).setLevel(logging.NOTSET)
     root.addHandler(handler)
